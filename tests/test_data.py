@@ -1,0 +1,144 @@
+import collections
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from hf_transfer.config import DataArguments
+from hf_transfer.data import build_image_transforms, load_image_data, resolve_image_data_config, to_model_mode
+from hf_transfer.data.builtin import resolve_data_presets
+from hf_transfer.exceptions import DataError
+
+from .conftest import make_image, write_imagefolder
+
+
+def data_args(**kwargs) -> DataArguments:
+    args = DataArguments(**kwargs)
+    resolve_data_presets(args)
+    return args
+
+
+def test_imagefolder_labels_and_stratified_seeded_split(tmp_path):
+    root = write_imagefolder(tmp_path / "d", per_class=10)
+    data = load_image_data(data_args(train_dir=str(root), train_val_split=0.2), seed=1)
+    assert data.label_names == ["blue", "green", "red"]
+    assert len(data.train) == 24 and len(data.validation) == 6
+    assert collections.Counter(data.validation["label"]) == {0: 2, 1: 2, 2: 2}  # stratified
+    again = load_image_data(data_args(train_dir=str(root), train_val_split=0.2), seed=1)
+    other = load_image_data(data_args(train_dir=str(root), train_val_split=0.2), seed=2)
+    paths = lambda d: [img.filename for img in d.validation["image"]]  # noqa: E731
+    assert paths(again) == paths(data) and paths(other) != paths(data)
+
+
+def test_separate_validation_dir_with_a_subset_of_classes(tmp_path):
+    train = write_imagefolder(tmp_path / "train", per_class=4)
+    val = write_imagefolder(tmp_path / "val", per_class=2, classes=("red", "blue"))
+    data = load_image_data(data_args(train_dir=str(train), validation_dir=str(val)))
+    assert len(data.validation) == 4
+    names = [data.label_names[i] for i in data.validation["label"]]
+    assert sorted(set(names)) == ["blue", "red"]  # mapped by name, not by folder position
+    red = [img for img, name in zip(data.validation["image"], names) if name == "red"][0]
+    assert red.convert("RGB").getpixel((5, 5))[0] > 150
+
+
+def test_csv_with_relative_paths_and_string_labels(csv_dataset):
+    data = load_image_data(data_args(train_file=str(csv_dataset), image_column_name="file", label_column_name="category"))
+    assert data.label_names == ["blue", "green", "red"]
+    assert len(data.train) + len(data.validation) == 18
+    assert isinstance(data.train[0]["file"], Image.Image)
+
+
+def test_max_samples(tmp_path):
+    root = write_imagefolder(tmp_path / "d", per_class=10)
+    data = load_image_data(data_args(train_dir=str(root), max_train_samples=7, max_eval_samples=2))
+    assert (len(data.train), len(data.validation)) == (7, 2)
+
+
+def test_missing_column_lists_the_columns(csv_dataset):
+    with pytest.raises(DataError, match=r"'category'.*\['file', 'category'\]|columns are \['file', 'category'\]"):
+        load_image_data(data_args(train_file=str(csv_dataset), image_column_name="file"))
+    with pytest.raises(DataError, match="--image_column_name"):
+        load_image_data(data_args(train_file=str(csv_dataset), label_column_name="category"))
+
+
+def test_one_class_only(tmp_path):
+    root = write_imagefolder(tmp_path / "d", classes=("red",))
+    with pytest.raises(DataError, match="single class"):  # a one-folder imagefolder has no label column
+        load_image_data(data_args(train_dir=str(root)))
+
+
+def test_empty_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        load_image_data(data_args(train_dir=str(tmp_path / "empty")))
+
+
+def test_nonexistent_directory():
+    with pytest.raises(DataError, match="does not exist"):
+        load_image_data(data_args(train_dir="/no/such/dir"))
+
+
+def test_corrupt_image_is_named_or_skipped_and_counted(tmp_path):
+    root = write_imagefolder(tmp_path / "d", per_class=6)
+    bad = root / "red" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    with pytest.raises(DataError, match=r"broken\.png.*--skip_bad_images"):
+        load_image_data(data_args(train_dir=str(root)))
+    data = load_image_data(data_args(train_dir=str(root), skip_bad_images=True))
+    assert sum(data.skipped_images.values()) == 1
+    assert len(data.train) + len(data.validation) == 18
+
+
+def test_validation_label_unknown_to_training(tmp_path):
+    train = write_imagefolder(tmp_path / "train", classes=("red", "blue"))
+    val = write_imagefolder(tmp_path / "val", classes=("green",))
+    with pytest.raises(DataError, match="green"):
+        load_image_data(data_args(train_dir=str(train), validation_dir=str(val)))
+
+
+def test_split_too_small_to_stratify(tmp_path):
+    root = write_imagefolder(tmp_path / "d", per_class=1)
+    with pytest.raises(DataError, match="stratified"):
+        load_image_data(data_args(train_dir=str(root), train_val_split=0.1))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "I;16"])
+def test_image_modes_become_rgb(mode):
+    image = make_image((200, 40, 40), seed=0).convert(mode if mode != "I;16" else "L")
+    if mode == "I;16":
+        image = image.convert("I;16")
+    converted = to_model_mode(image, channels=3)
+    assert converted.mode == "RGB" and converted.size == image.size
+    assert to_model_mode(image, channels=1).mode == "L"
+
+
+def test_transparent_pixels_become_white_not_black():
+    image = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert to_model_mode(image).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(
+    ("arch", "mean"), [("tf_efficientnet_lite0", (0.5, 0.5, 0.5)), ("resnet18", (0.485, 0.456, 0.406))]
+)
+def test_transforms_follow_the_models_own_data_config(arch, mean):
+    import timm
+
+    model = timm.create_model(arch, pretrained=False, num_classes=2)
+    config = resolve_image_data_config(model, image_size=48)
+    assert tuple(config["mean"]) == pytest.approx(mean) and config["input_size"] == (3, 48, 48)
+    train_tf, eval_tf = build_image_transforms(config, data_args(hflip=0.0))
+    image = make_image((255, 255, 255), seed=0, size=100)
+    for tf in (train_tf, eval_tf):
+        out = tf(image)
+        assert out.shape == (3, 48, 48)
+    # white normalises to (1 - mean) / std: checks the model's own normalisation was used
+    expected = (1.0 - torch.tensor(config["mean"])) / torch.tensor(config["std"])
+    assert torch.allclose(eval_tf(Image.new("RGB", (60, 60), (255, 255, 255)))[:, 24, 24], expected, atol=1e-3)
+
+
+def test_builtin_mnist_is_an_imagefolder_of_real_digits():
+    data = load_image_data(data_args(max_train_samples=20, max_eval_samples=10))
+    assert data.source == "builtin:mnist" and data.label_names == [str(d) for d in range(10)]
+    assert len(data.train) + len(data.validation) == 30
+    assert Path(data.train[0]["image"].filename).parent.name in data.label_names
