@@ -45,7 +45,9 @@ class ModelArguments:
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit) to load."})
     token: str | None = field(default=None, metadata={"help": "Hub token for private checkpoints."})
     drop_rate: float | None = field(default=None, metadata={"help": "Dropout before the new head (timm drop_rate)."})
-    drop_path_rate: float | None = field(default=None, metadata={"help": "Stochastic depth rate (timm drop_path_rate)."})
+    drop_path_rate: float | None = field(
+        default=None, metadata={"help": "Stochastic depth rate (timm drop_path_rate)."}
+    )
 
 
 @dataclass
@@ -58,7 +60,9 @@ class DataArguments:
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
-    train_dir: str | None = field(default=None, metadata={"help": "An imagefolder directory: one subfolder per class."})
+    train_dir: str | None = field(
+        default=None, metadata={"help": "An imagefolder directory: one subfolder per class."}
+    )
     validation_dir: str | None = field(default=None, metadata={"help": "An imagefolder directory for validation."})
     train_file: str | None = field(
         default=None, metadata={"help": "csv/json/jsonl/parquet file with an image path column and a label column."}
@@ -172,7 +176,9 @@ def _load_yaml(path: str) -> dict[str, Any]:
         except yaml.YAMLError as err:
             raise ConfigError(f"--config: {path} is not valid YAML: {err}") from err
     if not isinstance(loaded, dict):
-        raise ConfigError(f"--config: {path} must hold a mapping of flag names to values, got {type(loaded).__name__}.")
+        raise ConfigError(
+            f"--config: {path} must hold a mapping of flag names to values, got {type(loaded).__name__}."
+        )
     # Accept both flat files and files grouped by section (model:, data:, strategy:, training:).
     flat: dict[str, Any] = {}
     for key, value in loaded.items():

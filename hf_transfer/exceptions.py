@@ -1,4 +1,4 @@
-"""Errors a user can act on. Both subclass ValueError so callers that only know the standard library still catch them."""
+"""Errors a user can act on. Both subclass ValueError, so callers that know only the standard library catch them."""
 
 
 class ConfigError(ValueError):

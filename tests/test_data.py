@@ -43,7 +43,9 @@ def test_separate_validation_dir_with_a_subset_of_classes(tmp_path):
 
 
 def test_csv_with_relative_paths_and_string_labels(csv_dataset):
-    data = load_image_data(data_args(train_file=str(csv_dataset), image_column_name="file", label_column_name="category"))
+    data = load_image_data(
+        data_args(train_file=str(csv_dataset), image_column_name="file", label_column_name="category")
+    )
     assert data.label_names == ["blue", "green", "red"]
     assert len(data.train) + len(data.validation) == 18
     assert isinstance(data.train[0]["file"], Image.Image)

@@ -47,7 +47,9 @@ def test_hub_ids_and_timm_names_resolve_without_network():
 
 
 def test_new_head_starts_at_zero_and_has_the_label_count():
-    wrapper, view = build_image_model(ModelArguments(model_name_or_path="test_efficientnet", from_scratch=True), list("abcd"))
+    wrapper, view = build_image_model(
+        ModelArguments(model_name_or_path="test_efficientnet", from_scratch=True), list("abcd")
+    )
     head = wrapper.timm_model.get_classifier()
     assert head.out_features == 4 and not head.weight.any() and not head.bias.any()
     assert wrapper.config.id2label == {0: "a", 1: "b", 2: "c", 3: "d"}
@@ -65,8 +67,8 @@ def test_lite0_key_remap():
 
 def test_converted_lite0_recognises_a_real_cat_photo():
     """The converted weights are the genuine ImageNet model: scikit-image's 'chelsea' is a tabby cat."""
-    from skimage import data as skdata
     from PIL import Image
+    from skimage import data as skdata
     from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
     folder = builtin_checkpoint_dir("builtin:efficientnet_lite0")
@@ -90,7 +92,9 @@ def test_builtin_cache_is_checked_and_rebuilt(tmp_path, monkeypatch):
 def test_saved_model_loads_natively_with_label_names(tmp_path):
     from transformers import AutoModelForImageClassification
 
-    wrapper, _ = build_image_model(ModelArguments(model_name_or_path="test_convnext", from_scratch=True), ["cat", "dog"])
+    wrapper, _ = build_image_model(
+        ModelArguments(model_name_or_path="test_convnext", from_scratch=True), ["cat", "dog"]
+    )
     torch.nn.init.normal_(wrapper.timm_model.get_classifier().weight)
     data_config = {"input_size": (3, 40, 40), "mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5), "crop_pct": 1.0}
     save_timm_model(wrapper.timm_model, tmp_path, ["cat", "dog"], data_config)

@@ -20,7 +20,13 @@ def test_recipe_smoke_under_accelerate_launch(tmp_path):
     out = tmp_path / "run"
     result = run_command(["accelerate", "launch", "recipes/image_cls.py", "--output_dir", str(out), *SMOKE])
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in ("config.json", "model.safetensors", "all_results.json", "eval_results.json", "hf_transfer_config.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "all_results.json",
+        "eval_results.json",
+        "hf_transfer_config.json",
+    ):
         assert (out / name).is_file(), name
     results = json.loads((out / "all_results.json").read_text())
     assert 0.0 <= results["eval_accuracy"] <= 1.0 and "eval_top5_accuracy" in results  # 10 classes → top-5
@@ -54,9 +60,27 @@ def test_cli_train_on_an_imagefolder_with_a_tiny_model(tmp_path):
     data = write_imagefolder(tmp_path / "colours", per_class=6)
     out = tmp_path / "run"
     result = run_command(
-        ["hf-transfer", "train", "--model_name_or_path", "test_convnext", "--from_scratch", "--train_dir", str(data),
-         "--output_dir", str(out), "--strategy", "freeze", "--freeze_blocks", "2", "--num_train_epochs", "1",
-         "--per_device_train_batch_size", "4", "--image_size", "32"]  # fmt: skip
+        [
+            "hf-transfer",
+            "train",
+            "--model_name_or_path",
+            "test_convnext",
+            "--from_scratch",
+            "--train_dir",
+            str(data),
+            "--output_dir",
+            str(out),
+            "--strategy",
+            "freeze",
+            "--freeze_blocks",
+            "2",
+            "--num_train_epochs",
+            "1",
+            "--per_device_train_batch_size",
+            "4",
+            "--image_size",
+            "32",
+        ]  # fmt: skip
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "config.json").read_text())["label_names"] == ["blue", "green", "red"]

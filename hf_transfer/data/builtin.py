@@ -50,7 +50,9 @@ def builtin_dataset_dir(name: str) -> Path:
     """Return the imagefolder of a built-in dataset, writing it on first use (atomically, so ranks can race)."""
     key = name.removeprefix(BUILTIN_PREFIX)
     if key not in BUILTIN_DATASETS:
-        raise ConfigError(f"--dataset_name: unknown built-in {name!r}; available: {', '.join(list_builtin_datasets())}.")
+        raise ConfigError(
+            f"--dataset_name: unknown built-in {name!r}; available: {', '.join(list_builtin_datasets())}."
+        )
     root = cache_dir("datasets")
     folder = root / key
     if (folder / _COMPLETE).exists():
@@ -72,11 +74,13 @@ def builtin_dataset_dir(name: str) -> Path:
 
 
 def resolve_data_presets(args) -> None:
-    """Fill unset (None) augmentation/resolution fields of ``DataArguments`` from the dataset's preset or the defaults."""
+    """Fill unset (None) augmentation/resolution fields from the dataset's preset, else the generic defaults."""
     from ..config import DEFAULT_IMAGE_DATASET
 
     name = args.dataset_name or ("" if (args.train_dir or args.train_file) else DEFAULT_IMAGE_DATASET)
-    preset = BUILTIN_DATASET_PRESETS.get(name.removeprefix(BUILTIN_PREFIX), {}) if name.startswith(BUILTIN_PREFIX) else {}
+    preset = (
+        BUILTIN_DATASET_PRESETS.get(name.removeprefix(BUILTIN_PREFIX), {}) if name.startswith(BUILTIN_PREFIX) else {}
+    )
     for key, value in {**GENERIC_AUGMENTATION, **preset}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

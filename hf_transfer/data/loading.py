@@ -56,7 +56,9 @@ def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
         validation, skipped["validation"] = verify_images(validation, args, "validation")
     for split_name, split in (("train", train), ("validation", validation)):
         if len(split) == 0:
-            raise DataError(f"The {split_name} split of {source} is empty after filtering; nothing to train/evaluate on.")
+            raise DataError(
+                f"The {split_name} split of {source} is empty after filtering; nothing to train/evaluate on."
+            )
     return ImageData(train, validation, label_names, args.image_column_name, args.label_column_name, skipped, source)
 
 
@@ -122,7 +124,10 @@ def _load_table(path: str, args: DataArguments, flag: str) -> Dataset:
 
 
 def _check_columns(split: Dataset, args: DataArguments, split_name: str) -> None:
-    for flag, column in (("--image_column_name", args.image_column_name), ("--label_column_name", args.label_column_name)):
+    for flag, column in (
+        ("--image_column_name", args.image_column_name),
+        ("--label_column_name", args.label_column_name),
+    ):
         if column not in split.column_names:
             raise DataError(
                 f"{flag}: column {column!r} is not in the {split_name} data; its columns are {split.column_names}. "
@@ -130,7 +135,9 @@ def _check_columns(split: Dataset, args: DataArguments, split_name: str) -> None
             )
 
 
-def _encode_labels(train: Dataset, validation: Dataset | None, column: str) -> tuple[Dataset, Dataset | None, list[str]]:
+def _encode_labels(
+    train: Dataset, validation: Dataset | None, column: str
+) -> tuple[Dataset, Dataset | None, list[str]]:
     """Give both splits the same ``ClassLabel`` column; string and integer labels become named classes."""
     feature = train.features[column]
     if isinstance(feature, ClassLabel):
@@ -141,7 +148,9 @@ def _encode_labels(train: Dataset, validation: Dataset | None, column: str) -> t
         if any(v is None for v in values):
             raise DataError(f"Column {column!r} has missing (None) labels in the train data; fill or drop those rows.")
         if any(isinstance(v, (list, dict)) for v in values):
-            raise DataError(f"Column {column!r} holds lists/dicts; single-label classification needs one label per row.")
+            raise DataError(
+                f"Column {column!r} holds lists/dicts; single-label classification needs one label per row."
+            )
         names = [str(v) for v in sorted(values)]
         train = train.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
         present = set(range(len(names)))
@@ -180,7 +189,9 @@ def _stratified_split(train: Dataset, args: DataArguments, seed: int) -> tuple[D
             f"Cannot hold out a stratified {args.train_val_split:.0%} validation split from {len(train)} training "
             f"examples ({err}). Provide a validation split, more data, or a different --train_val_split."
         ) from err
-    logger.info("No validation split: held out %d of %d examples (stratified, seed %d).", len(parts["test"]), len(train), seed)
+    logger.info(
+        "No validation split: held out %d of %d examples (stratified, seed %d).", len(parts["test"]), len(train), seed
+    )
     return parts["train"], parts["test"]
 
 

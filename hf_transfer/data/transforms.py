@@ -33,9 +33,7 @@ def build_image_transforms(data_config: dict[str, Any], args: DataArguments) -> 
     if args.no_augment:
         return eval_tf, eval_tf
     train_config = {k: v for k, v in data_config.items() if k not in ("crop_pct", "crop_mode")}
-    train_tf = create_transform(
-        **train_config, is_training=True, hflip=args.hflip, scale=(args.crop_scale_min, 1.0)
-    )
+    train_tf = create_transform(**train_config, is_training=True, hflip=args.hflip, scale=(args.crop_scale_min, 1.0))
     return train_tf, eval_tf
 
 

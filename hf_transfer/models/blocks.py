@@ -66,7 +66,10 @@ def timm_block_view(model: nn.Module, timm_model: nn.Module, prefix: str = "") -
     ordered = [sorted(names, key=list(body).index) for _, names in sorted(grouped.items())]
     stem, blocks = (ordered[0], ordered[1:]) if len(ordered) > 1 else ([], ordered)
     head = [name for name, p in timm_model.named_parameters() if id(p) in head_ids]
-    add = (lambda names: [prefix + n for n in names])
+
+    def add(names: list[str]) -> list[str]:
+        return [prefix + n for n in names]
+
     return BlockView(
         model=model,
         stem=add(stem),

