@@ -105,6 +105,9 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     train_result = trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
     train_metrics = dict(train_result.metrics)
     train_metrics.update(train_samples=len(data.train), trainable_parameters=trainable, total_parameters=total)
+    train_metrics.update(
+        world_size=training.world_size, distributed_type=str(training.distributed_state.distributed_type)
+    )
     train_metrics.update({f"skipped_{split}_images": n for split, n in data.skipped_images.items() if n})
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
