@@ -42,8 +42,9 @@ class ModelArguments:
         metadata={"help": "Same architecture, random initialisation: the baseline that makes transfer visible."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
-    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit) to load."})
-    token: str | None = field(default=None, metadata={"help": "Hub token for private checkpoints."})
+    model_revision: str = field(
+        default="main", metadata={"help": "Hub revision (branch, tag or commit) of a Hub checkpoint."}
+    )
     drop_rate: float | None = field(default=None, metadata={"help": "Dropout before the new head (timm drop_rate)."})
     drop_path_rate: float | None = field(
         default=None, metadata={"help": "Stochastic depth rate (timm drop_path_rate)."}
@@ -139,7 +140,6 @@ class RecipeConfig:
             out[name] = dataclasses.asdict(getattr(self, name))
         if self.training is not None:
             out["training"] = json.loads(self.training.to_json_string())
-        out["model"].pop("token", None)  # never write secrets next to the model
         if "training" in out:
             out["training"].pop("hub_token", None)
         return out

@@ -71,3 +71,11 @@ def test_missing_yaml_file():
 def test_invalid_combinations_fail_early_naming_the_flag(argv, flag):
     with pytest.raises(ConfigError, match=flag):
         parse(*argv)
+
+
+@pytest.mark.parametrize("name", ["image_linear_probe.yaml", "image_freeze.yaml"])
+def test_shipped_recipe_configs_parse(name):
+    from .conftest import REPO
+
+    config = parse("--config", str(REPO / "recipes" / "configs" / name))
+    assert config.strategy.strategy in {"linear_probe", "freeze"}

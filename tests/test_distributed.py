@@ -17,8 +17,17 @@ def launch(tmp_path, data, processes: int, per_device_batch: int) -> tuple[list[
     out = tmp_path / f"np{processes}"
     launcher = ["accelerate", "launch"] + (["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else [])
     result = run_command(
-        [*launcher, "recipes/image_cls.py", *COMMON, "--train_dir", str(data), "--output_dir", str(out),
-         "--per_device_train_batch_size", str(per_device_batch)]  # fmt: skip
+        [
+            *launcher,
+            "recipes/image_cls.py",
+            *COMMON,
+            "--train_dir",
+            str(data),
+            "--output_dir",
+            str(out),
+            "--per_device_train_batch_size",
+            str(per_device_batch),
+        ]  # fmt: skip
     )
     assert result.returncode == 0, result.stderr[-3000:]
     history = [e for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]

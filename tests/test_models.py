@@ -101,6 +101,7 @@ def test_saved_model_loads_natively_with_label_names(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["label_names"] == ["cat", "dog"] and config["num_classes"] == 2
     assert config["pretrained_cfg"]["input_size"] == [3, 40, 40]  # the preprocessing it was trained with
+    assert "num_classes" not in config.get("model_args", {})  # transformers' TimmWrapper would get it twice
     pixels = torch.randn(2, 3, 40, 40)
     wrapper.eval()
     expected = wrapper(pixel_values=pixels).logits
@@ -110,3 +111,10 @@ def test_saved_model_loads_natively_with_label_names(tmp_path):
     hf_model = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
     assert hf_model.config.id2label == {0: "cat", 1: "dog"}
     assert torch.allclose(hf_model(pixel_values=pixels).logits, expected, atol=1e-5)
+
+
+def test_hub_revision_uses_timms_syntax_and_is_rejected_elsewhere():
+    source = resolve_model_source(ModelArguments(model_name_or_path="timm/vit_tiny", model_revision="v2"))
+    assert source.timm_name == "hf-hub:timm/vit_tiny@v2"
+    with pytest.raises(ConfigError, match="--model_revision"):
+        resolve_model_source(ModelArguments(model_name_or_path="resnet18", model_revision="v2"))

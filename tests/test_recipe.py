@@ -38,7 +38,7 @@ def test_recipe_smoke_under_accelerate_launch(tmp_path):
 
     model = timm.create_model(f"local-dir:{out}", pretrained=True)
     assert model.pretrained_cfg["label_names"] == [str(d) for d in range(10)]
-    assert model.pretrained_cfg["input_size"] == [3, 32, 32]
+    assert tuple(model.pretrained_cfg["input_size"]) == (3, 32, 32)
 
     from hf_transfer.data import builtin_dataset_dir
 

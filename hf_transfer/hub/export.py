@@ -40,7 +40,24 @@ def save_timm_model(
     pretrained_cfg.pop("tag", None)
     timm_model.pretrained_cfg = pretrained_cfg
     save_for_hf(timm_model, str(output_dir), model_config={"label_names": list(label_names)}, safe_serialization=True)
+    _make_loadable_by_transformers(output_dir / "config.json")
     return output_dir
+
+
+def _make_loadable_by_transformers(config_path: Path) -> None:
+    """Keep ``num_classes`` only at the root of a timm config.
+
+    timm >= 1.0.31 also records it in ``model_args``; transformers' ``TimmWrapper`` passes ``model_args`` *and*
+    ``num_classes=num_labels`` to ``timm.create_model`` and fails with "got multiple values for keyword argument
+    'num_classes'". timm itself reads the root value, so the file then serves both loaders.
+    """
+    config = json.loads(config_path.read_text())
+    model_args = config.get("model_args")
+    if isinstance(model_args, dict) and "num_classes" in model_args:
+        model_args.pop("num_classes")
+        if not model_args:
+            config.pop("model_args")
+        config_path.write_text(json.dumps(config, indent=2))
 
 
 def read_label_names(model_dir: str | Path) -> list[str] | None:

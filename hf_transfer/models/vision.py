@@ -54,12 +54,18 @@ def resolve_model_source(args: ModelArguments) -> ModelSource:
             raise ConfigError(f"--model_name_or_path {name!r} is a bare checkpoint: also pass --architecture NAME.")
         _check_timm_name(args.architecture, flag="--architecture")
         return ModelSource(timm_name=args.architecture, checkpoint_file=os.path.abspath(name), reference=name)
-    if name.startswith(("hf-hub:", "local-dir:")):
+    if name.startswith("local-dir:"):
         return ModelSource(timm_name=name, reference=name)
     if "/" in name:
         if name.endswith(CHECKPOINT_SUFFIXES) or name.startswith((".", "/")):
             raise ConfigError(f"--model_name_or_path: file or directory {name!r} does not exist.")
-        return ModelSource(timm_name=f"hf-hub:{name}", reference=name)
+        name = f"hf-hub:{name}"
+    if name.startswith("hf-hub:"):
+        if args.model_revision != "main" and "@" not in name:
+            name = f"{name}@{args.model_revision}"  # timm's syntax for a Hub revision
+        return ModelSource(timm_name=name, reference=args.model_name_or_path)
+    if args.model_revision != "main":
+        raise ConfigError(f"--model_revision applies to Hub checkpoints only, not to {name!r}.")
     _check_timm_name(name, flag="--model_name_or_path")
     return ModelSource(timm_name=name, reference=name)
 
@@ -105,6 +111,7 @@ def build_image_model(
         pretrained=not args.from_scratch,
         drop_rate=args.drop_rate,
         drop_path_rate=args.drop_path_rate,
+        cache_dir=args.cache_dir,
     )
     zero_init_head(timm_model)
     wrapper = wrap_timm_model(timm_model, label_names)
