@@ -9,20 +9,20 @@ import sys
 
 from .exceptions import ConfigError, DataError
 
-RECIPE_TASKS = {"image-classification"}
+RECIPE_TASKS = {"image-classification", "text-classification"}
 
 
 def run_recipe(task: str, argv: list[str] | None = None) -> int:
     """Parse flags/YAML, fine-tune, print the final metrics. User errors exit with status 2 and one clear line."""
     from transformers.utils import logging as hf_logging
 
-    from .config import IMAGE_TRAINING_DEFAULTS, parse_config
+    from .config import parse_config
     from .training.run import fine_tune
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     hf_logging.set_verbosity_warning()
     try:
-        config = parse_config(argv, defaults=IMAGE_TRAINING_DEFAULTS, task=task)
+        config = parse_config(argv, task=task)
         result = fine_tune(config)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

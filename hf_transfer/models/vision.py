@@ -17,7 +17,7 @@ from accelerate import init_empty_weights
 from torch import nn
 from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
-from ..config import ModelArguments
+from ..config import DEFAULT_IMAGE_MODEL, ModelArguments
 from ..exceptions import ConfigError
 from .blocks import BlockView, timm_block_view
 from .builtin import BUILTIN_PREFIX, builtin_checkpoint_dir, list_builtin_models
@@ -36,10 +36,11 @@ class ModelSource:
 
 def resolve_model_source(args: ModelArguments) -> ModelSource:
     """Turn ``--model_name_or_path`` into a timm source, failing fast (with close names) if it cannot be one."""
-    name = args.model_name_or_path
+    name = args.model_name_or_path or DEFAULT_IMAGE_MODEL
     if name.startswith(BUILTIN_PREFIX):
-        if name not in list_builtin_models():
-            raise ConfigError(f"--model_name_or_path: unknown built-in {name!r}; available: {list_builtin_models()}.")
+        available = list_builtin_models("image-classification")
+        if name not in available:
+            raise ConfigError(f"--model_name_or_path: no built-in image checkpoint {name!r}; available: {available}.")
         return ModelSource(timm_name=name, reference=name)  # materialised lazily, in build_image_model
     if os.path.isdir(name):
         if not os.path.isfile(os.path.join(name, "config.json")):
@@ -73,7 +74,7 @@ def resolve_model_source(args: ModelArguments) -> ModelSource:
 def _check_timm_name(name: str, flag: str) -> None:
     if timm.is_model(name):
         return
-    candidates = timm.list_models() + list_builtin_models()
+    candidates = timm.list_models() + list_builtin_models("image-classification")
     close = difflib.get_close_matches(name.split(".")[0], candidates, n=5, cutoff=0.6)
     hint = f" Close names: {', '.join(close)}." if close else ""
     raise ConfigError(
@@ -93,9 +94,10 @@ def create_timm_model(source: ModelSource, num_classes: int, pretrained: bool, *
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
     except (OSError, RuntimeError) as err:
         if pretrained and ("offline" in str(err).lower() or "connect" in str(err).lower()):
+            builtins = ", ".join(list_builtin_models("image-classification"))
             raise ConfigError(
                 f"Could not fetch pretrained weights for {source.reference!r} (no network?). Offline, use a local "
-                f"directory, a checkpoint file or a built-in: {', '.join(list_builtin_models())}."
+                f"directory, a checkpoint file or a built-in: {builtins}."
             ) from err
         raise
 

@@ -1,34 +1,40 @@
-"""Classification metrics through `evaluate`, from metric modules shipped inside the package (no Hub access)."""
+"""Metrics through `evaluate`, from metric modules shipped inside the package (no Hub access needed)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from transformers import EvalPrediction
 
 METRICS_DIR = Path(__file__).resolve().parent.parent / "metrics"
+MetricFn = Callable[[EvalPrediction], dict[str, float]]
 
 
-def load_metric(name: str):
+def load_metric(name: str, config_name: str | None = None):
     """``evaluate.load`` on a local module: the Hub-hosted 'accuracy' etc. cannot be fetched offline."""
     import evaluate
 
     path = METRICS_DIR / name
     if not path.is_dir():
         raise ValueError(f"No bundled metric {name!r}; available: {sorted(p.name for p in METRICS_DIR.iterdir())}.")
-    return evaluate.load(str(path))
+    return evaluate.load(str(path), config_name) if config_name else evaluate.load(str(path))
 
 
-def classification_metrics(num_labels: int) -> Callable[[EvalPrediction], dict[str, float]]:
+def _logits(eval_pred: EvalPrediction) -> np.ndarray:
+    predictions = eval_pred.predictions
+    return np.asarray(predictions[0] if isinstance(predictions, tuple) else predictions)
+
+
+def classification_metrics(num_labels: int) -> MetricFn:
     """accuracy and macro-F1 always; top-5 accuracy when there are at least 10 classes."""
     accuracy, f1 = load_metric("accuracy"), load_metric("f1")
     top_k = load_metric("top_k_accuracy") if num_labels >= 10 else None
 
     def compute(eval_pred: EvalPrediction) -> dict[str, float]:
-        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        logits = np.asarray(logits)
+        logits = _logits(eval_pred)
         references = np.asarray(eval_pred.label_ids)
         predictions = logits.argmax(axis=-1)
         metrics = accuracy.compute(predictions=predictions, references=references)
@@ -38,3 +44,51 @@ def classification_metrics(num_labels: int) -> Callable[[EvalPrediction], dict[s
         return metrics
 
     return compute
+
+
+def multilabel_metrics(threshold: float = 0.5) -> MetricFn:
+    """micro- and macro-F1 of sigmoid(logits) > threshold, plus exact-match (subset) accuracy."""
+    f1 = load_metric("f1", "multilabel")
+
+    def compute(eval_pred: EvalPrediction) -> dict[str, float]:
+        probabilities = 1.0 / (1.0 + np.exp(-_logits(eval_pred)))
+        predictions = (probabilities > threshold).astype(np.int64)
+        references = np.asarray(eval_pred.label_ids).round().astype(np.int64)
+        return {
+            "micro_f1": f1.compute(predictions=predictions, references=references, average="micro")["f1"],
+            "macro_f1": f1.compute(predictions=predictions, references=references, average="macro")["f1"],
+            "subset_accuracy": float((predictions == references).all(axis=1).mean()),
+        }
+
+    return compute
+
+
+def regression_metrics() -> MetricFn:
+    mse, pearson = load_metric("mse"), load_metric("pearsonr")
+
+    def compute(eval_pred: EvalPrediction) -> dict[str, float]:
+        predictions = _logits(eval_pred).reshape(-1)
+        references = np.asarray(eval_pred.label_ids).reshape(-1)
+        return {
+            **mse.compute(predictions=predictions, references=references),
+            **pearson.compute(predictions=predictions, references=references),
+        }
+
+    return compute
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    compute: MetricFn
+    names: tuple[str, ...]  # what ``compute`` reports (without the ``eval_`` prefix)
+    best: str  # the default metric for choosing the best checkpoint
+    greater_is_better: bool
+
+
+def metrics_for(problem_type: str, num_labels: int) -> TaskMetrics:
+    if problem_type == "multi_label_classification":
+        return TaskMetrics(multilabel_metrics(), ("micro_f1", "macro_f1", "subset_accuracy"), "micro_f1", True)
+    if problem_type == "regression":
+        return TaskMetrics(regression_metrics(), ("mse", "pearsonr"), "mse", False)
+    names = ("accuracy", "macro_f1") + (("top5_accuracy",) if num_labels >= 10 else ())
+    return TaskMetrics(classification_metrics(num_labels), names, "accuracy", True)

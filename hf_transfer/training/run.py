@@ -12,14 +12,11 @@ from typing import Any
 
 from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
-from ..config import IMAGE_TRAINING_DEFAULTS, RecipeConfig
-from ..data import build_image_transforms, collate_image_batch, image_transform_fn, load_image_data
-from ..data.transforms import resolve_image_data_config
+from ..config import TRAINING_ARGUMENT_NAMES, TRAINING_DEFAULTS, RecipeConfig, validate_config
 from ..exceptions import ConfigError
-from ..hub.export import save_timm_model
-from ..models.vision import build_image_model, count_parameters, resolve_model_source
+from ..models.vision import count_parameters
 from ..strategies import get_strategy_class
-from .metrics import classification_metrics
+from .tasks import TASKS, PreparedTask
 from .trainer import TransferTrainer
 
 logger = logging.getLogger(__name__)
@@ -53,36 +50,28 @@ def check_output_dir(output_dir: str, overwrite: bool, resume: str | bool | None
         )
 
 
-def default_training_arguments(**overrides: Any) -> TrainingArguments:
+def default_training_arguments(task: str = "image-classification", **overrides: Any) -> TrainingArguments:
     import torch
 
-    values = {**IMAGE_TRAINING_DEFAULTS, "use_cpu": not torch.cuda.is_available(), **overrides}
+    defaults = {k: v for k, v in TRAINING_DEFAULTS[task].items() if k in TRAINING_ARGUMENT_NAMES}
+    values = {**defaults, "use_cpu": not torch.cuda.is_available(), **overrides}
     return TrainingArguments(**values)
 
 
 def fine_tune(config: RecipeConfig) -> FineTuneResult:
     """Run one transfer experiment end to end and save a native-format model in ``output_dir``."""
-    training = config.training or default_training_arguments()
+    training = config.training or default_training_arguments(config.task)
     config.training = training
+    validate_config(config)
     started = time.perf_counter()
     check_output_dir(training.output_dir, config.run.overwrite_output_dir, training.resume_from_checkpoint)
-    source = resolve_model_source(config.model)  # cheap, and fails fast on an unknown model name
     strategy = get_strategy_class(config.strategy.strategy)(config.strategy)
     set_seed(training.seed)
 
-    with training.main_process_first(desc="loading the dataset"):
-        data = load_image_data(config.data, seed=training.data_seed or training.seed)
-    model, view = build_image_model(config.model, data.label_names, source)
-    strategy.apply(view)
-    trainable, total = count_parameters(model)
-
-    data_config = resolve_image_data_config(model.timm_model, config.data.image_size)
-    train_tf, eval_tf = build_image_transforms(data_config, config.data)
-    channels = data_config["input_size"][0]
-    train_ds = data.train.with_transform(image_transform_fn(train_tf, data.image_column, data.label_column, channels))
-    eval_ds = data.validation.with_transform(
-        image_transform_fn(eval_tf, data.image_column, data.label_column, channels)
-    )
+    task = TASKS[config.task](config, training)
+    strategy.apply(task.view)
+    trainable, total = count_parameters(task.model)
+    _choose_best_metric(training, task)
 
     callbacks = []
     if config.run.early_stopping_patience:
@@ -92,51 +81,66 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
             )
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.run.early_stopping_patience))
     trainer = TransferTrainer(
-        model=model,
+        model=task.model,
         args=training,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        data_collator=collate_image_batch,
-        compute_metrics=classification_metrics(len(data.label_names)),
+        train_dataset=task.train_dataset,
+        eval_dataset=task.eval_dataset,
+        data_collator=task.data_collator,
+        processing_class=task.processing_class,
+        compute_metrics=task.metrics.compute,
         callbacks=callbacks,
         strategy=strategy,
-        block_view=view,
+        block_view=task.view,
     )
     train_result = trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
     train_metrics = dict(train_result.metrics)
-    train_metrics.update(train_samples=len(data.train), trainable_parameters=trainable, total_parameters=total)
+    train_metrics.update(train_samples=len(task.train_dataset), trainable_parameters=trainable, total_parameters=total)
     train_metrics.update(
         world_size=training.world_size, distributed_type=str(training.distributed_state.distributed_type)
     )
-    train_metrics.update({f"skipped_{split}_images": n for split, n in data.skipped_images.items() if n})
+    skipped = task.provenance.get("skipped_images") or {}
+    train_metrics.update({f"skipped_{split}_images": n for split, n in skipped.items() if n})
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
 
     eval_metrics = trainer.evaluate()
-    eval_metrics["eval_samples"] = len(data.validation)
+    eval_metrics["eval_samples"] = len(task.eval_dataset)
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
     trainer.save_state()
 
     if trainer.is_world_process_zero():
-        save_timm_model(trainer.model.timm_model, training.output_dir, data.label_names, data_config)
+        task.save(training.output_dir)
         resolved = config.to_dict()
         resolved["provenance"] = {
-            "base_model": source.reference,
+            **task.provenance,
             "from_scratch": config.model.from_scratch,
-            "dataset": data.source,
-            "label_names": data.label_names,
-            "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+            "strategy": strategy.name,
+            "problem_type": task.problem_type,
+            "label_names": task.label_names,
             "wall_time_s": round(time.perf_counter() - started, 1),
         }
         Path(training.output_dir, CONFIG_FILENAME).write_text(json.dumps(resolved, indent=2, default=str))
-    all_metrics = {**train_metrics, **eval_metrics}
     return FineTuneResult(
         output_dir=os.path.abspath(training.output_dir),
-        metrics=all_metrics,
-        label_names=data.label_names,
+        metrics={**train_metrics, **eval_metrics},
+        label_names=task.label_names,
         trainable_parameters=trainable,
         total_parameters=total,
         model=trainer.model,
         trainer=trainer,
     )
+
+
+def _choose_best_metric(training: TrainingArguments, task: PreparedTask) -> None:
+    """Keep the user's ``metric_for_best_model`` if this task reports it; else use the task's own (e.g. mse)."""
+    wanted = (training.metric_for_best_model or "").removeprefix("eval_")
+    if not training.load_best_model_at_end or wanted in (*task.metrics.names, "loss"):
+        return
+    if wanted not in ("", "accuracy"):  # "accuracy" is the recipes' default, not a user choice
+        raise ConfigError(
+            f"--metric_for_best_model {wanted!r} is not reported for {task.problem_type}; "
+            f"choose one of {', '.join(task.metrics.names)} or loss."
+        )
+    training.metric_for_best_model = task.metrics.best
+    training.greater_is_better = task.metrics.greater_is_better

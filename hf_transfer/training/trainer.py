@@ -25,6 +25,10 @@ class TransferTrainer(Trainer):
         super().__init__(*args, callbacks=callbacks, **kwargs)
         self.strategy = strategy
         self.block_view = block_view
+        # Every head here returns the *mean* loss of its local batch, never a sum over ``num_items_in_batch``. Left
+        # on, the Trainer would multiply it by the number of processes for models whose forward takes **kwargs
+        # (BERT does), doubling the logged loss and the gradients under 2-process DDP.
+        self.model_accepts_loss_kwargs = False
         trainable, total = count_parameters(self.model)
         logger.info(
             "Strategy %r: %s of %s parameters trainable (%.2f%%)",

@@ -15,8 +15,14 @@ class F1(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_KWARGS_DESCRIPTION,
+            # config "multilabel": one 0/1 indicator vector per example (sklearn's multilabel-indicator format)
             features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+                {
+                    "predictions": datasets.Sequence(datasets.Value("int64")),
+                    "references": datasets.Sequence(datasets.Value("int64")),
+                }
+                if self.config_name == "multilabel"
+                else {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
             ),
         )
 

@@ -1,0 +1,121 @@
+"""Per-task preparation: everything between a config and a ready Trainer, and how the result is saved.
+
+Each task turns a :class:`RecipeConfig` into the same :class:`PreparedTask` (model, block view, datasets, collator,
+metrics, saver), so :func:`~hf_transfer.training.run.fine_tune` is one code path for every modality.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import DataCollatorWithPadding, PreTrainedModel, TrainingArguments
+
+from ..config import RecipeConfig
+from ..exceptions import ConfigError
+from ..models.blocks import BlockView
+from .metrics import TaskMetrics, metrics_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedTask:
+    model: PreTrainedModel
+    view: BlockView
+    train_dataset: Any
+    eval_dataset: Any
+    data_collator: Callable
+    metrics: TaskMetrics
+    label_names: list[str] | None
+    problem_type: str
+    save: Callable[[str], None]  # writes the model in its library's native format
+    provenance: dict[str, Any] = field(default_factory=dict)
+    processing_class: Any = None
+
+
+def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:
+    from ..data import build_image_transforms, collate_image_batch, image_transform_fn, load_image_data
+    from ..data.transforms import resolve_image_data_config
+    from ..hub.export import save_timm_model
+    from ..models.vision import build_image_model, resolve_model_source
+
+    source = resolve_model_source(config.model)  # cheap, and fails fast on an unknown model name
+    with training.main_process_first(desc="loading the dataset"):
+        data = load_image_data(config.data, seed=training.data_seed or training.seed)
+    model, view = build_image_model(config.model, data.label_names, source)
+    data_config = resolve_image_data_config(model.timm_model, config.data.image_size)
+    train_tf, eval_tf = build_image_transforms(data_config, config.data)
+    channels = data_config["input_size"][0]
+    columns = (data.image_column, data.label_column, channels)
+    return PreparedTask(
+        model=model,
+        view=view,
+        train_dataset=data.train.with_transform(image_transform_fn(train_tf, *columns)),
+        eval_dataset=data.validation.with_transform(image_transform_fn(eval_tf, *columns)),
+        data_collator=collate_image_batch,
+        metrics=metrics_for("single_label_classification", len(data.label_names)),
+        label_names=data.label_names,
+        problem_type="single_label_classification",
+        save=lambda out: save_timm_model(model.timm_model, out, data.label_names, data_config),
+        provenance={
+            "base_model": source.reference,
+            "dataset": data.source,
+            "train_samples": len(data.train),
+            "eval_samples": len(data.validation),
+            "skipped_images": data.skipped_images,
+            "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        },
+    )
+
+
+def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:
+    from ..data.text import load_text_data, tokenize_text_dataset
+    from ..models.text import build_text_model, load_tokenizer, resolve_text_source
+
+    source = resolve_text_source(config.model)
+    tokenizer = load_tokenizer(source, config.model)
+    max_length = config.data.max_seq_length or min(128, tokenizer.model_max_length)
+    if max_length > tokenizer.model_max_length:
+        raise ConfigError(
+            f"--max_seq_length {max_length} exceeds this model's maximum of {tokenizer.model_max_length} tokens."
+        )
+    with training.main_process_first(desc="loading and tokenising the dataset"):
+        data = load_text_data(config.data, seed=training.data_seed or training.seed)
+        train = tokenize_text_dataset(data.train, tokenizer, data, max_length, "tokenising train")
+        validation = tokenize_text_dataset(data.validation, tokenizer, data, max_length, "tokenising validation")
+    model, view = build_text_model(config.model, source, data.label_names, data.problem_type)
+
+    def save(output_dir: str) -> None:
+        model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+
+    return PreparedTask(
+        model=model,
+        view=view,
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        metrics=metrics_for(data.problem_type, len(data.label_names or [])),
+        label_names=data.label_names,
+        problem_type=data.problem_type,
+        save=save,
+        processing_class=tokenizer,
+        provenance={
+            "base_model": source.reference,
+            "dataset": data.source,
+            "text_columns": data.text_columns,
+            "pooling": config.model.pooling,
+            "max_seq_length": max_length,
+            "train_samples": len(data.train),
+            "eval_samples": len(data.validation),
+        },
+    )
+
+
+TASKS: dict[str, Callable[[RecipeConfig, TrainingArguments], PreparedTask]] = {
+    "image-classification": prepare_image_task,
+    "text-classification": prepare_text_task,
+}
