@@ -26,9 +26,12 @@ def test_recipe_smoke_under_accelerate_launch(tmp_path):
         "all_results.json",
         "eval_results.json",
         "hf_transfer_config.json",
+        "eval_predictions.json",
     ):
         assert (out / name).is_file(), name
     results = json.loads((out / "all_results.json").read_text())
+    predictions = json.loads((out / "eval_predictions.json").read_text())
+    assert len(predictions["predictions"]) == len(predictions["references"]) == results["eval_samples"] == 32
     assert 0.0 <= results["eval_accuracy"] <= 1.0 and "eval_top5_accuracy" in results  # 10 classes → top-5
     resolved = json.loads((out / "hf_transfer_config.json").read_text())
     assert resolved["provenance"]["base_model"] == "builtin:efficientnet_lite0"

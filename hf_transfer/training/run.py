@@ -22,6 +22,7 @@ from .trainer import TransferTrainer
 logger = logging.getLogger(__name__)
 
 CONFIG_FILENAME = "hf_transfer_config.json"
+EVAL_PREDICTIONS_FILENAME = "eval_predictions.json"
 # Files that mark a directory as holding a finished or interrupted run.
 _RUN_MARKERS = ("all_results.json", "trainer_state.json", "config.json", "model.safetensors", CONFIG_FILENAME)
 
@@ -103,7 +104,9 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
 
-    eval_metrics = trainer.evaluate()
+    # predict() = evaluate() plus the predictions, in one pass: the model card's confusion matrix needs them
+    prediction = trainer.predict(task.eval_dataset, metric_key_prefix="eval")
+    eval_metrics = dict(prediction.metrics)
     eval_metrics["eval_samples"] = len(task.eval_dataset)
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
@@ -121,6 +124,7 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
             "wall_time_s": round(time.perf_counter() - started, 1),
         }
         Path(training.output_dir, CONFIG_FILENAME).write_text(json.dumps(resolved, indent=2, default=str))
+        save_eval_predictions(training.output_dir, prediction, task.problem_type)
     return FineTuneResult(
         output_dir=os.path.abspath(training.output_dir),
         metrics={**train_metrics, **eval_metrics},
@@ -130,6 +134,22 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
         model=trainer.model,
         trainer=trainer,
     )
+
+
+def save_eval_predictions(output_dir: str, prediction, problem_type: str) -> None:
+    """Validation references and predictions (class ids, multi-hot vectors or values), for reports and model cards."""
+    import numpy as np
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    logits, references = np.asarray(logits), np.asarray(prediction.label_ids)
+    if problem_type == "single_label_classification":
+        predicted = logits.argmax(axis=-1)
+    elif problem_type == "multi_label_classification":
+        predicted = (logits > 0).astype(int)  # sigmoid(x) > 0.5
+    else:
+        predicted = logits.reshape(-1)
+    payload = {"problem_type": problem_type, "references": references.tolist(), "predictions": predicted.tolist()}
+    Path(output_dir, EVAL_PREDICTIONS_FILENAME).write_text(json.dumps(payload))
 
 
 def _choose_best_metric(training: TrainingArguments, task: PreparedTask) -> None:
