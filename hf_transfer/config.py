@@ -139,13 +139,68 @@ class DataArguments:
 
 @dataclass
 class StrategyArguments:
+    """Which transfer strategy, and its settings. Strategy-specific settings default to None ("not set"), so a flag
+    given to a strategy that does not use it is an error rather than silently ignored."""
+
     strategy: str = field(
         default="full",
-        metadata={"help": "Transfer strategy: see hf_transfer.list_strategies() (linear_probe, freeze, full, ...)."},
+        metadata={
+            "help": "Transfer strategy, or several joined with '+' (e.g. 'freeze+llrd', 'full+l2sp+wise_ft'); see "
+            "hf_transfer.list_strategies(): linear_probe, freeze, full, gradual_unfreeze, llrd, lora, ia3, bitfit, "
+            "l2sp, lwf, lp_ft, wise_ft."
+        },
     )
     freeze_blocks: int | None = field(
+        default=None, metadata={"help": "freeze: freeze the stem and the first N blocks of the backbone."}
+    )
+    unfreeze_every: float | None = field(
         default=None,
-        metadata={"help": "With --strategy freeze: freeze the stem and the first N blocks of the backbone."},
+        metadata={"help": "gradual_unfreeze: unfreeze one more block (from the top) every this many epochs (1)."},
+    )
+    unfreeze_milestones: str | None = field(
+        default=None,
+        metadata={"help": "gradual_unfreeze: explicit epochs at which one more block unfreezes, e.g. '1,2,4'."},
+    )
+    train_bn: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Batch-norm policy for partially frozen backbones: when true, batch-norm layers of unfrozen "
+            "blocks update their statistics (default); when false, every batch-norm layer keeps its pretrained "
+            "statistics and affine parameters."
+        },
+    )
+    layer_lr_decay: float | None = field(
+        default=None, metadata={"help": "llrd: block i from the top learns at lr * decay^i (0.75)."}
+    )
+    head_lr_multiplier: float | None = field(
+        default=None, metadata={"help": "llrd: the head learns at lr * this (1.0)."}
+    )
+    lora_r: int | None = field(default=None, metadata={"help": "lora: rank (8)."})
+    lora_alpha: float | None = field(default=None, metadata={"help": "lora: scaling alpha (2 * r)."})
+    lora_dropout: float | None = field(default=None, metadata={"help": "lora: dropout on the adapter input (0.0)."})
+    lora_target_modules: str | None = field(
+        default=None,
+        metadata={"help": "lora/ia3: comma-separated module names to adapt; default: the backbone family's preset."},
+    )
+    merge_adapter: bool | None = field(
+        default=None, metadata={"help": "lora/ia3: also write the adapter merged into the base, in merged/."}
+    )
+    l2sp_alpha: float | None = field(
+        default=None, metadata={"help": "l2sp: weight of alpha/2 * ||w - w0||^2 over transferred weights (0.01)."}
+    )
+    l2sp_beta: float | None = field(
+        default=None, metadata={"help": "l2sp: weight of beta/2 * ||w_head||^2 over the new head (0.01)."}
+    )
+    lwf_lambda: float | None = field(default=None, metadata={"help": "lwf: weight of the distillation term (1.0)."})
+    lwf_temperature: float | None = field(default=None, metadata={"help": "lwf: distillation temperature T (2.0)."})
+    lp_epochs: float | None = field(
+        default=None, metadata={"help": "lp_ft: epochs of linear probing before full fine-tuning (1)."}
+    )
+    wise_alphas: str | None = field(
+        default=None,
+        metadata={
+            "help": "wise_ft: comma-separated mixing weights alpha for (1-alpha)*w0 + alpha*w_ft (0,0.25,...,1)."
+        },
     )
 
 
@@ -299,7 +354,7 @@ def text_columns(data: DataArguments) -> list[str]:
 def validate_config(config: RecipeConfig) -> None:
     """Reject invalid combinations before any heavy work (downloads, data scans, model builds)."""
     from .data.builtin import resolve_data_presets
-    from .strategies import get_strategy_class
+    from .strategies import validate_strategy_args
 
     data, model = config.data, config.model
     if model.model_name_or_path is None:
@@ -346,12 +401,11 @@ def validate_config(config: RecipeConfig) -> None:
                 raise ConfigError(f"--{flag}: {path!r} must be .csv, .json, .jsonl or .parquet.")
     if model.from_scratch and model.architecture is None and os.path.isfile(model.model_name_or_path):
         raise ConfigError("--from_scratch with a checkpoint file needs --architecture.")
-    strategy_cls = get_strategy_class(config.strategy.strategy)
-    strategy_cls.validate_args(config.strategy)
+    validate_strategy_args(config.strategy)
     if config.task == "text-classification":
         from .models.text import choose_pooling
 
-        model.pooling = choose_pooling(model, config.strategy.strategy)
+        model.pooling = choose_pooling(model, config.strategy.strategy.split("+")[0])
     training = config.training
     if training is not None and training.load_best_model_at_end and training.eval_strategy == "no":
         raise ConfigError("--load_best_model_at_end needs --eval_strategy epoch|steps (or pass it as False).")

@@ -118,3 +118,14 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(builtin_checkpoint_dir("builtin:all-MiniLM-L6-v2")).save_pretrained(folder)
     return folder
+
+
+def apply_strategy(model, view, strategy: str, task: str = "image-classification", **strategy_args):
+    """Apply a (possibly composed) strategy the way fine_tune does; returns (strategy, context, wrapped model)."""
+    from hf_transfer.config import StrategyArguments
+    from hf_transfer.strategies import StrategyContext, build_strategy
+
+    built = build_strategy(StrategyArguments(strategy=strategy, **strategy_args))
+    context = StrategyContext(view=view, task=task, base_model_reference="test")
+    built.apply(context)
+    return built, context, built.wrap_model(model, context)

@@ -4,19 +4,18 @@ import pytest
 import torch
 
 import hf_transfer
-from hf_transfer.config import ModelArguments, StrategyArguments
+from hf_transfer.config import ModelArguments
 from hf_transfer.exceptions import ConfigError
 from hf_transfer.models import build_image_model
-from hf_transfer.strategies import get_strategy_class
+
+from .conftest import apply_strategy
 
 LABELS = ["a", "b", "c"]
 
 
 def build(arch: str, strategy: str, **strategy_args):
     model, view = build_image_model(ModelArguments(model_name_or_path=arch, from_scratch=True), LABELS)
-    args = StrategyArguments(strategy=strategy, **strategy_args)
-    get_strategy_class(strategy).validate_args(args)
-    get_strategy_class(strategy)(args).apply(view)
+    apply_strategy(model, view, strategy, **strategy_args)
     return model, view
 
 
@@ -99,7 +98,8 @@ def test_full_trains_everything():
 def test_register_a_custom_strategy():
     @hf_transfer.register_strategy("head_and_norms_for_test")
     class HeadAndNorms(hf_transfer.TransferStrategy):
-        def apply(self, view):
+        def apply(self, context):
+            view = context.view
             for name, param in view.model.named_parameters():
                 param.requires_grad_(name in view.head or "norm" in name)
 

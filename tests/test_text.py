@@ -7,13 +7,12 @@ import pytest
 import torch
 
 import hf_transfer as ht
-from hf_transfer.config import ModelArguments, StrategyArguments
+from hf_transfer.config import ModelArguments
 from hf_transfer.data.text import load_text_data
 from hf_transfer.exceptions import ConfigError, DataError
 from hf_transfer.models.text import build_text_model, resolve_text_source
-from hf_transfer.strategies import get_strategy_class
 
-from .conftest import NEGATIVE, POSITIVE, run_command, write_text_csv
+from .conftest import NEGATIVE, POSITIVE, apply_strategy, run_command, write_text_csv
 
 
 def run(tmp_path, train_file, model_dir, *extra, **data_kwargs):
@@ -87,7 +86,7 @@ def test_regression_reports_mse_and_pearson(tmp_path, tiny_bert_dir):
 def build(model_dir, strategy, pooling="cls", **strategy_args):
     args = ModelArguments(model_name_or_path=str(model_dir), pooling=pooling)
     model, view = build_text_model(args, resolve_text_source(args), ["a", "b"], "single_label_classification")
-    get_strategy_class(strategy)(StrategyArguments(strategy=strategy, **strategy_args)).apply(view)
+    apply_strategy(model, view, strategy, task="text-classification", **strategy_args)
     return model, view
 
 

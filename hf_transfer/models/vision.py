@@ -82,8 +82,10 @@ def _check_timm_name(name: str, flag: str) -> None:
     )
 
 
-def create_timm_model(source: ModelSource, num_classes: int, pretrained: bool, **kwargs: Any) -> nn.Module:
-    """``timm.create_model`` with the head sized for ``num_classes`` (timm drops a mismatched pretrained head)."""
+def create_timm_model(source: ModelSource, num_classes: int | None, pretrained: bool, **kwargs: Any) -> nn.Module:
+    """``timm.create_model`` with the head sized for ``num_classes`` (timm drops a mismatched pretrained head).
+
+    ``num_classes=None`` keeps the checkpoint's own head."""
     name = source.timm_name
     if name.startswith(BUILTIN_PREFIX):
         name = f"local-dir:{builtin_checkpoint_dir(name)}"
@@ -91,7 +93,9 @@ def create_timm_model(source: ModelSource, num_classes: int, pretrained: bool, *
         kwargs["pretrained_cfg_overlay"] = dict(file=source.checkpoint_file)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+        if num_classes is not None:
+            kwargs["num_classes"] = num_classes
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
     except (OSError, RuntimeError) as err:
         if pretrained and ("offline" in str(err).lower() or "connect" in str(err).lower()):
             builtins = ", ".join(list_builtin_models("image-classification"))

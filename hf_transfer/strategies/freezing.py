@@ -1,4 +1,4 @@
-"""Strategies that choose which blocks train: ``linear_probe``, ``freeze`` (first N blocks), ``full``."""
+"""Strategies that choose which blocks train: ``linear_probe``, ``freeze`` (first N blocks), ``full``, ``bitfit``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from torch import nn
 
 from ..config import StrategyArguments
 from ..exceptions import ConfigError
-from ..models.blocks import BlockView
-from .base import TransferStrategy, freeze_batchnorm_statistics, set_trainable
+from .base import StrategyContext, TransferStrategy, freeze_batchnorm_statistics, modules_owning, set_trainable
 from .registry import register_strategy
 
 
@@ -15,8 +14,8 @@ from .registry import register_strategy
 class FullFineTuning(TransferStrategy):
     """Every parameter trains: the strongest baseline when data is plentiful enough."""
 
-    def apply(self, view: BlockView) -> None:
-        for param in view.model.parameters():
+    def apply(self, context: StrategyContext) -> None:
+        for param in context.view.model.parameters():
             param.requires_grad_(True)
 
 
@@ -24,10 +23,11 @@ class FullFineTuning(TransferStrategy):
 class LinearProbe(TransferStrategy):
     """Only the new head trains; the backbone is a fixed feature extractor, batch-norm statistics included."""
 
-    def apply(self, view: BlockView) -> None:
+    def apply(self, context: StrategyContext) -> None:
+        view = context.view
         set_trainable(view, view.body(), False)
         set_trainable(view, view.head, True)
-        freeze_batchnorm_statistics(_body_modules(view))
+        freeze_batchnorm_statistics(nn.ModuleList(modules_owning(view.model, set(view.body()))))
 
 
 @register_strategy("freeze")
@@ -37,6 +37,8 @@ class FreezeFirstBlocks(TransferStrategy):
     Early blocks hold generic features (edges, textures; sub-word statistics) worth keeping; late ones are task-bound.
     """
 
+    flags = {"freeze_blocks": None, "train_bn": True}
+
     @classmethod
     def validate_args(cls, args: StrategyArguments) -> None:
         if args.freeze_blocks is None:
@@ -44,32 +46,42 @@ class FreezeFirstBlocks(TransferStrategy):
         if args.freeze_blocks < 0:
             raise ConfigError(f"--freeze_blocks must be >= 0, got {args.freeze_blocks}.")
 
-    def apply(self, view: BlockView) -> None:
+    def apply(self, context: StrategyContext) -> None:
+        view = context.view
         n = self.args.freeze_blocks or 0
-        if n > view.num_blocks:
-            raise ConfigError(
-                f"--freeze_blocks {n} exceeds the {view.num_blocks} blocks of this backbone "
-                f"({', '.join(view.block_names)}); use at most {view.num_blocks}."
-            )
+        check_block_count(n, view, "--freeze_blocks")
         frozen = [name for group in ([view.stem, *view.blocks[:n]] if n else []) for name in group]
         for param in view.model.parameters():
             param.requires_grad_(True)
         set_trainable(view, frozen, False)
-        frozen_modules = _modules_owning(view.model, set(frozen))
-        for module in frozen_modules:
-            freeze_batchnorm_statistics(module)
+        freeze_batchnorm_statistics(nn.ModuleList(modules_owning(view.model, set(frozen))))
+        if not self.setting("train_bn"):
+            freeze_all_batchnorm(view.model)
 
 
-def _modules_owning(model: nn.Module, names: set[str]) -> list[nn.Module]:
-    """Leaf modules all of whose own parameters are in ``names`` (so their batch-norm stats freeze with them)."""
-    owned = []
-    for module_name, module in model.named_modules():
-        own = [f"{module_name}.{p}" if module_name else p for p, _ in module.named_parameters(recurse=False)]
-        if own and all(name in names for name in own):
-            owned.append(module)
-    return owned
+@register_strategy("bitfit")
+class BitFit(TransferStrategy):
+    """Only the bias terms of the backbone, and the head, train (Ben Zaken et al., 2022): ~0.1 % of the parameters."""
+
+    def apply(self, context: StrategyContext) -> None:
+        view = context.view
+        head = set(view.head)
+        for name, param in view.model.named_parameters():
+            param.requires_grad_(name in head or name.endswith(".bias"))
 
 
-def _body_modules(view: BlockView) -> nn.Module:
-    """A container of the modules that own the body's parameters."""
-    return nn.ModuleList(_modules_owning(view.model, set(view.body())))
+def check_block_count(n: int, view, flag: str) -> None:
+    if n > view.num_blocks:
+        raise ConfigError(
+            f"{flag} {n} exceeds the {view.num_blocks} blocks of this backbone "
+            f"({', '.join(view.block_names)}); use at most {view.num_blocks}."
+        )
+
+
+def freeze_all_batchnorm(model: nn.Module) -> None:
+    """``--train_bn false``: every batch-norm layer keeps its pretrained statistics and affine parameters."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            for param in module.parameters(recurse=False):
+                param.requires_grad_(False)
+    freeze_batchnorm_statistics(model)

@@ -15,7 +15,7 @@ from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 from ..config import TRAINING_ARGUMENT_NAMES, TRAINING_DEFAULTS, RecipeConfig, validate_config
 from ..exceptions import ConfigError
 from ..models.vision import count_parameters
-from ..strategies import get_strategy_class
+from ..strategies import StrategyContext, build_strategy
 from .tasks import TASKS, PreparedTask
 from .trainer import TransferTrainer
 
@@ -66,12 +66,22 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     validate_config(config)
     started = time.perf_counter()
     check_output_dir(training.output_dir, config.run.overwrite_output_dir, training.resume_from_checkpoint)
-    strategy = get_strategy_class(config.strategy.strategy)(config.strategy)
+    strategy = build_strategy(config.strategy)
     set_seed(training.seed)
 
     task = TASKS[config.task](config, training)
-    strategy.apply(task.view)
-    trainable, total = count_parameters(task.model)
+    context = StrategyContext(
+        view=task.view,
+        task=config.task,
+        base_model_reference=task.base_model_reference,
+        source_model_factory=task.source_model_factory,
+        save_native=task.save,
+    )
+    strategy.apply(context)
+    model = strategy.wrap_model(task.model, context)
+    if strategy.trainable_over_run(context) is not None and training.world_size > 1:
+        training.ddp_find_unused_parameters = True  # a block frozen for now still belongs to the DDP reducer
+    trainable, total = count_parameters(model)
     _choose_best_metric(training, task)
 
     callbacks = []
@@ -82,7 +92,7 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
             )
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.run.early_stopping_patience))
     trainer = TransferTrainer(
-        model=task.model,
+        model=model,
         args=training,
         train_dataset=task.train_dataset,
         eval_dataset=task.eval_dataset,
@@ -91,10 +101,11 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
         compute_metrics=task.metrics.compute,
         callbacks=callbacks,
         strategy=strategy,
-        block_view=task.view,
+        context=context,
     )
     train_result = trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
     train_metrics = dict(train_result.metrics)
+    train_metrics.update(strategy.after_train(trainer, context))  # e.g. WiSE-FT's interpolation sweep
     train_metrics.update(train_samples=len(task.train_dataset), trainable_parameters=trainable, total_parameters=total)
     train_metrics.update(
         world_size=training.world_size, distributed_type=str(training.distributed_state.distributed_type)
@@ -113,7 +124,10 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     trainer.save_state()
 
     if trainer.is_world_process_zero():
-        task.save(training.output_dir)
+        if not strategy.save(trainer.model, training.output_dir, context):  # adapters save themselves
+            task.save(trainer.model, training.output_dir)
+        if task.processing_class is not None:
+            task.processing_class.save_pretrained(training.output_dir)
         resolved = config.to_dict()
         resolved["provenance"] = {
             **task.provenance,

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
 from transformers import DataCollatorWithPadding, PreTrainedModel, TrainingArguments
 
 from ..config import RecipeConfig
 from ..exceptions import ConfigError
 from ..models.blocks import BlockView
+from ..strategies.base import SourceModel
 from .metrics import TaskMetrics, metrics_for
 
 logger = logging.getLogger(__name__)
@@ -31,9 +33,11 @@ class PreparedTask:
     metrics: TaskMetrics
     label_names: list[str] | None
     problem_type: str
-    save: Callable[[str], None]  # writes the model in its library's native format
+    save: Callable[[nn.Module, str], None]  # save(model, output_dir): the library's native format
     provenance: dict[str, Any] = field(default_factory=dict)
-    processing_class: Any = None
+    processing_class: Any = None  # saved next to the model (the tokenizer)
+    base_model_reference: str = ""
+    source_model_factory: Callable[[], SourceModel] | None = None  # the checkpoint with its source head (LwF)
 
 
 def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:
@@ -59,7 +63,9 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
         metrics=metrics_for("single_label_classification", len(data.label_names)),
         label_names=data.label_names,
         problem_type="single_label_classification",
-        save=lambda out: save_timm_model(model.timm_model, out, data.label_names, data_config),
+        save=lambda trained, out: save_timm_model(trained.timm_model, out, data.label_names, data_config),
+        base_model_reference=source.reference,
+        source_model_factory=lambda: timm_source_model(source, config.model),
         provenance={
             "base_model": source.reference,
             "dataset": data.source,
@@ -88,10 +94,6 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         validation = tokenize_text_dataset(data.validation, tokenizer, data, max_length, "tokenising validation")
     model, view = build_text_model(config.model, source, data.label_names, data.problem_type)
 
-    def save(output_dir: str) -> None:
-        model.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
-
     return PreparedTask(
         model=model,
         view=view,
@@ -101,8 +103,10 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         metrics=metrics_for(data.problem_type, len(data.label_names or [])),
         label_names=data.label_names,
         problem_type=data.problem_type,
-        save=save,
+        save=lambda trained, out: trained.save_pretrained(out),
         processing_class=tokenizer,
+        base_model_reference=source.reference,
+        source_model_factory=lambda: text_source_model(source, config.model),
         provenance={
             "base_model": source.reference,
             "dataset": data.source,
@@ -113,6 +117,43 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
             "eval_samples": len(data.validation),
         },
     )
+
+
+def timm_source_model(source, args) -> SourceModel:
+    import copy
+
+    from ..models.vision import create_timm_model
+
+    if args.from_scratch:
+        raise ConfigError("--strategy lwf distils from the pretrained model's own head; it cannot run --from_scratch.")
+    original = create_timm_model(source, num_classes=None, pretrained=True)  # None: keep the checkpoint's own head
+    if getattr(original, "num_classes", 0) == 0:
+        raise ConfigError(f"--strategy lwf: {source.reference!r} has no classifier head to preserve.")
+    return SourceModel(
+        model=original,
+        head=copy.deepcopy(original.get_classifier()),
+        forward=lambda model, inputs: model(inputs["pixel_values"]),
+    )
+
+
+def text_source_model(source, args) -> SourceModel:
+    import copy
+
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(source.path)
+    architectures = config.architectures or []
+    if args.from_scratch or not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ConfigError(
+            f"--strategy lwf needs a checkpoint with a source-task classification head to preserve; "
+            f"{source.reference!r} has none (architectures: {architectures})."
+        )
+    original = AutoModelForSequenceClassification.from_pretrained(source.path)
+
+    def forward(model: nn.Module, inputs: dict):
+        return model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+
+    return SourceModel(model=original, head=copy.deepcopy(original.classifier), forward=forward)
 
 
 TASKS: dict[str, Callable[[RecipeConfig, TrainingArguments], PreparedTask]] = {

@@ -1,34 +1,36 @@
-"""The transformers ``Trainer``, aware of the transfer strategy that shaped its model."""
+"""The transformers ``Trainer``, driven by a transfer strategy: its parameter groups, callbacks and loss terms."""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 
 from transformers import Trainer
 
-from ..models.blocks import BlockView
 from ..models.vision import count_parameters
-from ..strategies import TransferStrategy
+from ..strategies import StrategyContext, TransferStrategy
 
 logger = logging.getLogger(__name__)
 
 
 class TransferTrainer(Trainer):
-    """A ``Trainer`` that carries the strategy and its block view, and reports what actually trains.
+    """A ``Trainer`` that lets the strategy shape the optimizer, the trainable set over time and the loss.
 
-    Strategies add their callbacks here; the optimizer only ever sees parameters with ``requires_grad`` (the
-    Trainer's own filtering), so frozen blocks cost no optimizer state.
+    The optimizer only ever sees parameters with ``requires_grad`` at creation (the Trainer's own filtering), so
+    frozen blocks cost no optimizer state; strategies that unfreeze later mark those parameters trainable up front.
     """
 
-    def __init__(self, *args, strategy: TransferStrategy, block_view: BlockView, **kwargs):
-        callbacks = list(kwargs.pop("callbacks", None) or []) + strategy.callbacks()
+    def __init__(self, *args, strategy: TransferStrategy, context: StrategyContext, **kwargs):
+        callbacks = list(kwargs.pop("callbacks", None) or []) + strategy.callbacks(context)
         super().__init__(*args, callbacks=callbacks, **kwargs)
         self.strategy = strategy
-        self.block_view = block_view
+        self.context = context
         # Every head here returns the *mean* loss of its local batch, never a sum over ``num_items_in_batch``. Left
         # on, the Trainer would multiply it by the number of processes for models whose forward takes **kwargs
         # (BERT does), doubling the logged loss and the gradients under 2-process DDP.
         self.model_accepts_loss_kwargs = False
+        self._regulariser_sums: dict[str, float] = defaultdict(float)
+        self._regulariser_steps = 0
         trainable, total = count_parameters(self.model)
         logger.info(
             "Strategy %r: %s of %s parameters trainable (%.2f%%)",
@@ -37,3 +39,33 @@ class TransferTrainer(Trainer):
             f"{total:,}",
             100.0 * trainable / max(total, 1),
         )
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None:
+            target = model if model is not None else self.model
+            groups = self.strategy.optimizer_groups(
+                target, self.context, self.args.learning_rate, self.args.weight_decay
+            )
+            if groups is not None:
+                optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, target)
+                self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return super().create_optimizer(model) if self.optimizer is None else self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training:  # evaluation losses stay the task loss alone
+            terms = self.strategy.regularisation(model, inputs, outputs)
+            for name, value in terms.items():
+                loss = loss + value
+                self._regulariser_sums[name] += float(value.detach())
+            if terms:
+                self._regulariser_steps += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._regulariser_steps:  # a training log: add each term's mean since the last one
+            for name, total in self._regulariser_sums.items():
+                logs[name] = round(total / self._regulariser_steps, 6)
+            self._regulariser_sums.clear()
+            self._regulariser_steps = 0
+        super().log(logs, start_time)

@@ -1,0 +1,101 @@
+"""Transfer regularisers: ``l2sp`` (Li et al., 2018) and ``lwf`` (learning without forgetting, Li & Hoiem, 2016).
+
+Both add a term to the task loss; the Trainer logs each term as its own metric.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import StrategyArguments
+from ..exceptions import ConfigError
+from .base import REGULARISER, StrategyContext, TransferStrategy, modules_owning
+from .registry import register_strategy
+
+
+@register_strategy("l2sp")
+class L2SP(TransferStrategy):
+    """loss += alpha/2 * ||w - w0||^2 over the transferred weights + beta/2 * ||w_head||^2 over the new head.
+
+    Plain weight decay pulls weights towards zero, i.e. away from what was learnt; L2-SP pulls them towards the
+    pretrained starting point w0 instead, and decays only the new head.
+    """
+
+    kind = REGULARISER
+    flags = {"l2sp_alpha": 0.01, "l2sp_beta": 0.01}
+
+    @classmethod
+    def validate_args(cls, args: StrategyArguments) -> None:
+        for flag in ("l2sp_alpha", "l2sp_beta"):
+            value = getattr(args, flag)
+            if value is not None and value < 0:
+                raise ConfigError(f"--{flag} must be >= 0, got {value}.")
+
+    def apply(self, context: StrategyContext) -> None:
+        view = context.view
+        params = dict(view.model.named_parameters())
+        self.body = {name: params[name] for name in view.body()}
+        self.head = [params[name] for name in view.head]
+        self.start = {name: p.detach().clone() for name, p in self.body.items()}  # w0: the pretrained weights
+
+    def regularisation(self, model: nn.Module, inputs: dict, outputs) -> dict[str, torch.Tensor]:
+        alpha, beta = float(self.setting("l2sp_alpha")), float(self.setting("l2sp_beta"))
+        trained = [(p, self.start[n]) for n, p in self.body.items() if p.requires_grad]
+        device = self.head[0].device
+        body = (
+            sum(((p - w0.to(p.device)) ** 2).sum() for p, w0 in trained) if trained else torch.zeros((), device=device)
+        )
+        head = sum((p**2).sum() for p in self.head)
+        return {"l2sp_body": alpha / 2 * body, "l2sp_head": beta / 2 * head}
+
+
+@register_strategy("lwf")
+class LearningWithoutForgetting(TransferStrategy):
+    """loss = L_new + lambda * T^2 * KL(old-head outputs of the frozen original ‖ old head on the current body).
+
+    The source task's head (e.g. the ImageNet classifier) is kept, frozen, on top of the body being fine-tuned; the
+    frozen original model's outputs on the same inputs are the targets, so the body keeps serving the old task.
+    """
+
+    kind = REGULARISER
+    flags = {"lwf_lambda": 1.0, "lwf_temperature": 2.0}
+
+    @classmethod
+    def validate_args(cls, args: StrategyArguments) -> None:
+        if args.lwf_temperature is not None and args.lwf_temperature <= 0:
+            raise ConfigError(f"--lwf_temperature must be > 0, got {args.lwf_temperature}.")
+        if args.lwf_lambda is not None and args.lwf_lambda < 0:
+            raise ConfigError(f"--lwf_lambda must be >= 0, got {args.lwf_lambda}.")
+
+    def apply(self, context: StrategyContext) -> None:
+        if context.source_model_factory is None:
+            raise ConfigError(f"--strategy lwf: no source head for {context.base_model_reference!r}.")
+        source = context.source_model_factory()  # raises a clear ConfigError when the checkpoint has no head
+        self.teacher, self.teacher_forward = source.model.eval(), source.forward
+        self.old_head = source.head
+        for param in [*self.teacher.parameters(), *self.old_head.parameters()]:
+            param.requires_grad_(False)
+        # the new head's input is the current body's features: capture it on every forward
+        linears = [m for m in modules_owning(context.view.model, set(context.view.head)) if isinstance(m, nn.Linear)]
+        self.features: torch.Tensor | None = None
+        linears[-1].register_forward_hook(self._capture)
+
+    def _capture(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        self.features = args[0]
+
+    def regularisation(self, model: nn.Module, inputs: dict, outputs) -> dict[str, torch.Tensor]:
+        temperature, weight = float(self.setting("lwf_temperature")), float(self.setting("lwf_lambda"))
+        features = self.features
+        self.teacher.to(features.device)
+        self.old_head.to(features.device)
+        with torch.no_grad():
+            targets = self.teacher_forward(self.teacher, inputs)
+        current = self.old_head(features)
+        kl = F.kl_div(
+            F.log_softmax(current / temperature, dim=-1),
+            F.softmax(targets / temperature, dim=-1),
+            reduction="batchmean",
+        )
+        return {"lwf_distillation": weight * temperature**2 * kl}

@@ -1,0 +1,151 @@
+"""Strategies whose trainable set changes during the run: ``gradual_unfreeze`` (ULMFiT) and ``lp_ft`` (LP-FT).
+
+Every parameter that will ever train has ``requires_grad`` set when the optimizer (and, under DDP, the gradient
+reducer) is built, so both know it from the start; a callback then freezes what the current stage keeps frozen.
+Frozen parameters get no gradient, so AdamW keeps no state for them: once unfrozen they start with fresh optimizer
+state, at their group's learning rate as scheduled at that point.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from torch import nn
+from transformers import TrainerCallback
+
+from ..config import StrategyArguments
+from ..exceptions import ConfigError
+from .base import (
+    StrategyContext,
+    TransferStrategy,
+    freeze_batchnorm_statistics,
+    modules_owning,
+    release_batchnorm_statistics,
+)
+from .freezing import freeze_all_batchnorm
+from .registry import register_strategy
+
+logger = logging.getLogger(__name__)
+
+
+class StagedUnfreezing(TrainerCallback):
+    """Stage k (from epoch ``starts[k]``) trains ``stages[k]``; every other parameter of the model stays frozen."""
+
+    def __init__(self, model: nn.Module, stages: list[set[str]], starts: list[float], train_bn: bool):
+        self.model, self.stages, self.starts, self.train_bn = model, stages, starts, train_bn
+        self.current = -1
+
+    def stage_at(self, epoch: float) -> int:
+        return max(k for k, start in enumerate(self.starts) if epoch + 1e-9 >= start)
+
+    def set_stage(self, stage: int) -> None:
+        if stage == self.current:
+            return
+        trainable = self.stages[stage]
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(name in trainable)
+        frozen = {name for name, _ in self.model.named_parameters()} - trainable
+        release_batchnorm_statistics(self.model)
+        freeze_batchnorm_statistics(nn.ModuleList(modules_owning(self.model, frozen)))
+        if not self.train_bn:
+            freeze_all_batchnorm(self.model)
+        logger.info("Unfreezing stage %d: %d parameter tensors train.", stage, len(trainable))
+        self.current = stage
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.set_stage(self.stage_at(state.epoch or 0.0))
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.set_stage(self.stage_at(state.epoch or 0.0))
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.set_stage(self.stage_at(state.epoch or 0.0))  # milestones may fall inside an epoch
+
+
+@register_strategy("gradual_unfreeze")
+class GradualUnfreeze(TransferStrategy):
+    """ULMFiT (Howard & Ruder, 2018): start with the head, unfreeze one more block from the top at each milestone."""
+
+    flags = {"unfreeze_every": 1.0, "unfreeze_milestones": None, "train_bn": True}
+
+    @classmethod
+    def validate_args(cls, args: StrategyArguments) -> None:
+        if args.unfreeze_every is not None and args.unfreeze_milestones is not None:
+            raise ConfigError("Give --unfreeze_every or --unfreeze_milestones, not both.")
+        if args.unfreeze_every is not None and args.unfreeze_every <= 0:
+            raise ConfigError(f"--unfreeze_every must be > 0 epochs, got {args.unfreeze_every}.")
+        if args.unfreeze_milestones is not None:
+            milestones = parse_floats(args.unfreeze_milestones, "--unfreeze_milestones")
+            if milestones != sorted(milestones) or milestones[0] <= 0:
+                raise ConfigError(f"--unfreeze_milestones must be increasing epochs > 0, got {milestones}.")
+
+    def stages(self, context: StrategyContext) -> tuple[list[set[str]], list[float]]:
+        view = context.view
+        # head; head + top block; ...; + bottom block; + stem (everything)
+        groups = [view.head, *reversed(view.blocks), view.stem]
+        stages, trainable = [], set()
+        for group in groups:
+            trainable = trainable | set(group)
+            stages.append(set(trainable))
+        if self.args.unfreeze_milestones:
+            starts = [0.0, *parse_floats(self.args.unfreeze_milestones, "--unfreeze_milestones")]
+            stages = stages[: len(starts)]
+            if len(starts) > len(stages):
+                raise ConfigError(
+                    f"--unfreeze_milestones lists {len(starts) - 1} milestones; at most {len(stages) - 1}."
+                )
+        else:
+            every = float(self.setting("unfreeze_every"))
+            starts = [k * every for k in range(len(stages))]
+        return stages, starts
+
+    def trainable_over_run(self, context: StrategyContext) -> set[str]:
+        stages, _ = self.stages(context)
+        return stages[-1]
+
+    def apply(self, context: StrategyContext) -> None:
+        trainable = self.trainable_over_run(context)
+        for name, param in context.view.model.named_parameters():
+            param.requires_grad_(name in trainable)
+
+    def callbacks(self, context: StrategyContext) -> list[TrainerCallback]:
+        stages, starts = self.stages(context)
+        return [StagedUnfreezing(context.view.model, stages, starts, bool(self.setting("train_bn")))]
+
+
+@register_strategy("lp_ft")
+class LinearProbeThenFineTune(TransferStrategy):
+    """LP-FT (Kumar et al., 2022): fit the head on frozen features first, then fine-tune everything, in one run.
+
+    Starting full fine-tuning from a good head keeps the early, large gradients from distorting pretrained features.
+    """
+
+    flags = {"lp_epochs": 1.0}
+
+    @classmethod
+    def validate_args(cls, args: StrategyArguments) -> None:
+        if args.lp_epochs is not None and args.lp_epochs <= 0:
+            raise ConfigError(f"--lp_epochs must be > 0, got {args.lp_epochs}.")
+
+    def apply(self, context: StrategyContext) -> None:
+        for param in context.view.model.parameters():
+            param.requires_grad_(True)
+
+    def trainable_over_run(self, context: StrategyContext) -> set[str]:
+        return {name for name, _ in context.view.model.named_parameters()}
+
+    def callbacks(self, context: StrategyContext) -> list[TrainerCallback]:
+        everything = {name for name, _ in context.view.model.named_parameters()}
+        stages = [set(context.view.head), everything]
+        return [StagedUnfreezing(context.view.model, stages, [0.0, float(self.setting("lp_epochs"))], train_bn=True)]
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise ConfigError(f"{flag}: expected comma-separated numbers, got {text!r}.") from err
+    if not values or any(math.isnan(v) for v in values):
+        raise ConfigError(f"{flag}: expected comma-separated numbers, got {text!r}.")
+    return values
