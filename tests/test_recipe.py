@@ -110,3 +110,25 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path, argv, message):
 def test_predict_with_a_missing_model_dir(tmp_path):
     result = run_command(["hf-transfer", "predict", "--model", str(tmp_path), "x.png"])
     assert result.returncode == 2 and "no config.json" in result.stderr
+
+
+def test_early_stopping_stops_when_the_metric_stops_improving(tmp_path):
+    import hf_transfer as ht
+
+    data = write_imagefolder(tmp_path / "colours", per_class=6)
+    result = ht.fine_tune(
+        ht.RecipeConfig(
+            model=ht.ModelArguments(model_name_or_path="test_convnext", from_scratch=True),
+            data=ht.DataArguments(train_dir=str(data), image_size=32),
+            run=ht.RunArguments(early_stopping_patience=2),
+            training=ht.default_training_arguments(
+                output_dir=str(tmp_path / "out"),
+                learning_rate=0.0,  # nothing can improve: evaluation 1 sets the best, 2 and 3 exhaust the patience
+                num_train_epochs=20,
+                per_device_train_batch_size=8,
+                metric_for_best_model="loss",
+            ),
+        )
+    )
+    evaluations = [e for e in result.trainer.state.log_history if "eval_loss" in e and "epoch" in e]
+    assert result.trainer.state.epoch == 3 and len(evaluations) >= 3

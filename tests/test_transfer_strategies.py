@@ -16,7 +16,7 @@ from hf_transfer.strategies import build_strategy
 from hf_transfer.strategies.base import SourceModel
 from hf_transfer.strategies.wise_ft import interpolate
 
-from .conftest import apply_strategy, write_imagefolder
+from .conftest import apply_strategy, write_imagefolder, write_text_csv
 
 ALL_TWELVE = {
     "linear_probe", "freeze", "full", "gradual_unfreeze", "llrd", "lora", "ia3", "bitfit", "l2sp", "lwf", "lp_ft",
@@ -318,3 +318,33 @@ def test_regulariser_terms_are_logged(tmp_path):
     logs = [e for e in result.trainer.state.log_history if "loss" in e]
     assert logs and all("l2sp_body" in e and "l2sp_head" in e for e in logs)
     assert logs[-1]["l2sp_body"] > 0
+
+
+def test_lwf_from_the_text_recipe_with_a_source_head(tmp_path, sentiment_csv, tiny_bert_dir):
+    """A text checkpoint with its own classification head (here: one we fine-tune first) keeps it under LwF."""
+
+    def train(base: str, train_file, out: str, strategy: str):
+        return ht.fine_tune(
+            ht.RecipeConfig(
+                task="text-classification",
+                model=ht.ModelArguments(model_name_or_path=base),
+                data=ht.DataArguments(train_file=str(train_file)),
+                strategy=ht.StrategyArguments(strategy=strategy),
+                training=ht.default_training_arguments(
+                    "text-classification",
+                    output_dir=str(tmp_path / out),
+                    learning_rate=5e-3,
+                    num_train_epochs=2,
+                    logging_steps=1,
+                    per_device_train_batch_size=8,
+                ),
+            )
+        )
+
+    source = train(str(tiny_bert_dir), sentiment_csv, "source", "full")  # a sentiment model: the "old task"
+    texts = ["a wonderful film", "a dull, slow and thoroughly tedious mess of a movie"] * 6
+    rows = [(t, "short" if len(t) < 20 else "long") for t in texts]
+    new_task = write_text_csv(tmp_path / "length.csv", rows, ("text", "label"))
+    result = train(source.output_dir, new_task, "lwf", "lwf")
+    logs = [e for e in result.trainer.state.log_history if "lwf_distillation" in e]
+    assert logs and logs[-1]["lwf_distillation"] >= 0 and any(e["lwf_distillation"] > 0 for e in logs)

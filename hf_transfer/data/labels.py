@@ -90,3 +90,14 @@ def stratified_split(train: Dataset, fraction: float, column: str, seed: int) ->
         ) from err
     logger.info("No validation split: held out %d of %d examples (seed %d).", len(parts["test"]), len(train), seed)
     return parts["train"], parts["test"]
+
+
+def limit_samples(
+    train: Dataset, validation: Dataset, max_train: int | None, max_eval: int | None, seed: int
+) -> tuple[Dataset, Dataset]:
+    """``--max_train_samples`` / ``--max_eval_samples``: a seeded random subset, so truncation keeps every class."""
+    if max_train is not None:
+        train = train.shuffle(seed=seed).select(range(min(max_train, len(train))))
+    if max_eval is not None:
+        validation = validation.shuffle(seed=seed).select(range(min(max_eval, len(validation))))
+    return train, validation

@@ -19,7 +19,7 @@ from datasets import Image as ImageFeature
 from ..config import DataArguments
 from ..exceptions import DataError
 from .builtin import BUILTIN_PREFIX, builtin_dataset_dir, resolve_data_presets
-from .labels import VALIDATION_SPLIT_NAMES, check_columns, encode_class_labels, stratified_split
+from .labels import VALIDATION_SPLIT_NAMES, check_columns, encode_class_labels, limit_samples, stratified_split
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +47,7 @@ def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
     train, validation, label_names = encode_class_labels(train, validation, args.label_column_name)
     if validation is None:
         train, validation = stratified_split(train, args.train_val_split, args.label_column_name, seed)
-    if args.max_train_samples is not None:
-        train = train.shuffle(seed=seed).select(range(min(args.max_train_samples, len(train))))
-    if args.max_eval_samples is not None:
-        validation = validation.shuffle(seed=seed).select(range(min(args.max_eval_samples, len(validation))))
+    train, validation = limit_samples(train, validation, args.max_train_samples, args.max_eval_samples, seed)
     skipped: dict[str, int] = {}
     if args.verify_images:
         train, skipped["train"] = verify_images(train, args, "train")

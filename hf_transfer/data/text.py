@@ -15,7 +15,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Sequence, Value
 from ..config import DataArguments, text_columns
 from ..exceptions import DataError
 from .builtin import BUILTIN_PREFIX, builtin_dataset_dir, resolve_data_presets
-from .labels import VALIDATION_SPLIT_NAMES, check_columns, encode_class_labels, stratified_split
+from .labels import VALIDATION_SPLIT_NAMES, check_columns, encode_class_labels, limit_samples, stratified_split
 
 SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
 
@@ -54,10 +54,7 @@ def load_text_data(args: DataArguments, seed: int = 42) -> TextData:
         train, validation = (_as_float(s, label, n) for s, n in ((train, "train"), (validation, "validation")))
     if validation is None:
         train, validation = stratified_split(train, args.train_val_split, label, seed)
-    if args.max_train_samples is not None:
-        train = train.shuffle(seed=seed).select(range(min(args.max_train_samples, len(train))))
-    if args.max_eval_samples is not None:
-        validation = validation.shuffle(seed=seed).select(range(min(args.max_eval_samples, len(validation))))
+    train, validation = limit_samples(train, validation, args.max_train_samples, args.max_eval_samples, seed)
     for split_name, split in (("train", train), ("validation", validation)):
         if len(split) == 0:
             raise DataError(f"The {split_name} split of {source} is empty; nothing to train/evaluate on.")
