@@ -6,6 +6,7 @@ Note: the unrelated Rust download accelerator published on PyPI as ``hf-transfer
 
 from .config import DataArguments, ModelArguments, RecipeConfig, RunArguments, StrategyArguments, parse_config
 from .exceptions import ConfigError, DataError
+from .hub import push_to_hub
 from .strategies import TransferStrategy, get_strategy_class, list_strategies, register_strategy
 from .training.run import FineTuneResult, default_training_arguments, fine_tune
 
@@ -26,5 +27,6 @@ __all__ = [
     "get_strategy_class",
     "list_strategies",
     "parse_config",
+    "push_to_hub",
     "register_strategy",
 ]

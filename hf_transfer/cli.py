@@ -1,4 +1,4 @@
-"""``hf-transfer`` console entry: ``train`` (same flags as the recipes), ``predict``, ``strategies``."""
+"""``hf-transfer`` console entry: ``train`` (same flags as the recipes), ``predict``, ``push``, ``strategies``."""
 
 from __future__ import annotations
 
@@ -13,20 +13,26 @@ RECIPE_TASKS = {"image-classification", "text-classification"}
 
 
 def run_recipe(task: str, argv: list[str] | None = None) -> int:
-    """Parse flags/YAML, fine-tune, print the final metrics. User errors exit with status 2 and one clear line."""
+    """Parse flags/YAML, fine-tune, print the final metrics. User errors exit with status 2 and one clear line; a
+    failed ``--push_to_hub`` exits with status 1, the run saved (``hf-transfer push`` retries it)."""
     from transformers.utils import logging as hf_logging
 
     from .config import parse_config
+    from .hub import PushError
     from .training.run import fine_tune
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     hf_logging.set_verbosity_warning()
+    _quiet_http_request_logs()
     try:
         config = parse_config(argv, task=task)
         result = fine_tune(config)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except PushError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if result.trainer is None or result.trainer.is_world_process_zero():
         summary = {k: v for k, v in result.metrics.items() if k.startswith("eval_") or k == "train_runtime"}
         print(json.dumps({"output_dir": result.output_dir, **summary}, indent=2))
@@ -48,6 +54,33 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_http_request_logs() -> None:
+    """huggingface_hub's HTTP client logs every request at INFO: a push would bury the one line that matters."""
+    for name in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _push(args: argparse.Namespace) -> int:
+    """Push a finished run. Status 2: not a complete run or a bad repo id; 1: the Hub refused or was unreachable."""
+    from .hub import IncompleteRunError, PushError, push_to_hub
+
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    _quiet_http_request_logs()
+    try:
+        result = push_to_hub(
+            args.output_dir, args.repo_id, private=args.private or None, revision=args.revision, token=args.token
+        )
+    except (ConfigError, IncompleteRunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except PushError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    summary = {"repo_id": result.repo_id, "revision": result.revision, "commit": result.commit, "url": result.url}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="hf-transfer", description="Transfer learning on the Hugging Face stack.")
@@ -58,6 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--model", required=True, help="Output directory of a fine-tuning run.")
     predict.add_argument("--top_k", type=int, default=5)
     predict.add_argument("images", nargs="+", help="Image files.")
+    push = commands.add_parser(
+        "push",
+        help="Push a finished run to the Hub in its native format, with its model card (or retry a failed push).",
+    )
+    push.add_argument("output_dir", help="The --output_dir of a finished run.")
+    push.add_argument("--repo-id", "--repo_id", required=True, help="'namespace/name', or 'name' for your namespace.")
+    push.add_argument("--private", action="store_true", help="Create the repo private (an existing repo keeps its).")
+    push.add_argument("--revision", default=None, help="Branch to push to (created from main if needed).")
+    push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN, else the stored `hf auth login`).")
     commands.add_parser("strategies", help="List the registered transfer strategies.")
 
     if argv[:1] == ["train"]:  # everything after `train` belongs to the recipe parser, --help included
@@ -73,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "push":
+        return _push(args)
     from .strategies import list_strategies
 
     print("\n".join(list_strategies()))

@@ -1,5 +1,20 @@
-"""Native-format export (and, later, Hub push/pull)."""
+"""Native-format export, model cards, and pushing finished runs to the Hub."""
 
+from .artifacts import IncompleteRunError, RunArtifacts, inspect_run
+from .card import render_model_card, write_model_card
 from .export import read_label_names, save_timm_model
+from .push import HubPushSettings, PushError, PushResult, push_to_hub
 
-__all__ = ["read_label_names", "save_timm_model"]
+__all__ = [
+    "HubPushSettings",
+    "IncompleteRunError",
+    "PushError",
+    "PushResult",
+    "RunArtifacts",
+    "inspect_run",
+    "push_to_hub",
+    "read_label_names",
+    "render_model_card",
+    "save_timm_model",
+    "write_model_card",
+]

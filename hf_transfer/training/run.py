@@ -14,6 +14,7 @@ from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
 from ..config import TRAINING_ARGUMENT_NAMES, TRAINING_DEFAULTS, RecipeConfig, validate_config
 from ..exceptions import ConfigError
+from ..hub import HubPushSettings, push_to_hub, write_model_card
 from ..models.vision import count_parameters
 from ..strategies import StrategyContext, build_strategy
 from .tasks import TASKS, PreparedTask
@@ -66,6 +67,9 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     validate_config(config)
     started = time.perf_counter()
     check_output_dir(training.output_dir, config.run.overwrite_output_dir, training.resume_from_checkpoint)
+    # The Trainer must neither push (it would create the repo and push checkpoints itself) nor pickle the token into
+    # training_args.bin: take both out of its arguments; the finished run is pushed below, in one commit.
+    hub = HubPushSettings.take_from(training)
     strategy = build_strategy(config.strategy)
     set_seed(training.seed)
 
@@ -139,6 +143,10 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
         }
         Path(training.output_dir, CONFIG_FILENAME).write_text(json.dumps(resolved, indent=2, default=str))
         save_eval_predictions(training.output_dir, prediction, task.problem_type)
+        card_repo = (hub.repo_id, hub.revision) if hub else (None, None)
+        write_model_card(training.output_dir, *card_repo, overwrite=True)
+        if hub is not None:  # a failure raises PushError; the run stays on disk for `hf-transfer push`
+            push_to_hub(training.output_dir, hub.repo_id, private=hub.private, revision=hub.revision, token=hub.token)
     return FineTuneResult(
         output_dir=os.path.abspath(training.output_dir),
         metrics={**train_metrics, **eval_metrics},
