@@ -341,3 +341,42 @@ def test_recipe_hub_flags_become_push_settings(monkeypatch):
     assert WRONG not in repr(settings) and training.hub_token is None and not training.push_to_hub
     training = parse_config(["--push_to_hub", "--output_dir", "runs/photos"]).training
     assert HubPushSettings.take_from(training).repo_id == "photos"  # as the Trainer names it: the output dir's name
+
+
+@pytest.mark.slow
+def test_lora_adapter_repo_loads_with_peft_on_its_base(hub, tmp_path, sentiment_csv, tiny_bert_dir):
+    import torch
+    from transformers import AutoTokenizer
+
+    config = ht.RecipeConfig(
+        task="text-classification",
+        model=ht.ModelArguments(model_name_or_path=str(tiny_bert_dir)),
+        data=ht.DataArguments(train_file=str(sentiment_csv), train_val_split=0.25),
+        strategy=ht.StrategyArguments(strategy="lora", lora_r=4),
+        training=ht.default_training_arguments(
+            "text-classification", output_dir=str(tmp_path / "out"), num_train_epochs=2, learning_rate=5e-2
+        ),
+    )
+    result = ht.fine_tune(config)
+    out = Path(result.output_dir)
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_bert_dir)
+    text = "brilliant acting and a great story"
+    inputs = AutoTokenizer.from_pretrained(out)(text, return_tensors="pt")
+    result.model.eval()
+    with torch.no_grad():
+        expected = result.model(**inputs).logits[0].tolist()
+    pushed = run_python(hub, ALICE, "import sys, hf_transfer\nresult = hf_transfer.push_to_hub(*sys.argv[1:]).files",
+                        str(out), "alice/reviews-lora")  # fmt: skip
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= set(pushed)
+    code = """
+        import sys, torch
+        from peft import PeftModel
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        base = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], num_labels=2)
+        model = PeftModel.from_pretrained(base, "alice/reviews-lora").eval()
+        inputs = AutoTokenizer.from_pretrained(sys.argv[1])(sys.argv[2], return_tensors="pt")
+        with torch.no_grad():
+            result = model(**inputs).logits[0].tolist()
+    """
+    loaded = run_python(hub, None, code, str(tiny_bert_dir), text, without_hf_transfer=True)
+    assert loaded == pytest.approx(expected, abs=1e-5)
