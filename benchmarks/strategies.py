@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/strategies.py            # the full benchmark (~25 min on 2 CPU cores)
+    .venv/bin/python benchmarks/strategies.py            # the full benchmark (~15 min on 2 idle CPU cores)
     .venv/bin/python benchmarks/strategies.py --quick    # smoke check of every code path (tiny budgets)
     .venv/bin/python benchmarks/strategies.py --parts image --strategies full,lora
 
@@ -554,7 +554,7 @@ def _settings_text(v: Variant) -> str:
 
 def strategy_table(task: str, rows: list[Variant], results: dict[str, dict[str, Any]]) -> str:
     head = (
-        "| strategy | lr | trainable params | RSS at train begin (MB) | peak RSS growth (MB) "
+        "| strategy | lr | trainable params | RSS at train begin (MB) | peak RSS growth (MB) (anonymous only) "
         "| step ms: median (fastest) | train loss | val accuracy | notes |\n"
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
@@ -582,7 +582,8 @@ def strategy_table(task: str, rows: list[Variant], results: dict[str, dict[str, 
         step, fastest = r["median_step_s"] * 1000, r["min_step_s"] * 1000
         lines.append(
             f"| {_settings_text(v)} | {lr:g} | {_fmt_params(r['trainable_parameters'])} ({share:.2f} %) "
-            f"| {r['rss_train_begin_mb']:.0f} | {r['peak_rss_growth_mb']:.0f} | {step:.0f} ({fastest:.0f}) "
+            f"| {r['rss_train_begin_mb']:.0f} | {r['peak_rss_growth_mb']:.0f} ({r['peak_anon_growth_mb']:.0f}) "
+            f"| {step:.0f} ({fastest:.0f}) "
             f"| {r['train_loss']:.3f} | {r['eval_accuracy']:.3f} | {'; '.join(notes)} |"
         )
     return "\n".join(lines)
@@ -716,10 +717,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: outputs/benchmarks[-quick])")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per configuration")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per configuration")
+    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
     parser.add_argument("--worker", nargs=2, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker_main(*args.worker)
+        return
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        _, rows = build_jobs(saved["mode"], ["image", "text"], None)
+        rows = {task: r for task, r in rows.items() if any(k.startswith(task.split("-")[0]) for k in saved["results"])}
+        print(render(saved["mode"], saved["environment"], rows, saved["results"], saved["total_s"]), end="")
         return
     WORKER_ENV["OMP_NUM_THREADS"] = WORKER_ENV["MKL_NUM_THREADS"] = str(args.threads)
     for key, value in WORKER_ENV.items():  # so that environment() and the imports below see what workers see
