@@ -14,7 +14,7 @@ from torch import nn
 from ..config import StrategyArguments
 from ..exceptions import ConfigError
 from .base import TRAINABLE, StrategyContext, TransferStrategy, check_compatible
-from .registry import get_strategy_class
+from .registry import get_strategy_class, list_strategies
 
 
 def strategy_classes(args: StrategyArguments) -> list[type[TransferStrategy]]:
@@ -31,16 +31,10 @@ def validate_strategy_args(args: StrategyArguments) -> None:
     read = {flag for cls in classes for flag in cls.flags}
     for f in dataclasses.fields(args):
         if f.name != "strategy" and getattr(args, f.name) is not None and f.name not in read:
-            users = sorted(name for name, cls in _registry_items() if f.name in cls.flags)
+            users = [name for name in list_strategies() if f.name in get_strategy_class(name).flags]
             raise ConfigError(f"--{f.name} does not apply to --strategy {args.strategy}; it is read by {users}.")
     for cls in classes:
         cls.validate_args(args)
-
-
-def _registry_items():
-    from .registry import _REGISTRY
-
-    return _REGISTRY.items()
 
 
 class ComposedStrategy(TransferStrategy):
