@@ -2,6 +2,13 @@
 
 from .builtin import builtin_dataset_dir, list_builtin_datasets
 from .loading import ImageData, load_image_data, verify_images
+from .multimodal import (
+    MultimodalCollator,
+    MultimodalData,
+    load_multimodal_data,
+    multimodal_transform_fn,
+    tokenize_multimodal,
+)
 from .transforms import (
     build_image_transforms,
     collate_image_batch,
@@ -12,13 +19,18 @@ from .transforms import (
 
 __all__ = [
     "ImageData",
+    "MultimodalCollator",
+    "MultimodalData",
     "build_image_transforms",
     "builtin_dataset_dir",
     "collate_image_batch",
     "image_transform_fn",
     "list_builtin_datasets",
     "load_image_data",
+    "load_multimodal_data",
+    "multimodal_transform_fn",
     "resolve_image_data_config",
     "to_model_mode",
+    "tokenize_multimodal",
     "verify_images",
 ]

