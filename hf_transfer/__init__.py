@@ -4,9 +4,18 @@ Note: the unrelated Rust download accelerator published on PyPI as ``hf-transfer
 ``hf_transfer`` package; the two cannot share an environment.
 """
 
-from .config import DataArguments, ModelArguments, RecipeConfig, RunArguments, StrategyArguments, parse_config
+from .config import (
+    DataArguments,
+    FusionArguments,
+    ModelArguments,
+    RecipeConfig,
+    RunArguments,
+    StrategyArguments,
+    parse_config,
+)
 from .exceptions import ConfigError, DataError
 from .hub import push_to_hub
+from .models.fusion import FusionConfig, FusionForClassification  # registers them with the transformers Auto API
 from .strategies import TransferStrategy, get_strategy_class, list_strategies, register_strategy
 from .training.run import FineTuneResult, default_training_arguments, fine_tune
 
@@ -17,6 +26,9 @@ __all__ = [
     "DataArguments",
     "DataError",
     "FineTuneResult",
+    "FusionArguments",
+    "FusionConfig",
+    "FusionForClassification",
     "ModelArguments",
     "RecipeConfig",
     "RunArguments",

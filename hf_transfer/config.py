@@ -21,8 +21,10 @@ from .exceptions import ConfigError
 
 DEFAULT_IMAGE_MODEL = "builtin:efficientnet_lite0"
 DEFAULT_TEXT_MODEL = "builtin:all-MiniLM-L6-v2"
-TASKS = ("image-classification", "text-classification")
+TASKS = ("image-classification", "text-classification", "multimodal-classification")
 DEFAULT_MODELS = {"image-classification": DEFAULT_IMAGE_MODEL, "text-classification": DEFAULT_TEXT_MODEL}
+MULTIMODAL = "multimodal-classification"
+FUSION_METHODS = ("concat", "gated")
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 POOLING = ("cls", "mean")
 
@@ -127,7 +129,10 @@ class DataArguments:
         default=None,
         metadata={"help": "Lower bound of RandomResizedCrop's area scale in training. Default: 0.08 (timm)."},
     )
-    no_augment: bool = field(default=False, metadata={"help": "Train on the evaluation transform (no augmentation)."})
+    no_augment: bool | None = field(
+        default=None,
+        metadata={"help": "Train on the evaluation transform (no augmentation). Default: off, or the built-in's."},
+    )
     skip_bad_images: bool = field(
         default=False, metadata={"help": "Drop corrupt/unreadable images (and report how many) instead of failing."}
     )
@@ -218,6 +223,63 @@ class RunArguments:
 
 
 @dataclass
+class FusionArguments:
+    """Image+text classification only: the two towers, how they are adapted, and how they are joined."""
+
+    image_model_name_or_path: str = field(
+        default=DEFAULT_IMAGE_MODEL, metadata={"help": "Image tower: anything --model_name_or_path takes for images."}
+    )
+    text_model_name_or_path: str = field(
+        default=DEFAULT_TEXT_MODEL, metadata={"help": "Text tower: a BERT-family Hub id, local dir or built-in."}
+    )
+    image_strategy: str | None = field(
+        default=None, metadata={"help": "Transfer strategy of the image tower (default: --strategy)."}
+    )
+    text_strategy: str | None = field(
+        default=None, metadata={"help": "Transfer strategy of the text tower (default: --strategy)."}
+    )
+    image_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the image tower (default: --learning_rate)."}
+    )
+    text_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the text tower (default: --learning_rate)."}
+    )
+    image_from_scratch: bool = field(default=False, metadata={"help": "Random-init image tower (a baseline)."})
+    text_from_scratch: bool = field(default=False, metadata={"help": "Random-init text tower (a baseline)."})
+    fusion: str = field(
+        default="concat",
+        metadata={
+            "help": "Fusion head: 'concat' (normalised features concatenated, then an MLP) or 'gated' (text-"
+            "conditioned gates on the image features, then an MLP).",
+            "choices": list(FUSION_METHODS),
+        },
+    )
+    fusion_hidden_size: int = field(default=512, metadata={"help": "Width of the fusion MLP."})
+    fusion_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the fusion MLP."})
+    modalities: str = field(
+        default="image,text",
+        metadata={"help": "Which towers the model uses: 'image,text', or 'image' / 'text' alone (an ablation)."},
+    )
+    ablations: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Also train image-only and text-only heads and report their accuracy (eval_image_only_*, "
+            "eval_text_only_*). Default: on when both towers are frozen and their features cached (cheap)."
+        },
+    )
+    cache_frozen_features: bool = field(
+        default=True,
+        metadata={
+            "help": "Encode each distinct image/text of a frozen tower once, instead of every epoch (images only "
+            "without training augmentation, whose crops would change the features)."
+        },
+    )
+
+    def modality_list(self) -> list[str]:
+        return [m.strip() for m in self.modalities.split(",") if m.strip()]
+
+
+@dataclass
 class RecipeConfig:
     """Everything one run needs. Build it in Python, or from argv/YAML with :func:`parse_config`."""
 
@@ -227,10 +289,11 @@ class RecipeConfig:
     training: TrainingArguments | None = None
     run: RunArguments = field(default_factory=RunArguments)
     task: str = "image-classification"
+    fusion: FusionArguments = field(default_factory=FusionArguments)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.task}
-        for name in ("model", "data", "strategy", "run"):
+        for name in ("model", "data", "strategy", "run") + (("fusion",) if self.task == MULTIMODAL else ()):
             out[name] = dataclasses.asdict(getattr(self, name))
         if self.training is not None:
             out["training"] = json.loads(self.training.to_json_string())
@@ -270,10 +333,27 @@ TEXT_TRAINING_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 16,
     "per_device_eval_batch_size": 64,
 }
-TRAINING_DEFAULTS = {"image-classification": IMAGE_TRAINING_DEFAULTS, "text-classification": TEXT_TRAINING_DEFAULTS}
+# The easy-vqa demo's: frozen towers (cached features) and a fusion MLP. Not only Trainer settings: parse_config's
+# defaults cover every flag, and the towers' default strategy is a linear probe here.
+MULTIMODAL_TRAINING_DEFAULTS: dict[str, Any] = {
+    **_COMMON_TRAINING_DEFAULTS,
+    "output_dir": "outputs/multimodal_cls",
+    "strategy": "linear_probe",
+    "num_train_epochs": 5,
+    "learning_rate": 1e-3,
+    "warmup_steps": 0.05,
+    "per_device_train_batch_size": 64,
+    "per_device_eval_batch_size": 256,
+    "logging_steps": 50,
+}
+TRAINING_DEFAULTS = {
+    "image-classification": IMAGE_TRAINING_DEFAULTS,
+    "text-classification": TEXT_TRAINING_DEFAULTS,
+    MULTIMODAL: MULTIMODAL_TRAINING_DEFAULTS,
+}
 TRAINING_ARGUMENT_NAMES = {f.name for f in dataclasses.fields(TrainingArguments)}
 
-_DATACLASSES = (ModelArguments, DataArguments, StrategyArguments, RunArguments, TrainingArguments)
+_DATACLASSES = (ModelArguments, DataArguments, StrategyArguments, RunArguments, FusionArguments, TrainingArguments)
 
 
 def _load_yaml(path: str) -> dict[str, Any]:
@@ -291,7 +371,7 @@ def _load_yaml(path: str) -> dict[str, Any]:
     # Accept both flat files and files grouped by section (model:, data:, strategy:, training:).
     flat: dict[str, Any] = {}
     for key, value in loaded.items():
-        if key in ("model", "data", "strategy", "training", "run") and isinstance(value, dict):
+        if key in ("model", "data", "strategy", "training", "run", "fusion") and isinstance(value, dict):
             flat.update(value)
         else:
             flat[key] = value
@@ -324,10 +404,15 @@ def parse_config(
         merged["use_cpu"] = True  # makes `accelerate launch --num_processes N` run N gloo CPU processes, not N copies
     parser.set_defaults(**merged)
     try:
-        model, data, strategy, run, training = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+        parsed = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     except ValueError as err:  # TrainingArguments.__post_init__ rejects bad combinations with ValueError
         raise ConfigError(str(err)) from err
-    config = RecipeConfig(model=model, data=data, strategy=strategy, training=training, run=run, task=task)
+    model, data, strategy, run, fusion, training = parsed
+    if task != MULTIMODAL:
+        _reject_fusion_flags(argv, task)
+    config = RecipeConfig(
+        model=model, data=data, strategy=strategy, training=training, run=run, task=task, fusion=fusion
+    )
     validate_config(config)
     return config
 
@@ -339,6 +424,13 @@ def _peek_flag(argv: list[str], flag: str) -> str | None:
         if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
+
+
+def _reject_fusion_flags(argv: list[str], task: str) -> None:
+    given = {arg.split("=", 1)[0].removeprefix("--") for arg in argv if arg.startswith("--")}
+    fusion_flags = sorted(given & {f.name for f in dataclasses.fields(FusionArguments)})
+    if fusion_flags:
+        raise ConfigError(f"--{fusion_flags[0]} applies to image+text classification (multimodal_cls), not {task}.")
 
 
 def _has_accelerator() -> bool:
@@ -357,11 +449,13 @@ def validate_config(config: RecipeConfig) -> None:
     from .strategies import validate_strategy_args
 
     data, model = config.data, config.model
-    if model.model_name_or_path is None:
-        model.model_name_or_path = DEFAULT_MODELS[config.task]
-    resolve_data_presets(data, config.task)
     if config.task not in TASKS:
         raise ConfigError(f"Unknown task {config.task!r}; choose one of {', '.join(TASKS)}.")
+    if config.task == MULTIMODAL:
+        _validate_fusion(config)
+    elif model.model_name_or_path is None:
+        model.model_name_or_path = DEFAULT_MODELS[config.task]
+    resolve_data_presets(data, config.task)
     if not 0.0 < data.train_val_split < 1.0:
         raise ConfigError(f"--train_val_split must be in (0, 1), got {data.train_val_split}.")
     for flag in ("max_train_samples", "max_eval_samples", "image_size", "max_seq_length"):
@@ -401,7 +495,8 @@ def validate_config(config: RecipeConfig) -> None:
                 raise ConfigError(f"--{flag}: {path!r} must be .csv, .json, .jsonl or .parquet.")
     if model.from_scratch and model.architecture is None and os.path.isfile(model.model_name_or_path):
         raise ConfigError("--from_scratch with a checkpoint file needs --architecture.")
-    validate_strategy_args(config.strategy)
+    if config.task != MULTIMODAL:
+        validate_strategy_args(config.strategy)
     if config.task == "text-classification":
         from .models.text import choose_pooling
 
@@ -409,3 +504,82 @@ def validate_config(config: RecipeConfig) -> None:
     training = config.training
     if training is not None and training.load_best_model_at_end and training.eval_strategy == "no":
         raise ConfigError("--load_best_model_at_end needs --eval_strategy epoch|steps (or pass it as False).")
+
+
+def tower_strategy_arguments(config: RecipeConfig) -> dict[str, StrategyArguments]:
+    """Each used tower's strategy settings: ``--image_strategy``/``--text_strategy`` (else ``--strategy``) plus the
+    shared settings (``--lora_r``, ``--freeze_blocks``, ...), each of which must be read by some tower's strategy."""
+    from .strategies.compose import strategy_classes
+
+    fusion = config.fusion
+    chosen = {"image": fusion.image_strategy, "text": fusion.text_strategy}
+    per_tower = {}
+    for tower in fusion.modality_list():
+        args = dataclasses.replace(config.strategy, strategy=chosen[tower] or config.strategy.strategy)
+        read = {flag for cls in strategy_classes(args) for flag in cls.flags}
+        unread = {f.name: None for f in dataclasses.fields(args) if f.name != "strategy" and f.name not in read}
+        per_tower[tower] = dataclasses.replace(args, **unread)  # a shared setting goes to the towers that read it
+    return per_tower
+
+
+def _validate_fusion(config: RecipeConfig) -> None:
+    fusion, model = config.fusion, config.model
+    if model.model_name_or_path is not None:
+        raise ConfigError(
+            "--model_name_or_path names one checkpoint; image+text classification takes "
+            "--image_model_name_or_path and --text_model_name_or_path."
+        )
+    if model.architecture is not None:
+        raise ConfigError("--architecture (for a bare image checkpoint file) is not supported for the image tower.")
+    modalities = fusion.modality_list()
+    if not modalities or len(set(modalities)) != len(modalities) or not set(modalities) <= {"image", "text"}:
+        raise ConfigError(f"--modalities takes 'image,text', 'image' or 'text', got {fusion.modalities!r}.")
+    if fusion.fusion not in FUSION_METHODS:
+        raise ConfigError(f"--fusion must be one of {', '.join(FUSION_METHODS)}, got {fusion.fusion!r}.")
+    if fusion.fusion == "gated" and len(modalities) != 2:
+        raise ConfigError("--fusion gated conditions image features on the text: it needs --modalities image,text.")
+    if fusion.fusion_hidden_size <= 0:
+        raise ConfigError(f"--fusion_hidden_size must be a positive integer, got {fusion.fusion_hidden_size}.")
+    if not 0.0 <= fusion.fusion_dropout < 1.0:
+        raise ConfigError(f"--fusion_dropout must be in [0, 1), got {fusion.fusion_dropout}.")
+    for tower in ("image", "text"):
+        if tower not in modalities:
+            for flag in (f"{tower}_strategy", f"{tower}_learning_rate"):
+                if getattr(fusion, flag) is not None:
+                    raise ConfigError(f"--{flag} given, but --modalities {fusion.modalities} has no {tower} tower.")
+        lr = getattr(fusion, f"{tower}_learning_rate")
+        if lr is not None and lr <= 0:
+            raise ConfigError(f"--{tower}_learning_rate must be > 0, got {lr}.")
+    if fusion.ablations and len(modalities) != 2:
+        raise ConfigError("--ablations compares image-only and text-only heads with the fused model: it needs both.")
+    if model.pooling is None:
+        model.pooling = "mean"  # the fused text feature: masked mean of token states (what sentence encoders train)
+    chosen = {"image": fusion.image_strategy, "text": fusion.text_strategy}
+    per_tower = {
+        tower: dataclasses.replace(config.strategy, strategy=chosen[tower] or config.strategy.strategy)
+        for tower in modalities
+    }
+    read: set[str] = set()
+    for tower, args in per_tower.items():
+        if "lwf" in args.strategy.split("+"):
+            raise ConfigError(f"--{tower}_strategy: lwf is not available for a fusion tower (it has no source head).")
+        read |= _validate_tower_strategy(args, tower)
+    for f in dataclasses.fields(StrategyArguments):
+        if f.name != "strategy" and getattr(config.strategy, f.name) is not None and f.name not in read:
+            raise ConfigError(f"--{f.name} does not apply to the towers' strategies ({_strategies_text(per_tower)}).")
+
+
+def _validate_tower_strategy(args: StrategyArguments, tower: str) -> set[str]:
+    from .strategies.compose import strategy_classes
+
+    try:
+        classes = strategy_classes(args)
+        for cls in classes:
+            cls.validate_args(args)
+    except ConfigError as err:
+        raise ConfigError(f"{tower} tower: {err}") from err
+    return {flag for cls in classes for flag in cls.flags}
+
+
+def _strategies_text(per_tower: dict[str, StrategyArguments]) -> str:
+    return ", ".join(f"{tower}: {args.strategy}" for tower, args in per_tower.items())

@@ -64,3 +64,16 @@ def test_text_recipe_two_processes_match_one(tmp_path, tiny_bert_dir):
     # the tiny BERT has no dropout: each process would otherwise draw its own masks, and no numbers could match
     args = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data)]
     assert_same_numbers(tmp_path, "recipes/text_cls.py", args)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cached", ["True", "False"])
+def test_multimodal_recipe_two_processes_match_one(tmp_path, tiny_bert_dir, cached):
+    """Frozen image tower, trainable text tower (through the DDP reducer), with and without cached image features."""
+    args = [
+        "--image_model_name_or_path", "test_efficientnet", "--image_from_scratch", "--image_size", "32",
+        "--text_model_name_or_path", str(tiny_bert_dir), "--max_train_samples", "32", "--max_eval_samples", "8",
+        "--image_strategy", "linear_probe", "--text_strategy", "full", "--fusion_dropout", "0",
+        "--cache_frozen_features", cached,
+    ]  # fmt: skip
+    assert_same_numbers(tmp_path, "recipes/multimodal_cls.py", args)

@@ -17,7 +17,7 @@ from ..exceptions import ConfigError
 from ..hub import HubPushSettings, push_to_hub, write_model_card
 from ..models.vision import count_parameters
 from ..strategies import StrategyContext, build_strategy
-from .tasks import TASKS, PreparedTask
+from .tasks import PreparedTask, prepare_task
 from .trainer import TransferTrainer
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     # The Trainer must neither push (it would create the repo and push checkpoints itself) nor pickle the token into
     # training_args.bin: take both out of its arguments; the finished run is pushed below, in one commit.
     hub = HubPushSettings.take_from(training)
-    strategy = build_strategy(config.strategy)
     set_seed(training.seed)
 
-    task = TASKS[config.task](config, training)
+    task = prepare_task(config, training)
+    strategy = task.strategy if task.strategy is not None else build_strategy(config.strategy)
     context = StrategyContext(
         view=task.view,
         task=config.task,
@@ -83,6 +83,8 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     )
     strategy.apply(context)
     model = strategy.wrap_model(task.model, context)
+    if task.finalise is not None:
+        task.finalise(task, model)
     if strategy.trainable_over_run(context) is not None and training.world_size > 1:
         training.ddp_find_unused_parameters = True  # a block frozen for now still belongs to the DDP reducer
     trainable, total = count_parameters(model)
@@ -123,6 +125,8 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     prediction = trainer.predict(task.eval_dataset, metric_key_prefix="eval")
     eval_metrics = dict(prediction.metrics)
     eval_metrics["eval_samples"] = len(task.eval_dataset)
+    if task.extra_evaluation is not None:
+        eval_metrics.update(task.extra_evaluation(training))
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
     trainer.save_state()

@@ -17,7 +17,7 @@ from transformers import DataCollatorWithPadding, PreTrainedModel, TrainingArgum
 from ..config import RecipeConfig
 from ..exceptions import ConfigError
 from ..models.blocks import BlockView
-from ..strategies.base import SourceModel
+from ..strategies.base import SourceModel, TransferStrategy
 from .metrics import TaskMetrics, metrics_for
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,11 @@ class PreparedTask:
     processing_class: Any = None  # saved next to the model (the tokenizer)
     base_model_reference: str = ""
     source_model_factory: Callable[[], SourceModel] | None = None  # the checkpoint with its source head (LwF)
+    strategy: TransferStrategy | None = None  # the task's own (per-tower) strategy; None: --strategy
+    # Runs once the strategy has set what trains, before the Trainer exists (e.g. caches frozen towers' features).
+    finalise: Callable[[PreparedTask, nn.Module], None] | None = None
+    # Extra evaluations after the main one (e.g. single-modality ablations): TrainingArguments -> eval metrics.
+    extra_evaluation: Callable[[TrainingArguments], dict[str, float]] | None = None
 
 
 def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:
@@ -154,6 +159,14 @@ def text_source_model(source, args) -> SourceModel:
         return model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
 
     return SourceModel(model=original, head=copy.deepcopy(original.classifier), forward=forward)
+
+
+def prepare_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:
+    if config.task == "multimodal-classification":
+        from .multimodal import prepare_multimodal_task
+
+        return prepare_multimodal_task(config, training)
+    return TASKS[config.task](config, training)
 
 
 TASKS: dict[str, Callable[[RecipeConfig, TrainingArguments], PreparedTask]] = {
