@@ -9,7 +9,7 @@ import sys
 
 from .exceptions import ConfigError, DataError
 
-RECIPE_TASKS = {"image-classification", "text-classification"}
+RECIPE_TASKS = {"image-classification", "text-classification", "multimodal-classification"}
 
 
 def run_recipe(task: str, argv: list[str] | None = None) -> int:
@@ -40,15 +40,29 @@ def run_recipe(task: str, argv: list[str] | None = None) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .inference import predict_images
+    """Image classifiers as before; an image+text model (a run directory, or a Hub repo given with --text) takes
+    --text once (the same text for every image) or once per image."""
+    from .inference import is_fusion_model_dir, predict_images, predict_multimodal
 
+    texts = None
     try:
-        results = predict_images(args.model, args.images, top_k=args.top_k)
-    except (FileNotFoundError, ValueError) as err:
+        if args.text or is_fusion_model_dir(args.model):
+            if not args.text:
+                raise ValueError(f"{args.model} is an image+text model: pass --text (once, or once per image).")
+            if len(args.text) not in (1, len(args.images)):
+                raise ValueError(
+                    f"--text was given {len(args.text)} times for {len(args.images)} images: give it once (the "
+                    "same text for every image) or once per image."
+                )
+            texts = args.text * len(args.images) if len(args.text) == 1 else args.text
+            results = predict_multimodal(args.model, args.images, texts, top_k=args.top_k)
+        else:
+            results = predict_images(args.model, args.images, top_k=args.top_k)
+    except (OSError, ValueError) as err:  # FileNotFoundError included; OSError: a repo that cannot be loaded
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for path, top in zip(args.images, results):
-        print(path)
+    for i, (path, top) in enumerate(zip(args.images, results)):
+        print(f"{path}  {texts[i]!r}" if texts else path)
         for label, prob in top:
             print(f"  {prob:7.4f}  {label}")
     return 0
@@ -87,9 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="Fine-tune; takes every recipe flag (see `hf-transfer train --help`).")
     train.add_argument("--task", default="image-classification", choices=sorted(RECIPE_TASKS))
-    predict = commands.add_parser("predict", help="Top-k labels for images, from a saved model directory.")
-    predict.add_argument("--model", required=True, help="Output directory of a fine-tuning run.")
+    predict = commands.add_parser(
+        "predict", help="Top-k labels for images (or image+text pairs), from a saved model directory."
+    )
+    predict.add_argument(
+        "--model", required=True, help="Output directory of a fine-tuning run (an image+text model: or a Hub repo)."
+    )
     predict.add_argument("--top_k", type=int, default=5)
+    predict.add_argument(
+        "--text",
+        action="append",
+        help="Image+text models: the text that goes with the images; once for all of them, or once per image.",
+    )
     predict.add_argument("images", nargs="+", help="Image files.")
     push = commands.add_parser(
         "push",

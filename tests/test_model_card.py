@@ -262,3 +262,106 @@ def test_incomplete_runs_are_named_precisely(tmp_path, damage, message):
     damage(run)
     with pytest.raises(IncompleteRunError, match=message):
         inspect_run(run)
+
+
+def write_multimodal_run_files(root: Path, **provenance: Any) -> Path:
+    """A finished image+text run: a fusion model's config over the fixed files of `write_run_files`."""
+    run = write_run_files(root, kind="transformers")
+    (run / "vocab.txt").unlink()
+    config = {
+        "architectures": ["FusionForClassification"],
+        "model_type": "hf_transfer_fusion",
+        "fusion": "gated",
+        "fusion_hidden_size": 256,
+        "fusion_dropout": 0.1,
+        "text_pooling": "mean",
+        "id2label": dict(enumerate(LABELS)),
+        "image_tower": {
+            "architecture": "resnet18",
+            "reference": "resnet18",
+            "num_features": 512,
+            "from_scratch": False,
+            "pretrained_cfg": {"license": "apache-2.0"},
+            "data_config": {
+                "input_size": [3, 64, 64],
+                "interpolation": "bicubic",
+                "mean": [0.5] * 3,
+                "std": [0.5] * 3,
+            },
+        },
+        "text_tower": {
+            "config": {"model_type": "bert", "num_hidden_layers": 2, "hidden_size": 32},
+            "num_features": 32,
+            "reference": "/home/someone/private/bert",
+            "from_scratch": False,
+        },
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    run_config = json.loads((run / "hf_transfer_config.json").read_text())
+    run_config["task"] = "multimodal-classification"
+    run_config["data"] = {
+        "train_file": "/home/someone/private/vqa.csv",
+        "image_column_name": "photo",
+        "no_augment": True,
+    }
+    run_config["fusion"] = {"image_learning_rate": None, "text_learning_rate": 0.0001}
+    run_config["provenance"] |= {
+        "base_model": "resnet18 + /home/someone/private/bert",
+        "strategy": "image: linear_probe, text: lora",
+        "cached_features": ["image"],
+        "text_columns": ["question", "context"],
+        "max_seq_length": 48,
+        "pooling": "mean",
+        **provenance,
+    }
+    (run / "hf_transfer_config.json").write_text(json.dumps(run_config))
+    results = json.loads((run / "eval_results.json").read_text())
+    results |= {"eval_image_only_accuracy": 0.4, "eval_image_only_macro_f1": 0.3, "eval_text_only_accuracy": 0.85}
+    results |= {"eval_text_only_macro_f1": 0.8}
+    (run / "eval_results.json").write_text(json.dumps(results))
+    return run
+
+
+def test_multimodal_card_describes_both_towers_the_ablation_and_needs_hf_transfer(tmp_path):
+    run = write_multimodal_run_files(tmp_path / "vqa")
+    assert inspect_run(run).files_to_push() == [
+        "all_results.json", "config.json", "eval_results.json", "hf_transfer_config.json", "model.safetensors",
+        "tokenizer_config.json", "trainer_state.json",
+    ]  # fmt: skip
+    card = ModelCard(write_model_card(run, repo_id="alice/vqa", revision="dev").read_text())
+    data = card.data
+    assert (data.library_name, data.pipeline_tag) == ("hf-transfer-toolkit", None)
+    assert data.base_model == "timm/resnet18.a1_in1k"  # the text tower is a local checkpoint: not in the metadata
+    assert "base_model_relation" not in data.to_dict()  # one base model on the Hub: nothing to mistake for a merge
+    assert data.license is None and "No license was recorded" in card.text  # the local text tower's is unknown
+    results = {(r.task_type, r.metric_type): r.metric_value for r in data.eval_results}
+    assert results == {("multimodal-classification", "accuracy"): 0.9, ("multimodal-classification", "f1"): 0.8889}
+    assert {"multimodal-classification", "multimodal", "linear_probe", "lora"} <= set(data.tags)
+    assert "/home/someone" not in str(card)
+    text = card.text
+    assert "| Image tower | timm `resnet18`, 512 features. Base model: [timm/resnet18.a1_in1k]" in text
+    assert (
+        "| Text tower | `bert` encoder (2 layers, 32 wide), 32 features. Base model: a local checkpoint (`bert`)"
+        in text
+    )
+    assert "| Image tower training | `linear_probe`: frozen, a fixed feature extractor whose features were" in text
+    assert "| Text tower training | `lora`: adapted. Low-rank adapters" in text and "Learning rate 0.0001." in text
+    assert "| Fusion head | `gated` — Text-conditioned gates on the image features" in text
+    assert "an image (column `photo`) and a text pair (columns `question`, `context`)" in text
+    assert "| image only | 0.4000 | 0.3000 |\n| text only | 0.8500 | 0.8000 |" in text
+    assert "adds 5.0 points of accuracy\nover the better single modality (text only: 0.8500)" in text
+    assert "The text-only head comes within the measurement uncertainty of the fused model" in text
+    assert 'from_pretrained("alice/vqa", revision="dev")' in text
+    assert 'predict_multimodal("alice/vqa", ["example.jpg"], [("first text", "second text")], revision="dev")' in text
+    assert "hf-transfer predict" not in text  # the CLI takes no --revision and no text pairs
+    assert "max_length=48" in text and "pip install hf-transfer-toolkit" in text
+
+
+def test_multimodal_run_needs_a_fusion_config_and_its_tokenizer(tmp_path):
+    run = write_multimodal_run_files(tmp_path / "vqa")
+    (run / "tokenizer_config.json").unlink()
+    with pytest.raises(IncompleteRunError, match="no tokenizer_config.json"):
+        inspect_run(run)
+    (run / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    with pytest.raises(IncompleteRunError, match="not 'hf_transfer_fusion'"):
+        inspect_run(run)

@@ -16,6 +16,8 @@ CONFIG_FILENAME = "hf_transfer_config.json"  # the resolved config + provenance 
 CARD_FILENAME = "README.md"
 CURVES_FILENAME = "training_curves.png"
 CONFUSION_FILENAME = "confusion_matrix.png"
+MULTIMODAL = "multimodal-classification"
+FUSION_MODEL_TYPE = "hf_transfer_fusion"  # hf_transfer.models.fusion.FusionConfig.model_type, without importing torch
 
 # Top-level files of these types are pushed: weights, configs, tokenizer files (vocab.txt, merges.txt, *.model, chat
 # templates), the card and its plots. Sub-directories (checkpoint-*, runs/, merged/) never are.
@@ -88,6 +90,8 @@ def inspect_run(output_dir: str | Path) -> RunArtifacts:
         kind = "transformers"
         if run_config["task"] == "text-classification" and not (root / "tokenizer_config.json").is_file():
             raise IncompleteRunError(f"{root} has no tokenizer_config.json: pipeline() could not tokenise text.")
+        if run_config["task"] == MULTIMODAL:
+            _check_fusion_model(root, config)
         for module in _auto_map_modules(config):
             if not (root / module).is_file():
                 raise IncompleteRunError(f"{root / module} is missing: config.json's auto_map needs it.")
@@ -129,6 +133,19 @@ def _check_weights(root: Path) -> None:
             check_safetensors(root / shard)
     else:
         check_safetensors(root / "model.safetensors")
+
+
+def _check_fusion_model(root: Path, config: dict[str, Any]) -> None:
+    """A multimodal run is one fusion model: its config rebuilds the towers, and a text tower needs its tokenizer."""
+    if config.get("model_type") != FUSION_MODEL_TYPE:
+        raise IncompleteRunError(
+            f"{root / 'config.json'} has model_type {config.get('model_type')!r}, not {FUSION_MODEL_TYPE!r}: "
+            "a multimodal-classification run saves one fusion model."
+        )
+    if not (config.get("image_tower") or config.get("text_tower")):
+        raise IncompleteRunError(f"{root / 'config.json'} describes neither an image nor a text tower.")
+    if config.get("text_tower") and not (root / "tokenizer_config.json").is_file():
+        raise IncompleteRunError(f"{root} has no tokenizer_config.json: the text tower's input could not be made.")
 
 
 def _auto_map_modules(config: dict[str, Any]) -> list[str]:
