@@ -172,6 +172,7 @@ def test_card_shows_both_towers_the_ablation_and_the_hf_transfer_requirement(run
     )
     assert "| input size (channels, height, width) | (3, 64, 64) |" in text
     assert "| max sequence length (tokens) | 32 |" in text
+    assert "from the dataset's own `test` split" in text  # easy-vqa's official test split, not a hold-out
     assert "![Training and validation curves](training_curves.png)" in text
 
 

@@ -45,9 +45,20 @@ def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
     check_columns(train, columns, "train")
     if validation is not None:
         check_columns(validation, columns, "validation")
-    train, validation, label_names = encode_class_labels(train, validation, args.label_column_name)
+    train, validation, label_names, skipped = finish_labelled_image_splits(train, validation, args, seed, source)
+    return ImageData(train, validation, label_names, args.image_column_name, args.label_column_name, skipped, source)
+
+
+def finish_labelled_image_splits(
+    train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, source: str
+) -> tuple[Dataset, Dataset, list[str], dict[str, int]]:
+    """Checked columns in, ready splits out: class labels encoded (and aligned across splits), a seeded stratified
+    hold-out when there is no validation split, the sample limits, every image decoded once, no empty split.
+    Returns (train, validation, label names, skipped images per split)."""
+    label = args.label_column_name
+    train, validation, label_names = encode_class_labels(train, validation, label)
     if validation is None:
-        train, validation = stratified_split(train, args.train_val_split, args.label_column_name, seed)
+        train, validation = stratified_split(train, args.train_val_split, label, seed)
     train, validation = limit_samples(train, validation, args.max_train_samples, args.max_eval_samples, seed)
     skipped: dict[str, int] = {}
     if args.verify_images:
@@ -58,7 +69,7 @@ def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
             raise DataError(
                 f"The {split_name} split of {source} is empty after filtering; nothing to train/evaluate on."
             )
-    return ImageData(train, validation, label_names, args.image_column_name, args.label_column_name, skipped, source)
+    return train, validation, label_names, skipped
 
 
 def _load_raw(

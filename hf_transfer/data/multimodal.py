@@ -21,8 +21,8 @@ from datasets import Image as ImageFeature
 from ..config import DataArguments, text_columns
 from ..exceptions import DataError
 from .builtin import resolve_data_presets
-from .labels import VALIDATION_SPLIT_NAMES, check_columns, encode_class_labels, limit_samples, stratified_split
-from .loading import _load_raw, _read_imagefolder, verify_images
+from .labels import VALIDATION_SPLIT_NAMES, check_columns
+from .loading import _load_raw, _read_imagefolder, finish_labelled_image_splits
 from .text import MULTI, SINGLE, check_texts, infer_problem_type
 from .transforms import to_model_mode
 
@@ -40,6 +40,7 @@ class MultimodalData:
     label_column: str
     skipped_images: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    validation_split: str | None = None  # the source's own split used for validation; None: held out from train
 
 
 def load_multimodal_data(args: DataArguments, seed: int = 42) -> MultimodalData:
@@ -52,7 +53,8 @@ def load_multimodal_data(args: DataArguments, seed: int = 42) -> MultimodalData:
     image, label, texts = args.image_column_name, args.label_column_name, text_columns(args)
     raw, source = _load_raw(args, lambda path, flag: _load_described_folder(path, flag, label))
     train = raw["train"]
-    validation = next((raw[name] for name in VALIDATION_SPLIT_NAMES if name in raw), None)
+    validation_split = next((name for name in VALIDATION_SPLIT_NAMES if name in raw), None)
+    validation = raw[validation_split] if validation_split else None
     for split_name, split in (("train", train), ("validation", validation)):
         if split is None:
             continue
@@ -63,20 +65,8 @@ def load_multimodal_data(args: DataArguments, seed: int = 42) -> MultimodalData:
         check_texts(split, texts, split_name)
         _check_images_present(split, image, split_name, source)
         _check_single_label(split, label, split_name)
-    train, validation, label_names = encode_class_labels(train, validation, label)
-    if validation is None:
-        train, validation = stratified_split(train, args.train_val_split, label, seed)
-    train, validation = limit_samples(train, validation, args.max_train_samples, args.max_eval_samples, seed)
-    skipped: dict[str, int] = {}
-    if args.verify_images:
-        train, skipped["train"] = verify_images(train, args, "train")
-        validation, skipped["validation"] = verify_images(validation, args, "validation")
-    for split_name, split in (("train", train), ("validation", validation)):
-        if len(split) == 0:
-            raise DataError(
-                f"The {split_name} split of {source} is empty after filtering; nothing to train/evaluate on."
-            )
-    return MultimodalData(train, validation, label_names, image, texts, label, skipped, source)
+    train, validation, label_names, skipped = finish_labelled_image_splits(train, validation, args, seed, source)
+    return MultimodalData(train, validation, label_names, image, texts, label, skipped, source, validation_split)
 
 
 def _load_described_folder(path: str, flag: str, label_column: str) -> Dataset:

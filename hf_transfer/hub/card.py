@@ -361,7 +361,9 @@ def describe_data(data: dict[str, Any], provenance: dict[str, Any], problem_type
     held_out = f"a seeded {fraction:.0%} hold-out of the training data" if fraction else "a hold-out of the train data"
     if problem_type == "single_label_classification":
         held_out += ", stratified by label"
-    if data.get("validation_dir") or data.get("validation_file"):
+    if provenance.get("validation_split"):  # recorded by the loader: the source's own split
+        validation = f"the dataset's own `{provenance['validation_split']}` split"
+    elif data.get("validation_dir") or data.get("validation_file"):
         validation = f"a separate local set (`{Path(data.get('validation_dir') or data['validation_file']).name}`)"
     elif name and not name.startswith("builtin:"):
         validation = f"the dataset's `validation`/`valid`/`val`/`test` split if it has one, else {held_out}"

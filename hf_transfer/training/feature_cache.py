@@ -1,9 +1,10 @@
 """Encode each distinct input of a frozen tower once, instead of every epoch.
 
 A frozen tower (no trainable parameter; kept in eval mode by the fusion model) is a fixed function of its input, so
-its output for an image or a text is the same at every step: easy-vqa, for one, asks 38,575 questions about 4,000
-images with 107 distinct questions, and caching turns ~190,000 tower passes over 5 epochs into ~4,100. The model is
-unchanged: it takes the cached ``image_embeds`` / ``text_embeds`` in place of ``pixel_values`` / ``input_ids``.
+its output for an image or a text is the same at every step: easy-vqa, for one, asks 38,575 training questions about
+4,000 images with 107 distinct questions; over 5 epochs (each followed by an evaluation on 9,673 questions about 1,000
+images) caching encodes 5,000 images instead of ~241,000, and 214 texts instead of as many. The model is unchanged:
+it takes the cached ``image_embeds`` / ``text_embeds`` in place of ``pixel_values`` / ``input_ids``.
 """
 
 from __future__ import annotations

@@ -110,6 +110,7 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
             "max_seq_length": max_length,
             "train_samples": len(data.train),
             "eval_samples": len(data.validation),
+            "validation_split": data.validation_split,
             "skipped_images": data.skipped_images,
             "data_config": _jsonable(data_config) if data_config else None,
         },
