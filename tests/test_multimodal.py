@@ -190,6 +190,38 @@ def test_per_tower_strategies_train_what_they_say(tmp_path, tiny_bert_dir):
     assert result.metrics["trainable_parameters"] < result.metrics["total_parameters"] / 2
 
 
+@pytest.mark.parametrize(
+    "text_strategy, extra, check",
+    [
+        ("full+l2sp", [], "text_l2sp_body"),  # a regulariser on one tower, logged under the tower's name
+        ("freeze+llrd", ["--freeze_blocks", "1"], "llrd"),  # layer-wise rates inside the text tower only
+        ("gradual_unfreeze", ["--unfreeze_milestones", "0.5"], "stages"),
+        ("bitfit", [], "bias"),
+    ],
+)
+def test_any_registered_strategy_works_per_tower(tmp_path, tiny_bert_dir, text_strategy, extra, check):
+    result = small_run(
+        tmp_path,
+        tiny_bert_dir,
+        ["--image_strategy", "linear_probe", "--text_strategy", text_strategy, *extra, "--logging_steps", "1",
+         "--learning_rate", "0.01", "--ablations", "False"],
+    )  # fmt: skip
+    groups = result.trainer.optimizer.param_groups
+    assert {g["group_name"] for g in groups} >= {"fusion_head"} and all("image" not in g["group_name"] for g in groups)
+    text_params = [p for g in groups if g["group_name"] not in ("fusion_head",) for p in g["params"]]
+    assert text_params  # the text tower trains (in part)
+    history = result.trainer.state.log_history
+    if check == "text_l2sp_body":
+        assert any("text_l2sp_body" in entry for entry in history)
+    elif check == "llrd":  # embeddings and layer 0 frozen: groups for layer 1 (top, x1) only, below it nothing
+        assert {g["group_name"] for g in groups} == {"encoder.layer.1", "fusion_head"}
+    elif check == "stages":  # layer 1 (top block) was unfrozen at 0.5 epochs, after the head-only stage
+        assert all(p.requires_grad for p in result.model.text_tower.encoder.layer[1].parameters())
+        assert not any(p.requires_grad for p in result.model.text_tower.encoder.layer[0].parameters())
+    else:
+        assert sum(p.numel() for p in text_params) < 2000 and all(p.dim() == 1 for p in text_params)  # biases
+
+
 def test_frozen_image_tower_and_batch_norm_statistics_do_not_move(tmp_path, tiny_bert_dir):
     """--image_strategy linear_probe --text_strategy full, towers not cached: the image tower (weights and BN running
     statistics) comes out bit-identical although every batch went through it, the text tower trained."""

@@ -43,12 +43,13 @@ class L2SP(TransferStrategy):
     def regularisation(self, model: nn.Module, inputs: dict, outputs) -> dict[str, torch.Tensor]:
         alpha, beta = float(self.setting("l2sp_alpha")), float(self.setting("l2sp_beta"))
         trained = [(p, self.start[n]) for n, p in self.body.items() if p.requires_grad]
-        device = self.head[0].device
-        body = (
-            sum(((p - w0.to(p.device)) ** 2).sum() for p, w0 in trained) if trained else torch.zeros((), device=device)
-        )
-        head = sum((p**2).sum() for p in self.head)
-        return {"l2sp_body": alpha / 2 * body, "l2sp_head": beta / 2 * head}
+        device = next(iter([*self.head, *self.body.values()])).device
+        zero = torch.zeros((), device=device)
+        body = sum(((p - w0.to(p.device)) ** 2).sum() for p, w0 in trained) if trained else zero
+        terms = {"l2sp_body": alpha / 2 * body}
+        if self.head:  # a fusion tower has none: the fusion head is outside its view
+            terms["l2sp_head"] = beta / 2 * sum((p**2).sum() for p in self.head)
+        return terms
 
 
 @register_strategy("lwf")
