@@ -265,6 +265,40 @@ def test_lwf_against_a_hand_computation():
     assert term.item() == pytest.approx(expected.item(), rel=1e-4) and term.item() > 0
 
 
+def test_lwf_teacher_normalises_like_the_student_so_identical_weights_give_zero():
+    """A batch-norm body in training mode: at step 0 (student body = teacher body) the distillation term must be ~0,
+    not the gap between batch and running statistics; and the teacher's running statistics never move."""
+    import timm
+
+    from hf_transfer.models.vision import image_block_view, wrap_timm_model
+    from hf_transfer.strategies import StrategyContext
+
+    torch.manual_seed(0)
+    original = timm.create_model("test_efficientnet", num_classes=5).eval()
+    for module in original.modules():  # non-trivial running statistics, far from any one batch's
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0.0, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    student = copy.deepcopy(original)
+    student.reset_classifier(3)
+    model = wrap_timm_model(student, ["a", "b", "c"])
+    view = image_block_view(model)
+    factory = lambda: SourceModel(  # noqa: E731
+        model=copy.deepcopy(original),
+        head=copy.deepcopy(original.get_classifier()),
+        forward=lambda m, x: m(x["pixel_values"]),
+    )
+    strategy = build_strategy(StrategyArguments(strategy="lwf"))
+    strategy.apply(StrategyContext(view=view, task="image-classification", source_model_factory=factory))
+    teacher = strategy.parts[1].teacher
+    before = {k: v.clone() for k, v in teacher.state_dict().items() if "running" in k}
+    model.train()
+    inputs = {"pixel_values": torch.randn(8, 3, 32, 32)}
+    term = strategy.regularisation(model, inputs, model(**inputs))["lwf_distillation"]
+    assert term.item() == pytest.approx(0.0, abs=1e-4)
+    assert all(torch.equal(teacher.state_dict()[k], v) for k, v in before.items())
+
+
 def test_lwf_without_a_source_head_is_a_clear_error(tmp_path, sentiment_csv, tiny_bert_dir):
     config = ht.RecipeConfig(
         task="text-classification",
