@@ -145,7 +145,7 @@ def test_fusion_flags_are_rejected_for_single_modality_recipes():
 # ---- training ------------------------------------------------------------------------------------------------------
 
 
-def small_run(tmp_path, tiny_bert_dir, argv: list[str], samples: int = 48) -> ht.FineTuneResult:
+def small_run(tmp_path, tiny_bert_dir, argv: list[str], samples: int = 48, callbacks=None) -> ht.FineTuneResult:
     base = [
         "--image_model_name_or_path", TEST_IMAGE_TOWER, "--image_from_scratch",
         "--text_model_name_or_path", str(tiny_bert_dir),
@@ -154,7 +154,7 @@ def small_run(tmp_path, tiny_bert_dir, argv: list[str], samples: int = 48) -> ht
         "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "False",
         "--fusion_hidden_size", "16", "--output_dir", str(tmp_path / "run"), "--seed", "0",
     ]  # fmt: skip
-    return ht.fine_tune(parse_config([*base, *argv], task=MULTIMODAL))
+    return ht.fine_tune(parse_config([*base, *argv], task=MULTIMODAL), callbacks=callbacks)
 
 
 def test_per_tower_strategies_train_what_they_say(tmp_path, tiny_bert_dir):
@@ -255,9 +255,16 @@ def test_frozen_image_tower_and_batch_norm_statistics_do_not_move(tmp_path, tiny
 
 
 def test_ablations_on_cached_towers_are_reported(tmp_path, tiny_bert_dir):
-    result = small_run(
-        tmp_path, tiny_bert_dir, ["--text_strategy", "linear_probe", "--image_strategy", "linear_probe"]
-    )
+    from transformers import TrainerCallback
+
+    class CountSteps(TrainerCallback):  # fine_tune(callbacks=...) runs a caller's callbacks too
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            CountSteps.steps += 1
+
+    result = small_run(tmp_path, tiny_bert_dir, ["--strategy", "linear_probe"], callbacks=[CountSteps()])
+    assert CountSteps.steps == 6  # 48 examples, batch 8, one epoch: the main run's steps (not the ablations')
     for key in ("eval_accuracy", "eval_image_only_accuracy", "eval_text_only_accuracy"):
         assert 0.0 <= result.metrics[key] <= 1.0
     results = json.loads((tmp_path / "run" / "all_results.json").read_text())

@@ -60,8 +60,11 @@ def default_training_arguments(task: str = "image-classification", **overrides: 
     return TrainingArguments(**values)
 
 
-def fine_tune(config: RecipeConfig) -> FineTuneResult:
-    """Run one transfer experiment end to end and save a native-format model in ``output_dir``."""
+def fine_tune(config: RecipeConfig, callbacks: list | None = None) -> FineTuneResult:
+    """Run one transfer experiment end to end and save a native-format model in ``output_dir``.
+
+    ``callbacks``: extra transformers ``TrainerCallback``s (measurements, custom logging), run beside the strategy's.
+    """
     training = config.training or default_training_arguments(config.task)
     config.training = training
     validate_config(config)
@@ -90,7 +93,7 @@ def fine_tune(config: RecipeConfig) -> FineTuneResult:
     trainable, total = count_parameters(model)
     _choose_best_metric(training, task)
 
-    callbacks = []
+    callbacks = list(callbacks or [])
     if config.run.early_stopping_patience:
         if training.eval_strategy == "no" or not training.load_best_model_at_end:
             raise ConfigError(
