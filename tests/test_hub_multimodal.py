@@ -176,6 +176,20 @@ def test_card_shows_both_towers_the_ablation_and_the_hf_transfer_requirement(run
     assert "![Training and validation curves](training_curves.png)" in text
 
 
+def test_pushed_run_records_hold_no_local_paths(hub, run, pushed):
+    code = f"""
+        from huggingface_hub import hf_hub_download
+        names = ("hf_transfer_config.json", "trainer_state.json")
+        result = {{name: open(hf_hub_download("{REPO_ID}", name)).read() for name in names}}
+    """
+    records = run_python(hub, None, code)
+    local = str(run["out"].resolve())
+    assert local in (run["out"] / "hf_transfer_config.json").read_text()  # the local copy keeps them
+    for name, text in records.items():
+        assert local not in text and str(Path.home()) + "/" not in text, name
+    assert json.loads(records["hf_transfer_config.json"])["training"]["output_dir"] == "."
+
+
 def test_transformers_alone_cannot_load_it_as_the_card_says(hub, pushed):
     code = f"""
         from transformers import AutoModelForSequenceClassification

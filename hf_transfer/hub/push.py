@@ -104,7 +104,7 @@ def push_to_hub(
     card = write_model_card(output_dir, full_id, revision)  # the card names the repo: render it before sending
     files = inspect_run(output_dir).files_to_push()
     root = Path(output_dir)
-    additions = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(root / name)) for name in files]
+    additions = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=_content(root, name)) for name in files]
     logger.info("Pushing %d files from %s to %s: %s", len(files), output_dir, full_id, ", ".join(files))
     try:
         url = api.create_repo(full_id, private=private, exist_ok=True)
@@ -127,6 +127,22 @@ def push_to_hub(
         raise PushError(_failure(err, repo_id, output_dir, retry, token)) from None
     logger.info("Pushed %s (with %s) to %s", output_dir, card.name, commit.commit_url)
     return PushResult(full_id, revision or "main", commit.oid, str(url), files)
+
+
+# The run's own records: they hold the pusher's absolute paths (output_dir, logging_dir, best checkpoint, data files).
+_LOCAL_RECORDS = ("hf_transfer_config.json", "trainer_state.json")
+
+
+def _content(root: Path, name: str) -> str | bytes:
+    """What the repo gets for ``name``: the file, or for the run's records a copy whose local paths are portable
+    (the run directory becomes ``.``, the home directory ``~``), so a public repo does not map the pusher's disk."""
+    path = root / name
+    if name not in _LOCAL_RECORDS:
+        return str(path)
+    text = path.read_text(encoding="utf-8")
+    for local, shown in ((str(root.resolve()), "."), (str(root.absolute()), "."), (str(Path.home()) + "/", "~/")):
+        text = text.replace(local, shown)
+    return text.encode("utf-8")
 
 
 def _failure(err: Exception, repo_id: str, output_dir: str | Path, retry: str, token: str | None) -> str:
