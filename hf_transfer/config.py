@@ -27,6 +27,9 @@ MULTIMODAL = "multimodal-classification"
 FUSION_METHODS = ("concat", "gated")
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 POOLING = ("cls", "mean")
+# For a `bool | None` field (None: "not set", so a preset or the strategy's default applies): HfArgumentParser only
+# lets a bool with a non-None default be given bare, so `--no_augment` alone would ask for a value.
+FLAG: dict[str, Any] = {"nargs": "?", "const": True}
 
 
 @dataclass
@@ -131,7 +134,10 @@ class DataArguments:
     )
     no_augment: bool | None = field(
         default=None,
-        metadata={"help": "Train on the evaluation transform (no augmentation). Default: off, or the built-in's."},
+        metadata={
+            "help": "Train on the evaluation transform (no augmentation). Default: off, or the built-in's.",
+            **FLAG,
+        },
     )
     skip_bad_images: bool = field(
         default=False, metadata={"help": "Drop corrupt/unreadable images (and report how many) instead of failing."}
@@ -171,7 +177,8 @@ class StrategyArguments:
         metadata={
             "help": "Batch-norm policy for partially frozen backbones: when true, batch-norm layers of unfrozen "
             "blocks update their statistics (default); when false, every batch-norm layer keeps its pretrained "
-            "statistics and affine parameters."
+            "statistics and affine parameters.",
+            **FLAG,
         },
     )
     layer_lr_decay: float | None = field(
@@ -188,7 +195,7 @@ class StrategyArguments:
         metadata={"help": "lora/ia3: comma-separated module names to adapt; default: the backbone family's preset."},
     )
     merge_adapter: bool | None = field(
-        default=None, metadata={"help": "lora/ia3: also write the adapter merged into the base, in merged/."}
+        default=None, metadata={"help": "lora/ia3: also write the adapter merged into the base, in merged/.", **FLAG}
     )
     l2sp_alpha: float | None = field(
         default=None, metadata={"help": "l2sp: weight of alpha/2 * ||w - w0||^2 over transferred weights (0.01)."}
@@ -264,7 +271,8 @@ class FusionArguments:
         default=None,
         metadata={
             "help": "Also train image-only and text-only heads and report their accuracy (eval_image_only_*, "
-            "eval_text_only_*). Default: on when both towers are frozen and their features cached (cheap)."
+            "eval_text_only_*). Default: on when both towers are frozen and their features cached (cheap).",
+            **FLAG,
         },
     )
     cache_frozen_features: bool = field(

@@ -79,3 +79,17 @@ def test_shipped_recipe_configs_parse(name):
 
     config = parse("--config", str(REPO / "recipes" / "configs" / name))
     assert config.strategy.strategy in {"linear_probe", "freeze"}
+
+
+@pytest.mark.parametrize(
+    "argv, task, read",
+    [
+        (["--no_augment"], "image-classification", lambda c: c.data.no_augment),
+        (["--strategy", "lora", "--merge_adapter"], "image-classification", lambda c: c.strategy.merge_adapter),
+        (["--ablations"], "multimodal-classification", lambda c: c.fusion.ablations),
+    ],
+)
+def test_unset_able_booleans_work_as_bare_flags(argv, task, read):
+    """`bool | None` settings (None: a preset or the strategy decides) are still plain flags on the command line."""
+    assert read(parse_config(argv, task=task)) is True
+    assert read(parse_config([*argv, "False"], task=task)) is False
