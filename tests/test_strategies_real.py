@@ -10,6 +10,9 @@ IMAGE_SETTINGS = {
     "gradual_unfreeze": {"unfreeze_every": 0.25},
     "lp_ft": {"lp_epochs": 0.5},
     "full+wise_ft": {"wise_alphas": "0.5,1"},
+    # With the teacher normalised like the student, distillation is a real restraint from the first step (~1.1 after
+    # 10 steps at lambda 1, holding the new head at 0.17 after 16 steps): a short run needs a light touch.
+    "lwf": {"lwf_lambda": 0.1},
 }
 TEXT_SETTINGS = {**IMAGE_SETTINGS, "freeze": {"freeze_blocks": 3}}
 STRATEGIES = [
@@ -47,7 +50,8 @@ def short_run(
 def test_image_strategy_on_lite0_and_mnist(tmp_path, strategy):
     data = ht.DataArguments(max_train_samples=256, max_eval_samples=200, image_size=64, no_augment=True)
     lr = 1e-2 if strategy in HEAD_OR_ADAPTER else 1e-3
-    metrics = short_run(tmp_path, "image-classification", strategy, data, IMAGE_SETTINGS, lr, epochs=1)
+    # 32 steps: after 16, several strategies sat within a few examples of the bar (full 0.325); after 32, 0.39-0.80
+    metrics = short_run(tmp_path, "image-classification", strategy, data, IMAGE_SETTINGS, lr, epochs=2)
     assert metrics["eval_accuracy"] > 0.3, metrics  # chance: 0.1
 
 
