@@ -222,6 +222,17 @@ def test_any_registered_strategy_works_per_tower(tmp_path, tiny_bert_dir, text_s
         assert sum(p.numel() for p in text_params) < 2000 and all(p.dim() == 1 for p in text_params)  # biases
 
 
+@pytest.mark.parametrize("modality, cache", [("image", "True"), ("text", "True"), ("text", "False")])
+def test_single_modality_runs_train_and_save_one_tower(tmp_path, tiny_bert_dir, modality, cache):
+    result = small_run(
+        tmp_path, tiny_bert_dir, ["--modalities", modality, "--cache_frozen_features", cache, "--strategy", "full"]
+    )
+    saved = FusionForClassification.from_pretrained(result.output_dir)
+    assert saved.config.modalities == [modality]
+    assert (saved.image_tower is None) == (modality == "text") and (saved.text_tower is None) == (modality == "image")
+    assert 0.0 <= result.metrics["eval_accuracy"] <= 1.0 and "eval_text_only_accuracy" not in result.metrics
+
+
 def test_frozen_image_tower_and_batch_norm_statistics_do_not_move(tmp_path, tiny_bert_dir):
     """--image_strategy linear_probe --text_strategy full, towers not cached: the image tower (weights and BN running
     statistics) comes out bit-identical although every batch went through it, the text tower trained."""

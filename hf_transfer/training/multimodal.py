@@ -85,11 +85,17 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
     )
     collator = MultimodalCollator(tokenizer)
     columns = (data.image_column, data.label_column, channels or 3)
+    without_images = model.image_tower is None  # a text-only model never decodes the images
+
+    def pipeline(split, transform):
+        keep = [c for c in split.column_names if not (without_images and c == data.image_column)]
+        return split.with_transform(multimodal_transform_fn(transform, *columns), columns=keep)
+
     task = PreparedTask(
         model=model,
         view=fusion_view(model),
-        train_dataset=train.with_transform(multimodal_transform_fn(train_tf, *columns)) if train_tf else train,
-        eval_dataset=validation.with_transform(multimodal_transform_fn(eval_tf, *columns)) if eval_tf else validation,
+        train_dataset=pipeline(train, train_tf),
+        eval_dataset=pipeline(validation, eval_tf),
         data_collator=collator,
         metrics=metrics_for(SINGLE, len(data.label_names)),
         label_names=data.label_names,
@@ -140,7 +146,8 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
                     *columns,
                     passthrough=[f"{m}_feature_id" for m in cached],
                 )
-                keep = [c for c in result.dataset.column_names if not ("image" in cached and c == data.image_column)]
+                drop_images = "image" in cached or without_images
+                keep = [c for c in result.dataset.column_names if not (drop_images and c == data.image_column)]
                 splits[name] = result.dataset.with_transform(cached_transform_fn(base, result.tables), columns=keep)
             task.train_dataset, task.eval_dataset = splits["train"], splits["validation"]
         run_ablations = fusion.ablations
