@@ -27,12 +27,8 @@ def run_recipe(task: str, argv: list[str] | None = None) -> int:
     try:
         config = parse_config(argv, task=task)
         result = fine_tune(config)
-    except (ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except PushError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except (ConfigError, DataError, PushError) as err:
+        return _fail(err)
     if result.trainer is None or result.trainer.is_world_process_zero():
         summary = {k: v for k, v in result.metrics.items() if k.startswith("eval_") or k == "train_runtime"}
         print(json.dumps({"output_dir": result.output_dir, **summary}, indent=2))
@@ -59,13 +55,21 @@ def _predict(args: argparse.Namespace) -> int:
         else:
             results = predict_images(args.model, args.images, top_k=args.top_k)
     except (OSError, ValueError) as err:  # FileNotFoundError included; OSError: a repo that cannot be loaded
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
     for i, (path, top) in enumerate(zip(args.images, results)):
         print(f"{path}  {texts[i]!r}" if texts else path)
         for label, prob in top:
             print(f"  {prob:7.4f}  {label}")
     return 0
+
+
+def _fail(err: Exception) -> int:
+    """One line on stderr, and the exit status: 1 when the Hub refused or could not be reached (the run is saved and
+    `hf-transfer push` retries it), 2 for anything the user must fix (a flag, the data, an incomplete run)."""
+    from .hub import PushError
+
+    print(f"error: {err}", file=sys.stderr)
+    return 1 if isinstance(err, PushError) else 2
 
 
 def _quiet_http_request_logs() -> None:
@@ -84,12 +88,8 @@ def _push(args: argparse.Namespace) -> int:
         result = push_to_hub(
             args.output_dir, args.repo_id, private=args.private or None, revision=args.revision, token=args.token
         )
-    except (ConfigError, IncompleteRunError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except PushError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except (ConfigError, IncompleteRunError, PushError) as err:
+        return _fail(err)
     summary = {"repo_id": result.repo_id, "revision": result.revision, "commit": result.commit, "url": result.url}
     print(json.dumps(summary, indent=2))
     return 0

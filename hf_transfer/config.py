@@ -519,15 +519,22 @@ def tower_strategy_arguments(config: RecipeConfig) -> dict[str, StrategyArgument
     shared settings (``--lora_r``, ``--freeze_blocks``, ...), each of which must be read by some tower's strategy."""
     from .strategies.compose import strategy_classes
 
-    fusion = config.fusion
-    chosen = {"image": fusion.image_strategy, "text": fusion.text_strategy}
     per_tower = {}
-    for tower in fusion.modality_list():
-        args = dataclasses.replace(config.strategy, strategy=chosen[tower] or config.strategy.strategy)
+    for tower, args in _chosen_tower_strategies(config).items():
         read = {flag for cls in strategy_classes(args) for flag in cls.flags}
         unread = {f.name: None for f in dataclasses.fields(args) if f.name != "strategy" and f.name not in read}
         per_tower[tower] = dataclasses.replace(args, **unread)  # a shared setting goes to the towers that read it
     return per_tower
+
+
+def _chosen_tower_strategies(config: RecipeConfig) -> dict[str, StrategyArguments]:
+    """Each used tower's strategy name (its own flag, else ``--strategy``) with every shared setting as given."""
+    fusion = config.fusion
+    chosen = {"image": fusion.image_strategy, "text": fusion.text_strategy}
+    return {
+        tower: dataclasses.replace(config.strategy, strategy=chosen[tower] or config.strategy.strategy)
+        for tower in fusion.modality_list()
+    }
 
 
 def _validate_fusion(config: RecipeConfig) -> None:
@@ -562,11 +569,7 @@ def _validate_fusion(config: RecipeConfig) -> None:
         raise ConfigError("--ablations compares image-only and text-only heads with the fused model: it needs both.")
     if model.pooling is None:
         model.pooling = "mean"  # the fused text feature: masked mean of token states (what sentence encoders train)
-    chosen = {"image": fusion.image_strategy, "text": fusion.text_strategy}
-    per_tower = {
-        tower: dataclasses.replace(config.strategy, strategy=chosen[tower] or config.strategy.strategy)
-        for tower in modalities
-    }
+    per_tower = _chosen_tower_strategies(config)
     read: set[str] = set()
     for tower, args in per_tower.items():
         if "lwf" in args.strategy.split("+"):

@@ -24,25 +24,13 @@ from hf_transfer.cli import main as cli_main
 from hf_transfer.inference import predict_multimodal
 
 from .hub_server import HubServer
-from .test_hub_push import ALICE, card_code, run_python
+from .test_hub_push import ALICE, TIMM_REPO_FILES, card_code, run_python
 
 REPO_ID = "alice/shapes-vqa"
 QUESTION = "what color is the shape?"
-# What the repo of a multimodal run holds: the model (one safetensors file), its tokenizer, card, figures, results.
-REPO_FILES = {
-    "README.md",
-    "all_results.json",
-    "config.json",
-    "confusion_matrix.png",
-    "eval_results.json",
-    "hf_transfer_config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "train_results.json",
-    "trainer_state.json",
-    "training_curves.png",
-}
+# What the repo of a multimodal run holds: what a timm run's holds (the model in one safetensors file, card, figures,
+# results), plus the tokenizer.
+REPO_FILES = TIMM_REPO_FILES | {"tokenizer.json", "tokenizer_config.json"}
 DATA = {"max_train_samples": 300, "max_eval_samples": 100}
 
 

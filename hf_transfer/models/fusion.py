@@ -17,6 +17,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .pooled_text import encode_tokens, masked_mean
+
 FUSION_METHODS = ("concat", "gated")
 MODALITIES = ("image", "text")
 
@@ -161,16 +163,8 @@ class FusionForClassification(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            inputs["token_type_ids"] = token_type_ids
-        states = self.text_tower(**inputs).last_hidden_state
-        if self.config.text_pooling == "cls":
-            return states[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        states, attention_mask = encode_tokens(self.text_tower, input_ids, attention_mask, token_type_ids)
+        return states[:, 0] if self.config.text_pooling == "cls" else masked_mean(states, attention_mask)
 
     def forward(
         self,

@@ -56,19 +56,33 @@ class MeanPooledClassifier(PreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        encoder_kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            encoder_kwargs["token_type_ids"] = token_type_ids
-        states = self.encoder(**encoder_kwargs).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        logits = self.classifier(self.dropout(pooled))
+        states, attention_mask = encode_tokens(self.encoder, input_ids, attention_mask, token_type_ids)
+        logits = self.classifier(self.dropout(masked_mean(states, attention_mask)))
         loss = None
         if labels is not None:
             loss = _classification_loss(logits, labels, self.config.problem_type, self.config.num_labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def encode_tokens(
+    encoder: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token states, attention mask): the mask defaults to all ones, token types are passed only when given."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids is not None:
+        inputs["token_type_ids"] = token_type_ids
+    return encoder(**inputs).last_hidden_state, attention_mask
+
+
+def masked_mean(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token states over the real (unpadded) tokens."""
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
 def _classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None, num_labels: int):

@@ -79,6 +79,10 @@ class LearningWithoutForgetting(TransferStrategy):
         for param in [*self.teacher.parameters(), *self.old_head.parameters()]:
             param.requires_grad_(False)
         # the new head's input is the current body's features: capture it on every forward
+        # batch-norm layers of student and teacher, found once: the teacher follows the student's mode every step
+        self.student_bn, self.teacher_bn = (_batchnorm_layers(m) for m in (context.view.model, self.teacher))
+        for layer in self.teacher_bn:
+            layer.momentum = 0.0  # its running statistics never move
         linears = [m for m in modules_owning(context.view.model, set(context.view.head)) if isinstance(m, nn.Linear)]
         self.features: torch.Tensor | None = None
         linears[-1].register_forward_hook(self._capture)
@@ -86,27 +90,24 @@ class LearningWithoutForgetting(TransferStrategy):
     def _capture(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         self.features = args[0]
 
-    def _match_batchnorm_mode(self, student: nn.Module) -> None:
+    def _match_batchnorm_mode(self) -> None:
         """Normalise the teacher's activations the way the student's are normalised on this batch.
 
         A student whose batch-norm layers train normalises with the batch's statistics, the eval-mode teacher with its
         running ones: with identical weights the two then disagree (a KL of ~17 at step 0 on EfficientNet-Lite0) and
-        the term pulls the body towards nothing. The teacher's layers follow the student's mode, with momentum 0 so
-        that their running statistics never change.
+        the term pulls the body towards nothing. The teacher's layers follow the student's mode (with momentum 0, set
+        in ``apply``, so that their running statistics never change).
         """
-        student_bn = [m for m in student.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        training = any(m.training for m in student_bn)
-        for module in self.teacher.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.momentum = 0.0
-                module.train(training)
+        training = any(layer.training for layer in self.student_bn)
+        for layer in self.teacher_bn:
+            layer.train(training)
 
     def regularisation(self, model: nn.Module, inputs: dict, outputs) -> dict[str, torch.Tensor]:
         temperature, weight = float(self.setting("lwf_temperature")), float(self.setting("lwf_lambda"))
         features = self.features
         self.teacher.to(features.device)
         self.old_head.to(features.device)
-        self._match_batchnorm_mode(model)
+        self._match_batchnorm_mode()
         with torch.no_grad():
             targets = self.teacher_forward(self.teacher, inputs)
         current = self.old_head(features)
@@ -116,3 +117,7 @@ class LearningWithoutForgetting(TransferStrategy):
             reduction="batchmean",
         )
         return {"lwf_distillation": weight * temperature**2 * kl}
+
+
+def _batchnorm_layers(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

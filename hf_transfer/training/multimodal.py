@@ -91,6 +91,7 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
         keep = [c for c in split.column_names if not (without_images and c == data.image_column)]
         return split.with_transform(multimodal_transform_fn(transform, *columns), columns=keep)
 
+    base_models = " + ".join(s.reference for s in (image_source, text_source) if s is not None)
     task = PreparedTask(
         model=model,
         view=fusion_view(model),
@@ -102,10 +103,10 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
         problem_type=SINGLE,
         save=save_fusion_model,
         processing_class=tokenizer,
-        base_model_reference=" + ".join(s.reference for s in (image_source, text_source) if s is not None),
+        base_model_reference=base_models,
         strategy=strategy,
         provenance={
-            "base_model": " + ".join(s.reference for s in (image_source, text_source) if s is not None),
+            "base_model": base_models,
             "image_model": image_source.reference if image_source else None,
             "text_model": text_source.reference if text_source else None,
             "dataset": data.source,
