@@ -58,7 +58,7 @@ WORKER = """
 import json, sys, time
 started = time.perf_counter()
 import hf_transfer as ht
-from hf_transfer.config import parse_config
+from hf_transfer.recipe import parse_config
 result = ht.fine_tune(parse_config(sys.argv[2:], task="multimodal-classification"))
 metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
 metrics["wall_s"] = time.perf_counter() - started

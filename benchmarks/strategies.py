@@ -267,19 +267,6 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
 
-def _install_probe(probe: Probe) -> None:
-    """Give ``fine_tune``'s Trainer the probe callback (``fine_tune`` takes no callbacks), in this worker only."""
-    from hf_transfer.training import run
-    from hf_transfer.training.trainer import TransferTrainer
-
-    class MeasuredTrainer(TransferTrainer):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), probe.callback]
-            super().__init__(*args, **kwargs)
-
-    run.TransferTrainer = MeasuredTrainer  # type: ignore[misc]
-
-
 def _quiet_training_arguments(task: str, output_dir: str, **overrides: Any):
     import hf_transfer as ht
 
@@ -308,7 +295,6 @@ def run_transfer(job: Job) -> dict[str, Any]:
 
     budget = Budget(**job.budget)
     probe = Probe()
-    _install_probe(probe)
     with tempfile.TemporaryDirectory(prefix="bench-") as output_dir:
         config = ht.RecipeConfig(
             task=job.task,
@@ -330,7 +316,7 @@ def run_transfer(job: Job) -> dict[str, Any]:
                 per_device_train_batch_size=budget.batch_size,
             ),
         )
-        result = ht.fine_tune(config)
+        result = ht.fine_tune(config, callbacks=[probe.callback])
         resolved = json.loads(Path(output_dir, "hf_transfer_config.json").read_text())
     metrics = result.metrics
     return {
@@ -349,61 +335,46 @@ def run_transfer(job: Job) -> dict[str, Any]:
 
 
 def _vit_trainer(job: Job, output_dir: str, probe: Probe | None):
-    """A ``TransferTrainer`` on a randomly initialised timm ViT with the strategy applied as ``fine_tune`` does."""
-    import torch
-    from transformers import default_data_collator
+    """The library's own Trainer (``prepare`` → ``build_transfer_trainer``, as ``fine_tune`` builds it) on a randomly
+    initialised timm ViT and an imagefolder of synthetic images (memory does not depend on the weights)."""
+    import numpy as np
+    from PIL import Image
 
-    from hf_transfer.config import ModelArguments, StrategyArguments
-    from hf_transfer.models import build_image_model
-    from hf_transfer.strategies import StrategyContext, build_strategy
-    from hf_transfer.training.trainer import TransferTrainer
+    import hf_transfer as ht
 
     budget = VitBudget(**job.budget)
-    labels = [str(i) for i in range(10)]
-    model, view = build_image_model(ModelArguments(model_name_or_path=budget.model, from_scratch=True), labels)
-    strategy = build_strategy(StrategyArguments(strategy=job.strategy, **job.settings))
-    context = StrategyContext(view=view, task="image-classification", base_model_reference=budget.model)
-    strategy.apply(context)
-    model = strategy.wrap_model(model, context)
-
-    generator = torch.Generator().manual_seed(SEED)
-    count = budget.batch_size * budget.steps
-    pixels = torch.randn(count, 3, budget.image_size, budget.image_size, generator=generator)
-    targets = torch.randint(0, len(labels), (count,), generator=generator)
-
-    class Synthetic(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return count
-
-        def __getitem__(self, index: int) -> dict[str, Any]:
-            return {"pixel_values": pixels[index], "labels": targets[index]}
-
-    args = _quiet_training_arguments(
-        "image-classification",
-        output_dir,
-        max_steps=budget.steps,
-        learning_rate=job.learning_rate,
-        per_device_train_batch_size=budget.batch_size,
+    images = Path(output_dir, "images")
+    rng = np.random.default_rng(SEED)
+    count = budget.batch_size * budget.steps + 20  # enough for the steps after the 15 % validation hold-out
+    for index in range(count):
+        folder = images / str(index % 10)
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (budget.image_size, budget.image_size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+    config = ht.RecipeConfig(
+        model=ht.ModelArguments(model_name_or_path=budget.model, from_scratch=True),
+        data=ht.DataArguments(train_dir=str(images), image_size=budget.image_size, no_augment=True),
+        strategy=ht.StrategyArguments(strategy=job.strategy, **job.settings),
+        training=_quiet_training_arguments(
+            "image-classification",
+            str(Path(output_dir, "run")),
+            max_steps=budget.steps,
+            learning_rate=job.learning_rate,
+            per_device_train_batch_size=budget.batch_size,
+        ),
     )
-    return TransferTrainer(
-        model=model,
-        args=args,
-        train_dataset=Synthetic(),
-        data_collator=default_data_collator,
-        callbacks=[probe.callback] if probe else [],
-        strategy=strategy,
-        context=context,
-    )
+    prepared = ht.prepare(config)
+    return ht.build_transfer_trainer(prepared, callbacks=[probe.callback] if probe else [], eval_dataset=None)
 
 
 def run_vit_rss(job: Job) -> dict[str, Any]:
     """Peak RSS growth over a few training steps of the ViT, relative to the process right before the first step."""
-    from hf_transfer.models.vision import count_parameters
+    from hf_transfer.training.trainer import parameter_counts
 
     probe = Probe()
     with tempfile.TemporaryDirectory(prefix="bench-vit-") as output_dir:
         trainer = _vit_trainer(job, output_dir, probe)
-        trainable, total = count_parameters(trainer.model)
+        trainable, total = parameter_counts(trainer.model)
         trainer.train()
         optimizer = trainer.args.optim
     return {

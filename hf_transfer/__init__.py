@@ -4,20 +4,20 @@ Note: the unrelated Rust download accelerator published on PyPI as ``hf-transfer
 ``hf_transfer`` package; the two cannot share an environment.
 """
 
-from .config import (
-    DataArguments,
-    FusionArguments,
-    ModelArguments,
-    RecipeConfig,
-    RunArguments,
-    StrategyArguments,
-    parse_config,
-)
+from .config import DataArguments, FusionArguments, ModelArguments, RunArguments
 from .exceptions import ConfigError, DataError
 from .hub import push_to_hub
 from .models.fusion import FusionConfig, FusionForClassification  # registers them with the transformers Auto API
-from .strategies import TransferStrategy, get_strategy_class, list_strategies, register_strategy
-from .training.run import FineTuneResult, default_training_arguments, fine_tune
+from .recipe import RecipeConfig, default_training_arguments, parse_config, resolve_config
+from .strategies import (
+    Setting,
+    StrategyArguments,
+    TransferStrategy,
+    get_strategy_class,
+    list_strategies,
+    register_strategy,
+)
+from .training import FineTuneResult, PreparedRun, build_transfer_trainer, fine_tune, prepare
 
 __version__ = "0.1.0"
 
@@ -31,14 +31,19 @@ __all__ = [
     "FusionForClassification",
     "ModelArguments",
     "RecipeConfig",
+    "PreparedRun",
     "RunArguments",
+    "Setting",
     "StrategyArguments",
     "TransferStrategy",
+    "build_transfer_trainer",
     "default_training_arguments",
     "fine_tune",
     "get_strategy_class",
     "list_strategies",
     "parse_config",
+    "prepare",
     "push_to_hub",
     "register_strategy",
+    "resolve_config",
 ]

@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 
-from .exceptions import ConfigError, DataError
+from .config import IMAGE_CLASSIFICATION, TASKS
+from .exceptions import ConfigError, DataError, RunError
 
-RECIPE_TASKS = {"image-classification", "text-classification", "multimodal-classification"}
+RECIPE_TASKS = set(TASKS)
 
 
 def run_recipe(task: str, argv: list[str] | None = None) -> int:
@@ -17,9 +18,9 @@ def run_recipe(task: str, argv: list[str] | None = None) -> int:
     failed ``--push_to_hub`` exits with status 1, the run saved (``hf-transfer push`` retries it)."""
     from transformers.utils import logging as hf_logging
 
-    from .config import parse_config
     from .hub import PushError
-    from .training.run import fine_tune
+    from .recipe import parse_config
+    from .training import fine_tune
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     hf_logging.set_verbosity_warning()
@@ -27,7 +28,7 @@ def run_recipe(task: str, argv: list[str] | None = None) -> int:
     try:
         config = parse_config(argv, task=task)
         result = fine_tune(config)
-    except (ConfigError, DataError, PushError) as err:
+    except (ConfigError, DataError, PushError, RunError) as err:
         return _fail(err)
     if result.trainer is None or result.trainer.is_world_process_zero():
         summary = {k: v for k, v in result.metrics.items() if k.startswith("eval_") or k == "train_runtime"}
@@ -64,12 +65,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _fail(err: Exception) -> int:
-    """One line on stderr, and the exit status: 1 when the Hub refused or could not be reached (the run is saved and
-    `hf-transfer push` retries it), 2 for anything the user must fix (a flag, the data, an incomplete run)."""
+    """One line on stderr, and the exit status: 1 when the environment failed (the Hub refused or could not be
+    reached, the disk filled up: what was saved is kept and the line says how to continue), 2 for anything the user
+    must fix (a flag, the data, an incomplete run)."""
     from .hub import PushError
 
     print(f"error: {err}", file=sys.stderr)
-    return 1 if isinstance(err, PushError) else 2
+    return 1 if isinstance(err, (PushError, RunError)) else 2
 
 
 def _quiet_http_request_logs() -> None:
@@ -95,12 +97,47 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> int:
+    """``cache list``: every entry with its size, age and what it holds; ``cache clear``: free them (all, or by
+    digest prefix)."""
+    from .training.feature_store import FeatureStore
+
+    store = FeatureStore()
+    try:
+        entries = store.entries()
+        root = store.root
+    except OSError as err:
+        return _fail(ConfigError(f"HF_TRANSFER_CACHE: the cache folder cannot be used ({err})."))
+    if args.action == "list":
+        for entry in entries:
+            created = entry.created.astimezone().strftime("%Y-%m-%d %H:%M")
+            print(f"{entry.digest[:12]}  {_size(entry.size_bytes):>9}  {created}  {entry.description}")
+        print(f"{len(entries)} entries, {_size(sum(e.size_bytes for e in entries))} in {root}")
+        return 0
+    chosen = [e.digest for e in entries if not args.digests or any(e.digest.startswith(d) for d in args.digests)]
+    if args.digests and not chosen:
+        return _fail(
+            ConfigError(f"no cache entry starts with {', '.join(args.digests)}; see `hf-transfer cache list`.")
+        )
+    freed = store.clear(None if not args.digests else chosen)
+    print(f"freed {_size(freed)} ({len(chosen)} entries) in {root}")
+    return 0
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="hf-transfer", description="Transfer learning on the Hugging Face stack.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="Fine-tune; takes every recipe flag (see `hf-transfer train --help`).")
-    train.add_argument("--task", default="image-classification", choices=sorted(RECIPE_TASKS))
+    train.add_argument("--task", default=IMAGE_CLASSIFICATION, choices=sorted(RECIPE_TASKS))
     predict = commands.add_parser(
         "predict", help="Top-k labels for images (or image+text pairs), from a saved model directory."
     )
@@ -123,11 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--private", action="store_true", help="Create the repo private (an existing repo keeps its).")
     push.add_argument("--revision", default=None, help="Branch to push to (created from main if needed).")
     push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN, else the stored `hf auth login`).")
-    commands.add_parser("strategies", help="List the registered transfer strategies.")
+    cache = commands.add_parser("cache", help="The frozen-feature cache under HF_TRANSFER_CACHE: list or clear it.")
+    cache.add_argument("action", choices=["list", "clear"])
+    cache.add_argument("digests", nargs="*", help="clear: only the entries whose digest starts with these.")
+    strategies = commands.add_parser("strategies", help="List the registered transfer strategies and their settings.")
+    strategies.add_argument("--markdown", action="store_true", help="As the README's markdown table.")
 
     if argv[:1] == ["train"]:  # everything after `train` belongs to the recipe parser, --help included
         rest = argv[1:]
-        task = "image-classification"
+        task = IMAGE_CLASSIFICATION
         if "--task" in rest:
             i = rest.index("--task")
             task, rest = rest[i + 1], rest[:i] + rest[i + 2 :]
@@ -140,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         return _predict(args)
     if args.command == "push":
         return _push(args)
-    from .strategies import list_strategies
+    if args.command == "cache":
+        return _cache(args)
+    from .strategies.catalog import strategy_table_markdown, strategy_table_text
 
-    print("\n".join(list_strategies()))
+    print(strategy_table_markdown() if args.markdown else strategy_table_text())
     return 0
 
 

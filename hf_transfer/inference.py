@@ -5,29 +5,48 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .config import FUSION_MODEL_TYPE, MULTI_LABEL, REGRESSION
+
 if TYPE_CHECKING:
     from PIL import Image as PILImage
-
-FUSION_MODEL_TYPE = "hf_transfer_fusion"  # FusionConfig.model_type, read without importing transformers
 
 
 @torch.no_grad()
 def predict_images(model_dir: str, image_paths: list[str], top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-k (label, probability) per image, using the preprocessing recorded in the model's own config."""
+    """Top-k (label, score) per image, using the preprocessing recorded in the model's own config.
+
+    The score follows the model's ``problem_type``: a softmax probability; for a multi-label model each label's own
+    sigmoid probability (they need not sum to 1); for a regression model the predicted value."""
     import timm
     from timm.data import create_transform, resolve_data_config
 
     from .data.transforms import to_model_mode
 
-    if not Path(model_dir, "config.json").is_file():
+    config_path = Path(model_dir, "config.json")
+    if not config_path.is_file():
         raise FileNotFoundError(f"--model: {model_dir!r} is not a saved model directory (no config.json).")
-    model = timm.create_model(f"local-dir:{Path(model_dir).resolve()}", pretrained=True).eval()
+    if "architecture" not in _read_config(config_path):  # a timm config, not a transformers one
+        raise ValueError(
+            f"--model: {model_dir!r} is not an image model (its config.json has no timm 'architecture'); a text "
+            "model predicts with transformers: pipeline('text-classification', model=...)."
+        )
+    try:
+        model = timm.create_model(f"local-dir:{Path(model_dir).resolve()}", pretrained=True).eval()
+    except (pickle.UnpicklingError, RuntimeError) as err:  # torch.load(weights_only=True) refused non-tensors
+        if "weights_only" not in str(err) and not isinstance(err, pickle.UnpicklingError):
+            raise
+        reason = str(err).splitlines()[0]
+        raise ValueError(
+            f"--model: {model_dir!r} holds weights that are not plain tensors; not loaded ({reason})"
+        ) from None
+    problem_type = _read_config(config_path).get("problem_type")  # timm ignores it
     label_names = model.pretrained_cfg.get("label_names") or [str(i) for i in range(model.num_classes)]
     data_config = resolve_data_config({}, model=model)
     transform = create_transform(**data_config, is_training=False)
@@ -35,10 +54,27 @@ def predict_images(model_dir: str, image_paths: list[str], top_k: int = 5) -> li
     for path in image_paths:
         image = _open_image(path)
         pixels = transform(to_model_mode(image, data_config["input_size"][0])).unsqueeze(0)
-        probs = model(pixels).softmax(dim=-1)[0]
-        values, indices = probs.topk(min(top_k, probs.numel()))
+        scores = output_scores(model(pixels), problem_type)[0]
+        values, indices = scores.topk(min(top_k, scores.numel()))
         results.append([(label_names[int(i)], float(v)) for v, i in zip(values, indices)])
     return results
+
+
+def output_scores(logits: torch.Tensor, problem_type: str | None) -> torch.Tensor:
+    """What a classifier's outputs mean, as transformers' pipelines read ``problem_type``."""
+    if problem_type == MULTI_LABEL:
+        return logits.sigmoid()
+    if problem_type == REGRESSION:
+        return logits
+    return logits.softmax(dim=-1)
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--model: {path} is not valid JSON ({err}).") from None
+    return config if isinstance(config, dict) else {}
 
 
 def is_fusion_model_dir(model_dir: str | os.PathLike[str]) -> bool:

@@ -100,6 +100,7 @@ def sentiment_csv(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide random BERT (no dropout) with MiniLM's real tokenizer: fast, shaped like the real thing."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from hf_transfer.models import builtin_checkpoint_dir
@@ -115,6 +116,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
         hidden_dropout_prob=0.0,  # deterministic: runs compared across process counts must draw no masks
         attention_probs_dropout_prob=0.0,
     )
+    torch.manual_seed(0)  # the same tiny model in every session: tests with loose bounds must not depend on luck
     BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(builtin_checkpoint_dir("builtin:all-MiniLM-L6-v2")).save_pretrained(folder)
     return folder
@@ -122,10 +124,9 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 def apply_strategy(model, view, strategy: str, task: str = "image-classification", **strategy_args):
     """Apply a (possibly composed) strategy the way fine_tune does; returns (strategy, context, wrapped model)."""
-    from hf_transfer.config import StrategyArguments
-    from hf_transfer.strategies import StrategyContext, build_strategy
+    from hf_transfer.strategies import ComposedStrategy, StrategyArguments, StrategyContext
+    from hf_transfer.training.prepare import adapt_model
 
-    built = build_strategy(StrategyArguments(strategy=strategy, **strategy_args))
+    built = ComposedStrategy(StrategyArguments(strategy=strategy, **strategy_args))
     context = StrategyContext(view=view, task=task, base_model_reference="test")
-    built.apply(context)
-    return built, context, built.wrap_model(model, context)
+    return built, context, adapt_model(built, context, model)

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from hf_transfer.config import IMAGE_TRAINING_DEFAULTS, parse_config
+from hf_transfer.config import IMAGE_TRAINING_DEFAULTS
 from hf_transfer.exceptions import ConfigError
+from hf_transfer.recipe import parse_config
 
 
 def parse(*argv: str, **defaults):

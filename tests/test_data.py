@@ -7,7 +7,7 @@ from PIL import Image
 
 from hf_transfer.config import DataArguments
 from hf_transfer.data import build_image_transforms, load_image_data, resolve_image_data_config, to_model_mode
-from hf_transfer.data.builtin import resolve_data_presets
+from hf_transfer.data.builtin import apply_data_presets
 from hf_transfer.exceptions import DataError
 
 from .conftest import make_image, write_imagefolder
@@ -15,7 +15,7 @@ from .conftest import make_image, write_imagefolder
 
 def data_args(**kwargs) -> DataArguments:
     args = DataArguments(**kwargs)
-    resolve_data_presets(args)
+    apply_data_presets(args)
     return args
 
 

@@ -77,3 +77,41 @@ def test_multimodal_recipe_two_processes_match_one(tmp_path, tiny_bert_dir, cach
         "--cache_frozen_features", cached,
     ]  # fmt: skip
     assert_same_numbers(tmp_path, "recipes/multimodal_cls.py", args)
+
+
+@pytest.mark.slow
+def test_two_processes_encode_the_frozen_features_once(tmp_path):
+    """Rank 0 encodes and stores; rank 1 waits (main_process_first) and reads: each example is encoded once."""
+    import re
+
+    data = write_imagefolder(tmp_path / "colours", per_class=10)
+    out = tmp_path / "np2"
+    result = run_command(
+        [
+            "accelerate",
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "recipes/image_cls.py",
+            *COMMON,
+            "--model_name_or_path",
+            "test_convnext",
+            "--from_scratch",
+            "--train_dir",
+            str(data),
+            "--image_size",
+            "32",
+            "--strategy",
+            "linear_probe",
+            "--per_device_train_batch_size",
+            "4",
+            "--output_dir",
+            str(out),
+        ],  # fmt: skip
+        HF_TRANSFER_CACHE=str(tmp_path / "cache"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = re.findall(r"Frozen-feature cache \(.*?\): train (\d+) encoded, (\d+) reused", result.stderr)
+    assert sorted(reports) == [("0", "25"), ("25", "0")], result.stderr[-3000:]  # one rank encoded, one reused
+    assert json.loads((out / "train_results.json").read_text())["world_size"] == 2

@@ -330,8 +330,8 @@ def test_recipe_push_flags_are_checked_before_training(tmp_path):
 def test_recipe_hub_flags_become_push_settings(monkeypatch):
     from huggingface_hub import constants
 
-    from hf_transfer.config import parse_config
     from hf_transfer.hub import HubPushSettings
+    from hf_transfer.recipe import parse_config
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as in a process that may reach the Hub
     flags = ["--push_to_hub", "--hub_model_id", "alice/x", "--hub_private_repo", "True", "--hub_revision", "dev"]

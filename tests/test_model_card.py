@@ -17,7 +17,8 @@ import pytest
 from huggingface_hub import ModelCard
 from safetensors.numpy import save_file
 
-from hf_transfer.hub import IncompleteRunError, inspect_run, write_model_card
+from hf_transfer.config import MULTI_LABEL
+from hf_transfer.hub import IncompleteRunError, card_data, inspect_run, write_model_card
 from hf_transfer.hub import card as card_module
 from hf_transfer.hub.artifacts import CONFUSION_FILENAME, CURVES_FILENAME
 
@@ -25,8 +26,11 @@ GOLDEN = Path(__file__).parent / "golden" / "image-classification-card.md"
 LABELS = ["blue", "green", "red"]
 
 
-def write_run_files(root: Path, kind: str = "timm", **provenance: Any) -> Path:
-    """A finished run as fine_tune leaves it, with fixed numbers: a timm image model by default."""
+def write_run_files(
+    root: Path, kind: str = "timm", eval_metrics: dict[str, float] | None = None, **provenance: Any
+) -> Path:
+    """A finished run as fine_tune leaves it, with fixed numbers: a timm image model by default, and the validation
+    metrics of a single-label classifier unless ``eval_metrics`` says otherwise."""
     root.mkdir(parents=True, exist_ok=True)
     task = "image-classification" if kind == "timm" else "text-classification"
     weights = {"head.fc.weight": np.arange(6, dtype=np.float32).reshape(3, 2), "head.fc.bias": np.zeros(3, np.float32)}
@@ -97,7 +101,8 @@ def write_run_files(root: Path, kind: str = "timm", **provenance: Any) -> Path:
     }
     (root / "hf_transfer_config.json").write_text(json.dumps(run_config, indent=2))
     results = {"train_loss": 0.61, "train_runtime": 55.2, "trainable_parameters": 3_400_000, "world_size": 1}
-    results |= {"total_parameters": 4_000_000, "eval_accuracy": 0.9, "eval_macro_f1": 0.8889, "eval_loss": 0.3012}
+    results |= {"total_parameters": 4_000_000, **(eval_metrics or {"eval_accuracy": 0.9, "eval_macro_f1": 0.8889})}
+    results |= {"eval_loss": 0.3012}
     results |= {"eval_runtime": 1.2, "eval_samples": 30, "epoch": 2.0}
     (root / "all_results.json").write_text(json.dumps(results))
     (root / "eval_results.json").write_text(json.dumps({k: v for k, v in results.items() if k.startswith("eval")}))
@@ -116,7 +121,7 @@ def write_run_files(root: Path, kind: str = "timm", **provenance: Any) -> Path:
 @pytest.fixture
 def fixed_summaries(monkeypatch):
     """Strategy summaries come from the strategies' docstrings (owned elsewhere): pin them for the golden card."""
-    monkeypatch.setattr(card_module, "strategy_summary", lambda name: f"the `{name}` strategy's summary.")
+    monkeypatch.setattr(card_data, "strategy_summary", lambda name: f"the `{name}` strategy's summary.")
 
 
 def test_golden_image_card(tmp_path, fixed_summaries):
@@ -185,6 +190,29 @@ def test_text_card_with_hub_base_hub_dataset_custom_code_and_branch(tmp_path):
     assert not (run / CONFUSION_FILENAME).exists()  # no confusion matrix for multi-label
 
 
+def test_multi_label_image_card_has_multi_label_metrics_words_and_no_confusion_matrix(tmp_path):
+    metrics = {"eval_micro_f1": 0.8125, "eval_macro_f1": 0.7917, "eval_subset_accuracy": 0.6}
+    run = write_run_files(tmp_path / "tags", eval_metrics=metrics, problem_type=MULTI_LABEL)
+    multi_hot = {"problem_type": MULTI_LABEL, "references": [[1, 0, 1]], "predictions": [[1, 0, 0]]}
+    (run / "eval_predictions.json").write_text(json.dumps(multi_hot))
+
+    card = ModelCard(write_model_card(run, repo_id="alice/tags").read_text())
+    index = {(r.metric_type, r.metric_name): (r.metric_value, r.metric_args) for r in card.data.eval_results}
+    assert index == {
+        ("f1", "Micro F1"): (0.8125, {"average": "micro"}),
+        ("f1", "Macro F1"): (0.7917, {"average": "macro"}),
+        ("accuracy", "Subset accuracy (exact match)"): (0.6, None),
+    }
+    assert card.data.to_dict()["model-index"][0]["name"] == "tags" and card.data.metrics == ["accuracy", "f1"]
+    text = card.text
+    assert "| Micro F1 | 0.8125 |" in text
+    assert "| Task | image classification (multi-label) |" in text
+    assert "| Labels (3) | `blue`, `green`, `red` |" in text
+    assert "predicts each independently: a label applies when its\n  sigmoid score is above 0.5" in text
+    assert ".sigmoid()[0]" in text and 'function_to_apply="sigmoid", top_k=None' in text and "softmax" not in text
+    assert CONFUSION_FILENAME not in text and not (run / CONFUSION_FILENAME).exists()
+
+
 def test_peft_adapter_card_loads_through_peft_on_the_upstream_base(tmp_path):
     run = write_run_files(tmp_path / "adapter", kind="peft", base_model="builtin:all-MiniLM-L6-v2", strategy="lora")
     assert inspect_run(run).kind == "peft"
@@ -224,7 +252,7 @@ def test_a_hand_written_card_is_kept_unless_overwritten(tmp_path):
 
 
 def test_base_model_metadata_is_a_hub_id_or_nothing():
-    describe = card_module.describe_base_model
+    describe = card_data.describe_base_model
     assert (
         describe("hf-hub:timm/resnet18.a1_in1k@dev", "image-classification", False).hub_id == "timm/resnet18.a1_in1k"
     )
@@ -239,9 +267,9 @@ def test_base_model_metadata_is_a_hub_id_or_nothing():
 def test_strategy_summary_is_the_strategys_own_first_sentence():
     from hf_transfer.strategies import get_strategy_class
 
-    summary = card_module.strategy_summary("linear_probe")
+    summary = card_data.strategy_summary("linear_probe")
     assert summary and summary in " ".join(get_strategy_class("linear_probe").__doc__.split())
-    assert card_module.strategy_summary("not-registered") == ""
+    assert card_data.strategy_summary("not-registered") == ""
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import torch
 from hf_transfer.config import ModelArguments
 from hf_transfer.exceptions import ConfigError
 from hf_transfer.hub import save_timm_model
-from hf_transfer.models import build_image_model, builtin_checkpoint_dir, resolve_model_source
+from hf_transfer.models import build_image_model, builtin_checkpoint_dir
+from hf_transfer.models import resolve_image_source as resolve_model_source
 from hf_transfer.models.builtin import remap_lite0_key
 
 

@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 import hf_transfer as ht
-from hf_transfer.config import MULTIMODAL, parse_config
+from hf_transfer.config import MULTIMODAL
 from hf_transfer.models.fusion import FusionConfig, FusionForClassification
+from hf_transfer.recipe import parse_config
 
 from .conftest import run_command, write_text_csv
 

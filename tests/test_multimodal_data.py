@@ -6,14 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from hf_transfer.config import DataArguments
+from hf_transfer.config import MULTIMODAL, DataArguments
 from hf_transfer.data import (
     MultimodalCollator,
     load_multimodal_data,
     multimodal_transform_fn,
     tokenize_multimodal,
 )
-from hf_transfer.data.builtin import builtin_dataset_dir
+from hf_transfer.data.builtin import apply_data_presets, builtin_dataset_dir
 from hf_transfer.exceptions import DataError
 
 from .conftest import COLOURS, make_image, write_text_csv
@@ -185,6 +185,7 @@ def test_collator_stacks_embeddings_and_rejects_a_mixed_batch(tokenizer):
 def test_builtin_easy_vqa_is_real_vqa_data(easy_vqa_dir):
     assert (easy_vqa_dir / "images" / "train" / "0.png").is_file() and (easy_vqa_dir / "test.csv").is_file()
     args = DataArguments(max_train_samples=200, max_eval_samples=100)
+    apply_data_presets(args, MULTIMODAL)  # what the recipe's resolution step does before loading
     data = load_multimodal_data(args)
     assert data.source == "builtin:easy_vqa" and data.text_columns == ["question"]
     assert args.no_augment is True and args.image_size == 64 and args.max_seq_length == 32  # the built-in's presets

@@ -10,7 +10,8 @@ import hf_transfer as ht
 from hf_transfer.config import ModelArguments
 from hf_transfer.data.text import load_text_data
 from hf_transfer.exceptions import ConfigError, DataError
-from hf_transfer.models.text import build_text_model, resolve_text_source
+from hf_transfer.models.references import resolve_text_source
+from hf_transfer.models.text import build_text_model
 
 from .conftest import NEGATIVE, POSITIVE, apply_strategy, run_command, write_text_csv
 
@@ -135,7 +136,7 @@ def test_mean_pooled_model_loads_without_hf_transfer(tmp_path, sentiment_csv, ti
         ([("good", "pos"), ("bad", "neg")], {"text_column_names": "review"}, "columns are ['text', 'label']"),
         ([("good", "pos"), ("", "neg")], {}, "Row 1 of the train data: column 'text' is missing (None)"),
         ([("good", "pos"), ("bad", None)], {}, "missing (None) labels"),
-        ([("good", "pos"), ("bad", "neg")], {"problem_type": "multi_label_classification"}, "must hold a list"),
+        ([("good", 1), ("bad", 2)], {"problem_type": "multi_label_classification"}, "must hold a list"),
     ],
 )
 def test_bad_text_data(tmp_path, rows, kwargs, message):
@@ -215,7 +216,7 @@ def test_text_recipe_bad_column_exits_2(tmp_path, sentiment_csv):
 
 
 def test_pooling_defaults_to_mean_only_for_a_frozen_sentence_embedding_model():
-    from hf_transfer.config import parse_config
+    from hf_transfer.recipe import parse_config
 
     def pooling(*argv):
         return parse_config(["--output_dir", "/tmp/unused", *argv], task="text-classification").model.pooling

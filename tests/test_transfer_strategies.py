@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 import hf_transfer as ht
-from hf_transfer.config import ModelArguments, StrategyArguments
+from hf_transfer.config import ModelArguments
 from hf_transfer.exceptions import ConfigError
 from hf_transfer.models import build_image_model
-from hf_transfer.strategies import build_strategy
+from hf_transfer.strategies import ComposedStrategy, OptimizerSettings, StrategyArguments
 from hf_transfer.strategies.base import SourceModel
 from hf_transfer.strategies.wise_ft import interpolate
 
@@ -66,13 +66,13 @@ def test_all_twelve_strategies_are_registered():
 )
 def test_composition_rules(strategy, kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        build_strategy(StrategyArguments(strategy=strategy, **kwargs))
+        ComposedStrategy(StrategyArguments(strategy=strategy, **kwargs))
 
 
 def test_composable_strategies_are_allowed():
     for name in ("freeze+llrd", "full+l2sp+wise_ft", "lp_ft+llrd", "gradual_unfreeze+llrd", "l2sp"):
         args = {"freeze_blocks": 1} if name.startswith("freeze") else {}
-        assert build_strategy(StrategyArguments(strategy=name, **args)).name == name
+        assert ComposedStrategy(StrategyArguments(strategy=name, **args)).name == name
 
 
 def test_gradual_unfreezing_stages_fresh_state_and_intended_lr():
@@ -135,7 +135,8 @@ def test_lp_ft_switches_from_head_only_to_everything():
 def test_llrd_learning_rate_per_group_and_scheduler_composition(tmp_path):
     model, view = tiny()
     strategy, context, model = apply_strategy(model, view, "llrd", layer_lr_decay=0.5, head_lr_multiplier=3.0)
-    groups = strategy.optimizer_groups(model, context, learning_rate=0.1, weight_decay=0.01)
+    decay_names = frozenset(ht.training.TransferTrainer.get_decay_parameter_names(None, model))
+    groups = strategy.optimizer_groups(model, context, OptimizerSettings(0.1, 0.01, decay_names))
     lr_of = {}
     for group in groups:
         for param in group["params"]:
@@ -245,7 +246,7 @@ def test_lwf_against_a_hand_computation():
     )
     from hf_transfer.strategies import StrategyContext
 
-    strategy = build_strategy(StrategyArguments(strategy="lwf", lwf_lambda=0.5, lwf_temperature=2.0))
+    strategy = ComposedStrategy(StrategyArguments(strategy="lwf", lwf_lambda=0.5, lwf_temperature=2.0))
     context = StrategyContext(view=view, task="image-classification", source_model_factory=factory)
     strategy.apply(context)
     torch.manual_seed(1)
@@ -288,7 +289,7 @@ def test_lwf_teacher_normalises_like_the_student_so_identical_weights_give_zero(
         head=copy.deepcopy(original.get_classifier()),
         forward=lambda m, x: m(x["pixel_values"]),
     )
-    strategy = build_strategy(StrategyArguments(strategy="lwf"))
+    strategy = ComposedStrategy(StrategyArguments(strategy="lwf"))
     strategy.apply(StrategyContext(view=view, task="image-classification", source_model_factory=factory))
     teacher = strategy.parts[1].teacher
     before = {k: v.clone() for k, v in teacher.state_dict().items() if "running" in k}

@@ -8,6 +8,7 @@ a csv with ``text``/``label`` columns; a csv of image paths, questions and answe
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -17,9 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from .._cache import cache_dir
+from ..config import (
+    BUILTIN_PREFIX,
+    IMAGE_CLASSIFICATION,
+    MULTIMODAL_CLASSIFICATION,
+    TEXT_CLASSIFICATION,
+    DataArguments,
+)
 from ..exceptions import ConfigError
 
-BUILTIN_PREFIX = "builtin:"
 _COMPLETE = ".complete"
 
 
@@ -126,9 +133,9 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
 }
 GENERIC_DEFAULTS: dict[str, Any] = {"hflip": 0.5, "crop_scale_min": 0.08, "train_val_split": 0.15, "no_augment": False}
 DEFAULT_DATASETS = {
-    "image-classification": "builtin:mnist",
-    "text-classification": "builtin:rotten_tomatoes",
-    "multimodal-classification": "builtin:easy_vqa",
+    IMAGE_CLASSIFICATION: "builtin:mnist",
+    TEXT_CLASSIFICATION: "builtin:rotten_tomatoes",
+    MULTIMODAL_CLASSIFICATION: "builtin:easy_vqa",
 }
 
 
@@ -170,9 +177,18 @@ def builtin_dataset_dir(name: str) -> Path:
     return folder
 
 
-def resolve_data_presets(args, task: str = "image-classification") -> None:
+def with_data_presets(args: DataArguments, task: str) -> DataArguments:
+    """A copy of ``args`` with the presets applied: lets a loader take arguments that did not go through
+    :func:`hf_transfer.recipe.resolve_config` (a direct library call) without changing the caller's object."""
+    resolved = dataclasses.replace(args)
+    apply_data_presets(resolved, task)
+    return resolved
+
+
+def apply_data_presets(args: DataArguments, task: str = IMAGE_CLASSIFICATION) -> None:
     """Choose the task's built-in dataset when no data source is given, then fill unset (None) fields of
-    ``DataArguments`` from that dataset's presets, else from the generic defaults."""
+    ``DataArguments`` from that dataset's presets, else from the generic defaults. Idempotent: part of
+    :func:`hf_transfer.recipe.resolve_config`, the one place where flags become values."""
     if not (args.dataset_name or args.train_dir or args.train_file):
         args.dataset_name = DEFAULT_DATASETS[task]
     presets: dict[str, Any] = {}

@@ -1,17 +1,45 @@
-"""Labels and splits shared by every modality: column checks, class encoding, stratified hold-out."""
+"""Labels and splits shared by every modality: column checks, the problem type, label encoding, seeded hold-out.
+
+Three problem types share one encoder (:func:`encode_labels`): single-label (a ``ClassLabel``), multi-label (label
+lists, encoded as multi-hot float vectors for BCE) and regression (a float column, for MSE). A label list can be a list
+column (json/jsonl/parquet, an imagefolder's ``metadata.jsonl``, a Hub ``Sequence``) or, since csv cannot hold lists, a
+csv cell holding a JSON list (``["cat", "outdoor"]``), recognised when every non-empty cell of the column is one; with
+``--problem_type multi_label_classification`` a plain cell is split on ``|`` (``cat|outdoor``; empty: no labels).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass, field
 
 import datasets
-from datasets import ClassLabel, Dataset
+import numpy as np
+from datasets import ClassLabel, Dataset, Sequence, Value
 
+from ..config import MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataArguments
 from ..exceptions import DataError
 
 logger = logging.getLogger(__name__)
 
 VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "test")
+LABEL_SEPARATOR = "|"  # between labels in a plain csv cell, with an explicit --problem_type multi_label_classification
+
+
+ROW_COLUMN = "_row"  # each example's row in the dataset named by ``row_sources``: what the feature cache keys on
+
+
+@dataclass
+class LabelledSplits:
+    """Train and validation splits with their labels encoded for one problem type."""
+
+    train: Dataset
+    validation: Dataset | None  # None until a hold-out is taken (see labelled_splits)
+    label_names: list[str] | None  # None for regression
+    problem_type: str
+    # split -> fingerprint of the dataset its ROW_COLUMN indexes (before hold-out, sampling and limits), so that a
+    # subset of it (another size, another seed) finds the features of rows encoded by an earlier run
+    row_sources: dict[str, str] = field(default_factory=dict)
 
 
 def check_columns(split: Dataset, required: dict[str, str], split_name: str) -> None:
@@ -22,6 +50,105 @@ def check_columns(split: Dataset, required: dict[str, str], split_name: str) -> 
                 f"{flag}: column {column!r} is not in the {split_name} data; its columns are {split.column_names}. "
                 f"Pass {flag} with one of them."
             )
+
+
+def labelled_splits(
+    train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, problem_type: str | None
+) -> LabelledSplits:
+    """What every loader does with its labels: encode them for ``problem_type`` (None: inferred), hold out a seeded
+    validation split when there is none (stratified for single-label), then apply the sample limits."""
+    splits = encode_labels(train, validation, args.label_column_name, problem_type)
+    splits.train = with_row_ids(splits.train)
+    splits.row_sources = {"train": splits.train._fingerprint}
+    if splits.validation is None:
+        split_seed = seed if args.split_seed is None else args.split_seed
+        splits.train, splits.validation = stratified_split(
+            splits.train, args.train_val_split, args.label_column_name, split_seed
+        )
+        splits.row_sources["validation"] = splits.row_sources["train"]
+    else:
+        splits.validation = with_row_ids(splits.validation)
+        splits.row_sources["validation"] = splits.validation._fingerprint
+    if args.train_samples_per_class is not None:
+        sampling_seed = seed if args.sampling_seed is None else args.sampling_seed
+        splits.train = sample_per_class(
+            splits.train, args.label_column_name, args.train_samples_per_class, sampling_seed
+        )
+    splits.train, splits.validation = limit_samples(
+        splits.train, splits.validation, args.max_train_samples, args.max_eval_samples, seed
+    )
+    return splits
+
+
+def with_row_ids(split: Dataset) -> Dataset:
+    return split if ROW_COLUMN in split.column_names else split.add_column(ROW_COLUMN, list(range(len(split))))
+
+
+def sample_per_class(split: Dataset, column: str, per_class: int, seed: int) -> Dataset:
+    """``per_class`` examples of every class, nested: for one ``seed`` each class's examples are ranked once, and a
+    size takes the first ``per_class`` of them, so the 8-per-class set lies inside the 32-per-class set."""
+    feature = split.features.get(column)
+    if not isinstance(feature, ClassLabel):
+        raise DataError("--train_samples_per_class samples single-label classes; this data has no class column.")
+    labels = np.asarray(split[column])
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for class_id, name in enumerate(feature.names):
+        rows = np.flatnonzero(labels == class_id)
+        if len(rows) < per_class:
+            raise DataError(
+                f"--train_samples_per_class {per_class}: class {name!r} has only {len(rows)} training examples; "
+                f"choose at most {len(rows)} (the smallest class)."
+            )
+        chosen.extend(rows[rng.permutation(len(rows))[:per_class]].tolist())
+    return split.select(sorted(chosen))
+
+
+def encode_labels(
+    train: Dataset, validation: Dataset | None, column: str, problem_type: str | None = None
+) -> LabelledSplits:
+    """Both splits' ``column`` encoded for ``problem_type`` (None: inferred from the training labels)."""
+    problem_type = problem_type or infer_problem_type(train, column)
+    label_names = None
+    if problem_type == MULTI_LABEL:
+        train, validation, label_names = encode_multi_labels(train, validation, column)
+    elif problem_type == REGRESSION:
+        train = as_float_labels(train, column, "train")
+        validation = None if validation is None else as_float_labels(validation, column, "validation")
+    else:
+        train, validation, label_names = encode_class_labels(train, validation, column)
+    return LabelledSplits(train, validation, label_names, problem_type)
+
+
+def infer_problem_type(split: Dataset, column: str) -> str:
+    """Label lists (or a csv column of JSON lists) → multi-label; floats → regression; anything else → single-label."""
+    feature = split.features[column]
+    if _is_list_feature(feature):
+        return MULTI_LABEL
+    if isinstance(feature, Value) and feature.dtype.startswith("float"):
+        return REGRESSION
+    if isinstance(feature, Value) and feature.dtype in ("string", "large_string") and _holds_json_lists(split, column):
+        return MULTI_LABEL
+    return SINGLE_LABEL
+
+
+def _is_list_feature(feature) -> bool:
+    return isinstance(feature, (Sequence, list)) or type(feature).__name__ == "List"
+
+
+def _holds_json_lists(split: Dataset, column: str) -> bool:
+    """Whether every non-empty cell is written as a JSON list; a column mixing lists with plain labels is an error,
+    since either reading of it would silently be wrong."""
+    filled = [(row, cell.strip()) for row, cell in enumerate(split[column]) if cell is not None and cell.strip()]
+    lists = [row for row, cell in filled if cell.startswith("[")]
+    if lists and len(lists) < len(filled):
+        row, cell = next((row, cell) for row, cell in filled if not cell.startswith("["))
+        raise DataError(
+            f"Column {column!r} mixes JSON label lists (row {lists[0]}) with plain labels (row {row}: {cell!r}): "
+            "write every cell as a JSON list, or pass --problem_type multi_label_classification to read plain cells "
+            f"as {LABEL_SEPARATOR!r}-separated labels."
+        )
+    return bool(lists)
 
 
 def encode_class_labels(
@@ -76,6 +203,76 @@ def align_class_labels(split: Dataset, column: str, names: list[str]) -> Dataset
         split = split.map(lambda ex: {column: mapping[ex[column]]}, desc="aligning validation labels")
         return split.cast_column(column, ClassLabel(names=names))
     return split.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
+
+
+def encode_multi_labels(
+    train: Dataset, validation: Dataset | None, column: str
+) -> tuple[Dataset, Dataset | None, list[str]]:
+    """Label lists → multi-hot float vectors over the sorted union of training labels."""
+    train_lists = label_lists(train, column, "train")
+    names = sorted({label for labels in train_lists for label in labels})
+    if len(names) < 2:
+        raise DataError(f"Multi-label column {column!r} holds fewer than two distinct labels ({names}).")
+    train = _as_multi_hot(train, column, train_lists, names)
+    if validation is not None:
+        validation_lists = label_lists(validation, column, "validation")
+        for row, labels in enumerate(validation_lists):
+            unknown = sorted(set(labels) - set(names))
+            if unknown:
+                raise DataError(
+                    f"Row {row} of the validation data: labels {unknown[:10]} in column {column!r} are outside the "
+                    f"training label set {names[:20]}."
+                )
+        validation = _as_multi_hot(validation, column, validation_lists, names)
+    return train, validation, names
+
+
+def label_lists(split: Dataset, column: str, split_name: str) -> list[list[str]]:
+    """Each row's labels, as strings, whichever way the column writes them."""
+    inner = getattr(split.features[column], "feature", None)
+    to_name = inner.int2str if isinstance(inner, ClassLabel) else str
+    return [_row_labels(cell, row, column, split_name, to_name) for row, cell in enumerate(split[column])]
+
+
+def _row_labels(cell, row: int, column: str, split_name: str, to_name) -> list[str]:
+    where = f"Row {row} of the {split_name} data: multi-label column {column!r}"
+    if cell is None:
+        return []
+    if isinstance(cell, str):
+        text = cell.strip()
+        if not text.startswith("["):
+            return [label.strip() for label in text.split(LABEL_SEPARATOR) if label.strip()]
+        try:
+            cell = json.loads(text)
+        except ValueError as err:
+            raise DataError(
+                f"{where} holds {cell!r}, which is not valid JSON ({err}); write a label list as "
+                '["cat", "outdoor"] (what json.dumps writes).'
+            ) from None
+    if not isinstance(cell, list):
+        raise DataError(
+            f"{where} must hold a list of labels (a list, a JSON list or {LABEL_SEPARATOR!r}-separated labels), "
+            f"got {cell!r}."
+        )
+    if any(isinstance(label, (list, dict, bool)) or label is None for label in cell):
+        raise DataError(f"{where}: each label must be a string or a number, got {cell!r}.")
+    return [to_name(label) for label in cell]
+
+
+def _as_multi_hot(split: Dataset, column: str, lists: list[list[str]], names: list[str]) -> Dataset:
+    vectors = [[1.0 if name in labels else 0.0 for name in names] for labels in lists]
+    split = split.remove_columns(column).add_column(column, vectors)
+    return split.cast_column(column, Sequence(Value("float32"), length=len(names)))
+
+
+def as_float_labels(split: Dataset, column: str, split_name: str) -> Dataset:
+    """A regression target: every label must be a number (a string or a missing value is named with its row)."""
+    for row, value in enumerate(split[column]):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise DataError(
+                f"Row {row} of the {split_name} data: regression label {column!r} is {value!r}, not a number."
+            )
+    return split.cast_column(column, Value("float32"))
 
 
 def stratified_split(train: Dataset, fraction: float, column: str, seed: int) -> tuple[Dataset, Dataset]:

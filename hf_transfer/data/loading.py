@@ -1,26 +1,26 @@
 """Load a labelled image dataset through ``datasets``: Hub name, imagefolder, or csv/json/parquet with image paths.
 
-Whatever the source, the result is the same: train and validation splits with a ``ClassLabel`` label column and the
-label names, checked for the mistakes that otherwise surface hours later (missing column, one class, empty split, a
-corrupt file).
+Whatever the source, the result is the same: train and validation splits with the labels encoded for their problem
+type (a ``ClassLabel``, multi-hot vectors or floats; see :mod:`hf_transfer.data.labels`) and the label names, checked
+for the mistakes that otherwise surface hours later (missing column, one class, empty split, a corrupt file).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
 from datasets import Image as ImageFeature
 
-from ..config import DataArguments
+from ..config import IMAGE_CLASSIFICATION, DataArguments
 from ..exceptions import DataError
-from .builtin import BUILTIN_PREFIX, builtin_dataset_dir, resolve_data_presets
-from .labels import VALIDATION_SPLIT_NAMES, check_columns, encode_class_labels, limit_samples, stratified_split
+from .builtin import with_data_presets
+from .labels import VALIDATION_SPLIT_NAMES, LabelledSplits, check_columns, labelled_splits
+from .sources import load_raw_splits, read_table
 
 logger = logging.getLogger(__name__)
 
@@ -29,77 +29,59 @@ logger = logging.getLogger(__name__)
 class ImageData:
     train: Dataset
     validation: Dataset
-    label_names: list[str]
+    label_names: list[str] | None  # None for regression
     image_column: str
     label_column: str
+    problem_type: str
     skipped_images: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    row_sources: dict[str, str] = field(default_factory=dict)  # what each split's `_row` ids index (feature cache)
+
+    def splits(self) -> list[tuple[str, Dataset]]:
+        return [("train", self.train), ("validation", self.validation)]
 
 
 def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
-    resolve_data_presets(args, "image-classification")
-    raw, source = _load_raw(args)
+    """Train/validation splits with labels of the inferred (or given) problem type and every image decodable."""
+    args = with_data_presets(args, IMAGE_CLASSIFICATION)
+    raw, source = load_raw_splits(args, _load_imagefolder, lambda path, flag: _load_table(path, args, flag))
     train = raw["train"]
     validation = next((raw[name] for name in VALIDATION_SPLIT_NAMES if name in raw), None)
     columns = {"--image_column_name": args.image_column_name, "--label_column_name": args.label_column_name}
     check_columns(train, columns, "train")
     if validation is not None:
         check_columns(validation, columns, "validation")
-    train, validation, label_names, skipped = finish_labelled_image_splits(train, validation, args, seed, source)
-    return ImageData(train, validation, label_names, args.image_column_name, args.label_column_name, skipped, source)
+    splits, skipped = finish_labelled_image_splits(train, validation, args, seed, source, args.problem_type)
+    return ImageData(
+        splits.train,
+        splits.validation,
+        splits.label_names,
+        args.image_column_name,
+        args.label_column_name,
+        splits.problem_type,
+        skipped,
+        source,
+        splits.row_sources,
+    )
 
 
 def finish_labelled_image_splits(
-    train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, source: str
-) -> tuple[Dataset, Dataset, list[str], dict[str, int]]:
-    """Checked columns in, ready splits out: class labels encoded (and aligned across splits), a seeded stratified
-    hold-out when there is no validation split, the sample limits, every image decoded once, no empty split.
-    Returns (train, validation, label names, skipped images per split)."""
-    label = args.label_column_name
-    train, validation, label_names = encode_class_labels(train, validation, label)
-    if validation is None:
-        train, validation = stratified_split(train, args.train_val_split, label, seed)
-    train, validation = limit_samples(train, validation, args.max_train_samples, args.max_eval_samples, seed)
+    train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, source: str, problem_type: str | None
+) -> tuple[LabelledSplits, dict[str, int]]:
+    """Checked columns in, ready splits out: labels encoded for ``problem_type`` (None: inferred) and aligned across
+    splits, a seeded hold-out when there is no validation split, the sample limits, every image decoded once, no
+    empty split. Returns the splits and the skipped images per split."""
+    splits = labelled_splits(train, validation, args, seed, problem_type)
     skipped: dict[str, int] = {}
     if args.verify_images:
-        train, skipped["train"] = verify_images(train, args, "train")
-        validation, skipped["validation"] = verify_images(validation, args, "validation")
-    for split_name, split in (("train", train), ("validation", validation)):
+        splits.train, skipped["train"] = verify_images(splits.train, args, "train")
+        splits.validation, skipped["validation"] = verify_images(splits.validation, args, "validation")
+    for split_name, split in (("train", splits.train), ("validation", splits.validation)):
         if len(split) == 0:
             raise DataError(
                 f"The {split_name} split of {source} is empty after filtering; nothing to train/evaluate on."
             )
-    return train, validation, label_names, skipped
-
-
-def _load_raw(
-    args: DataArguments, folder_loader: Callable[[str, str], Dataset] | None = None
-) -> tuple[DatasetDict, str]:
-    """The raw splits of any source. ``folder_loader(path, flag)`` reads a directory (default: a class imagefolder);
-    a built-in that ships ``train.csv`` (and maybe ``test.csv``) of image paths is read as tables instead."""
-    folder_loader = folder_loader or _load_imagefolder
-    dataset_name = args.dataset_name
-    if dataset_name and dataset_name.startswith(BUILTIN_PREFIX):
-        folder = builtin_dataset_dir(dataset_name)
-        if (folder / "train.csv").is_file():
-            tables = {split: folder / f"{split}.csv" for split in ("train", *VALIDATION_SPLIT_NAMES)}
-            splits = {split: _load_table(str(p), args, "--dataset_name") for split, p in tables.items() if p.is_file()}
-            return DatasetDict(splits), dataset_name
-        return DatasetDict(train=folder_loader(str(folder), "--dataset_name")), dataset_name
-    if dataset_name:
-        loaded = datasets.load_dataset(dataset_name, args.dataset_config_name)
-        if "train" not in loaded:
-            raise DataError(f"Dataset {dataset_name!r} has no 'train' split; it has {list(loaded)}.")
-        return loaded, dataset_name
-    if args.train_dir:
-        splits = {"train": folder_loader(args.train_dir, "--train_dir")}
-        if args.validation_dir:
-            splits["validation"] = folder_loader(args.validation_dir, "--validation_dir")
-        return DatasetDict(splits), args.train_dir
-    splits = {"train": _load_table(args.train_file, args, "--train_file")}
-    if args.validation_file:
-        splits["validation"] = _load_table(args.validation_file, args, "--validation_file")
-    return DatasetDict(splits), args.train_file
+    return splits, skipped
 
 
 def _read_imagefolder(path: str, flag: str) -> Dataset:
@@ -116,19 +98,19 @@ def _read_imagefolder(path: str, flag: str) -> Dataset:
 
 
 def _load_imagefolder(path: str, flag: str) -> Dataset:
+    """Class-folder labels, or the columns of a metadata file (e.g. a JSON list of labels per image)."""
     folder = _read_imagefolder(path, flag)
-    if "label" not in folder.column_names:  # `datasets` infers no label column from fewer than two class folders
-        classes = sorted(p.name for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith("."))
-        found = f"a single class folder ({classes[0]!r})" if len(classes) == 1 else "images but no class subfolders"
-        raise DataError(f"{flag}: {path!r} holds {found}; classification needs one subfolder per class, at least two.")
-    return folder
+    if len(folder.column_names) > 1:  # a metadata label column is checked against --label_column_name by the caller
+        return folder
+    # `datasets` infers no label column from fewer than two class folders
+    classes = sorted(p.name for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = f"a single class folder ({classes[0]!r})" if len(classes) == 1 else "images but no class subfolders"
+    raise DataError(f"{flag}: {path!r} holds {found}; classification needs one subfolder per class, at least two.")
 
 
 def _load_table(path: str, args: DataArguments, flag: str) -> Dataset:
     """A csv/json/parquet file whose image column holds paths, relative to the file's own folder."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    builder = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}[suffix]
-    table = datasets.load_dataset(builder, data_files=path, split="train")
+    table = read_table(path, flag)
     check_columns(
         table,
         {"--image_column_name": args.image_column_name, "--label_column_name": args.label_column_name},

@@ -18,12 +18,13 @@ import torch
 from datasets import Dataset, Value
 from datasets import Image as ImageFeature
 
-from ..config import DataArguments, text_columns
+from ..config import MULTI_LABEL, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL, DataArguments
 from ..exceptions import DataError
-from .builtin import resolve_data_presets
-from .labels import VALIDATION_SPLIT_NAMES, check_columns
-from .loading import _load_raw, _read_imagefolder, finish_labelled_image_splits
-from .text import MULTI, SINGLE, check_texts, infer_problem_type
+from .builtin import with_data_presets
+from .labels import VALIDATION_SPLIT_NAMES, check_columns, infer_problem_type
+from .loading import _load_table, _read_imagefolder, finish_labelled_image_splits
+from .sources import load_raw_splits
+from .text import check_texts
 from .transforms import to_model_mode
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -41,17 +42,22 @@ class MultimodalData:
     skipped_images: dict[str, int] = field(default_factory=dict)
     source: str = ""
     validation_split: str | None = None  # the source's own split used for validation; None: held out from train
+    row_sources: dict[str, str] = field(default_factory=dict)  # what each split's `_row` ids index (feature cache)
 
 
 def load_multimodal_data(args: DataArguments, seed: int = 42) -> MultimodalData:
     """Train/validation splits with an image column, one or two text columns and a ``ClassLabel`` label column."""
-    resolve_data_presets(args, "multimodal-classification")
-    if args.problem_type not in (None, SINGLE):
+    args = with_data_presets(args, MULTIMODAL_CLASSIFICATION)
+    if args.problem_type not in (None, SINGLE_LABEL):
         raise DataError(
             f"--problem_type {args.problem_type}: multimodal classification supports single-label classification only."
         )
-    image, label, texts = args.image_column_name, args.label_column_name, text_columns(args)
-    raw, source = _load_raw(args, lambda path, flag: _load_described_folder(path, flag, label))
+    image, label, texts = args.image_column_name, args.label_column_name, args.text_column_list()
+    raw, source = load_raw_splits(
+        args,
+        lambda path, flag: _load_described_folder(path, flag, label),
+        lambda path, flag: _load_table(path, args, flag),
+    )
     train = raw["train"]
     validation_split = next((name for name in VALIDATION_SPLIT_NAMES if name in raw), None)
     validation = raw[validation_split] if validation_split else None
@@ -65,8 +71,19 @@ def load_multimodal_data(args: DataArguments, seed: int = 42) -> MultimodalData:
         check_texts(split, texts, split_name)
         _check_images_present(split, image, split_name, source)
         _check_single_label(split, label, split_name)
-    train, validation, label_names, skipped = finish_labelled_image_splits(train, validation, args, seed, source)
-    return MultimodalData(train, validation, label_names, image, texts, label, skipped, source, validation_split)
+    splits, skipped = finish_labelled_image_splits(train, validation, args, seed, source, SINGLE_LABEL)
+    return MultimodalData(
+        splits.train,
+        splits.validation,
+        splits.label_names,
+        image,
+        texts,
+        label,
+        skipped,
+        source,
+        validation_split,
+        splits.row_sources,
+    )
 
 
 def _load_described_folder(path: str, flag: str, label_column: str) -> Dataset:
@@ -121,7 +138,7 @@ def _check_images_present(split: Dataset, column: str, split_name: str, where: s
 def _check_single_label(split: Dataset, column: str, split_name: str) -> None:
     feature = split.features[column]
     only = "multimodal classification supports single-label classification only (one class per example)"
-    if infer_problem_type(feature) == MULTI:
+    if infer_problem_type(split, column) == MULTI_LABEL:
         raise DataError(f"Column {column!r} of the {split_name} data holds label lists: {only}.")
     if isinstance(feature, Value) and feature.dtype.startswith("float"):
         values = [v for v in split.unique(column) if v is not None]

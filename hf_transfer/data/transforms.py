@@ -25,6 +25,11 @@ def resolve_image_data_config(timm_model: nn.Module, image_size: int | None = No
     return config
 
 
+def jsonable_data_config(data_config: dict[str, Any]) -> dict[str, Any]:
+    """A timm data config as JSON keeps it (tuples become lists): saved in configs and provenance."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()}
+
+
 def build_image_transforms(data_config: dict[str, Any], args: DataArguments) -> tuple[Callable, Callable]:
     """(train, eval) torchvision transforms; training adds RandomResizedCrop/flip/jitter unless ``--no_augment``."""
     from timm.data import create_transform
@@ -68,7 +73,9 @@ def image_transform_fn(transform: Callable, image_column: str, label_column: str
 
 
 def collate_image_batch(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Class ids stay integers (cross-entropy); multi-hot vectors and regression targets become floats (BCE, MSE)."""
     batch = {"pixel_values": torch.stack([example["pixel_values"] for example in examples])}
     if "labels" in examples[0]:
-        batch["labels"] = torch.tensor([example["labels"] for example in examples], dtype=torch.long)
+        labels = [example["labels"] for example in examples]
+        batch["labels"] = torch.tensor(labels, dtype=torch.long if isinstance(labels[0], int) else torch.float32)
     return batch

@@ -2,7 +2,7 @@
 
 from .artifacts import IncompleteRunError, RunArtifacts, inspect_run
 from .card import render_model_card, write_model_card
-from .export import read_label_names, save_timm_model
+from .export import save_fusion_model, save_timm_model
 from .push import HubPushSettings, PushError, PushResult, push_to_hub
 
 __all__ = [
@@ -13,8 +13,8 @@ __all__ = [
     "RunArtifacts",
     "inspect_run",
     "push_to_hub",
-    "read_label_names",
     "render_model_card",
+    "save_fusion_model",
     "save_timm_model",
     "write_model_card",
 ]

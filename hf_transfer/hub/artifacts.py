@@ -12,18 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-CONFIG_FILENAME = "hf_transfer_config.json"  # the resolved config + provenance that fine_tune writes
+from ..config import (
+    CONFIG_FILENAME,
+    EVAL_PREDICTIONS_FILENAME,
+    FUSION_MODEL_TYPE,
+    MULTIMODAL_CLASSIFICATION,
+    TEXT_CLASSIFICATION,
+)
+
 CARD_FILENAME = "README.md"
 CURVES_FILENAME = "training_curves.png"
 CONFUSION_FILENAME = "confusion_matrix.png"
-MULTIMODAL = "multimodal-classification"
-FUSION_MODEL_TYPE = "hf_transfer_fusion"  # hf_transfer.models.fusion.FusionConfig.model_type, without importing torch
 
 # Top-level files of these types are pushed: weights, configs, tokenizer files (vocab.txt, merges.txt, *.model, chat
 # templates), the card and its plots. Sub-directories (checkpoint-*, runs/, merged/) never are.
 _PUSHED_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".jinja", ".png", ".md")
 # Per-example validation predictions: bulky, and they reveal the validation data; the card carries their summary.
-_NEVER_PUSHED = frozenset({"eval_predictions.json"})
+_NEVER_PUSHED = frozenset({EVAL_PREDICTIONS_FILENAME})
 # Files whose stale copies on the Hub would change how the repo loads (transformers loads any repo holding an
 # adapter_config.json as a PEFT adapter): a push deletes those it does not upload again.
 FORMAT_FILES = (
@@ -61,7 +66,8 @@ class RunArtifacts:
         """Names (relative to ``output_dir``) of the files a Hub repo of this run gets."""
         names = []
         for path in sorted(self.output_dir.iterdir()):
-            if path.is_file() and path.suffix in _PUSHED_SUFFIXES and path.name not in _NEVER_PUSHED:
+            hidden = path.name.startswith(".")  # the run's lock and owner files, editor droppings
+            if path.is_file() and not hidden and path.suffix in _PUSHED_SUFFIXES and path.name not in _NEVER_PUSHED:
                 names.append(path.name)
         return sorted({*names, *_auto_map_modules(self.model_config)})
 
@@ -88,9 +94,9 @@ def inspect_run(output_dir: str | Path) -> RunArtifacts:
             raise IncompleteRunError(f"{root / 'config.json'} has no label_names: loaders would show class indices.")
     elif "model_type" in config or "architectures" in config:
         kind = "transformers"
-        if run_config["task"] == "text-classification" and not (root / "tokenizer_config.json").is_file():
+        if run_config["task"] == TEXT_CLASSIFICATION and not (root / "tokenizer_config.json").is_file():
             raise IncompleteRunError(f"{root} has no tokenizer_config.json: pipeline() could not tokenise text.")
-        if run_config["task"] == MULTIMODAL:
+        if run_config["task"] == MULTIMODAL_CLASSIFICATION:
             _check_fusion_model(root, config)
         for module in _auto_map_modules(config):
             if not (root / module).is_file():

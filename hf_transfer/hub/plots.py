@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# Logged values that are bookkeeping, not quality: never plotted as metrics.
-_NOT_METRICS = {"epoch", "step", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_loss"}
+from ..metric_names import eval_metric_name
+
 MAX_ANNOTATED_CLASSES = 20
 MAX_LABELLED_CLASSES = 40
 
@@ -37,7 +37,7 @@ def plot_training_curves(log_history: Sequence[dict[str, Any]], path: Path, best
     evals = [e for e in log_history if "eval_loss" in e and "step" in e]
     if not train and not evals:
         return False
-    metric_names = sorted({k for e in evals for k, v in e.items() if k.startswith("eval_") and k not in _NOT_METRICS})
+    metric_names = sorted({key for e in evals for key in e if eval_metric_name(key)})
     figure, axes = _figure(10 if metric_names else 6, 4, 2 if metric_names else 1)
     loss_axis = axes[0]
     if train:

@@ -123,7 +123,9 @@ def push_to_hub(
             commit_message=commit_message or f"Upload {root.resolve().name} with hf_transfer",
             revision=revision,
         )
-    except (HTTPError, OSError) as err:  # HTTP errors, no connection, timeouts, offline mode
+    # HTTP errors, no connection, timeouts, offline mode; RuntimeError: huggingface_hub's "Error while uploading" when
+    # the connection drops mid-upload
+    except (HTTPError, OSError, RuntimeError) as err:
         raise PushError(_failure(err, repo_id, output_dir, retry, token)) from None
     logger.info("Pushed %s (with %s) to %s", output_dir, card.name, commit.commit_url)
     return PushResult(full_id, revision or "main", commit.oid, str(url), files)

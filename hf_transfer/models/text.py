@@ -7,9 +7,8 @@ transformers model); with ``--pooling mean`` it is :class:`MeanPooledClassifier`
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
 
+from huggingface_hub import constants
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -20,11 +19,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..config import DEFAULT_TEXT_MODEL, ModelArguments
+from ..config import DEFAULT_TEXT_MODEL, TEXT_CLASSIFICATION, ModelArguments
 from ..exceptions import ConfigError
 from .blocks import BlockView
-from .builtin import BUILTIN_PREFIX, BUILTIN_TEXT_MODELS, builtin_checkpoint_dir, list_builtin_models
+from .builtin import list_builtin_models
 from .pooled_text import MeanPooledClassifier, MeanPooledClassifierConfig
+from .references import TextModelSource
 
 logger = logging.getLogger(__name__)
 
@@ -32,46 +32,31 @@ logger = logging.getLogger(__name__)
 _MEAN_POOLING_DEFAULT = {"builtin:all-MiniLM-L6-v2"}
 
 
-@dataclass
-class TextModelSource:
-    path: str  # a local folder or a Hub id, as transformers' from_pretrained takes it
-    reference: str  # what the user asked for (recorded as the base model)
-
-
-def resolve_text_source(args: ModelArguments) -> TextModelSource:
-    name = args.model_name_or_path or DEFAULT_TEXT_MODEL
-    if name.startswith(BUILTIN_PREFIX):
-        if name.removeprefix(BUILTIN_PREFIX) not in BUILTIN_TEXT_MODELS:
-            available = ", ".join(list_builtin_models("text-classification"))
-            raise ConfigError(f"--model_name_or_path: no built-in text checkpoint {name!r}; available: {available}.")
-        return TextModelSource(path=str(builtin_checkpoint_dir(name)), reference=name)
-    if os.path.isdir(name):
-        if not os.path.isfile(os.path.join(name, "config.json")):
-            raise ConfigError(f"--model_name_or_path: directory {name!r} has no config.json (transformers format).")
-        return TextModelSource(path=os.path.abspath(name), reference=os.path.abspath(name))
-    if name.startswith((".", "/")) or os.path.isfile(name):
-        raise ConfigError(f"--model_name_or_path: {name!r} is not a transformers model directory.")
-    return TextModelSource(path=name, reference=name)  # a Hub id, e.g. 'bert-base-uncased' or 'org/name'
-
-
 # Strategies that keep the whole encoder frozen: the head can only use what the checkpoint already puts in its states.
 _FROZEN_BODY_STRATEGIES = {"linear_probe"}
 
 
-def choose_pooling(args: ModelArguments, strategy: str) -> str:
-    """``--pooling`` if given; else mean pooling for a frozen sentence-embedding encoder, [CLS] otherwise.
+def choose_pooling(model_name_or_path: str | None, strategy: str) -> str:
+    """The default ``--pooling``: mean pooling for a frozen sentence-embedding encoder, [CLS] otherwise.
 
     A sentence-embedding checkpoint (all-MiniLM-L6-v2) was trained to make the *mean* of its token states useful, not
     its [CLS] state or pooler; once the encoder itself trains, [CLS] adapts and the output stays a native model.
     """
-    if args.pooling:
-        return args.pooling
-    name = args.model_name_or_path or DEFAULT_TEXT_MODEL
+    name = model_name_or_path or DEFAULT_TEXT_MODEL
     return "mean" if name in _MEAN_POOLING_DEFAULT and strategy in _FROZEN_BODY_STRATEGIES else "cls"
 
 
 def load_tokenizer(source: TextModelSource, args: ModelArguments) -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(source.path, revision=args.model_revision, cache_dir=args.cache_dir)
+    """The checkpoint's tokenizer; a reference that cannot be loaded (a misspelt Hub id, no network) is one line."""
+    try:
+        return AutoTokenizer.from_pretrained(source.path, revision=args.model_revision, cache_dir=args.cache_dir)
+    except (OSError, ValueError):
+        builtins = ", ".join(list_builtin_models(TEXT_CLASSIFICATION))
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        raise ConfigError(
+            f"--model_name_or_path: cannot load {source.reference!r}: not a local transformers directory, and not "
+            f"reachable on the Hub{offline}. Check the name, or use a local directory or a built-in: {builtins}."
+        ) from None
 
 
 def build_text_model(
@@ -95,8 +80,8 @@ def build_text_model(
             model = AutoModelForSequenceClassification.from_config(config)
         else:
             # ignore_mismatched_sizes: a checkpoint that already has a head of another size gets a fresh one
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source.path, config=config, ignore_mismatched_sizes=True, **hub
+            model = load_pretrained_quietly(
+                AutoModelForSequenceClassification, source, args, config=config, ignore_mismatched_sizes=True, **hub
             )
     else:
         config = MeanPooledClassifierConfig(
@@ -105,10 +90,42 @@ def build_text_model(
         if args.from_scratch:
             encoder = AutoModel.from_config(encoder_config, add_pooling_layer=False)
         else:
-            encoder = AutoModel.from_pretrained(source.path, add_pooling_layer=False, **hub)
+            encoder = load_pretrained_quietly(AutoModel, source, args, add_pooling_layer=False, **hub)
         model = MeanPooledClassifier(config, encoder=encoder)
     model.config.base_model_reference = source.reference  # provenance, kept in the saved config
     return model, text_block_view(model)
+
+
+# Weights a new head is allowed to lack (or the checkpoint to carry unused): a task head, the [CLS] pooler.
+_HEAD_WEIGHTS = ("classifier.", "pooler.", "score.", "pre_classifier.")
+
+
+def load_pretrained_quietly(auto_class, source: TextModelSource, args: ModelArguments, **kwargs) -> PreTrainedModel:
+    """``from_pretrained`` with transformers' multi-line LOAD REPORT for the expected head swap folded into one log
+    line; a checkpoint missing encoder weights is refused (``--allow_partial_checkpoint`` lets it train anyway)."""
+    reporter = logging.getLogger("transformers.modeling_utils")
+    level = reporter.level
+    reporter.setLevel(logging.ERROR)
+    try:
+        model, info = auto_class.from_pretrained(source.path, output_loading_info=True, **kwargs)
+    finally:
+        reporter.setLevel(level)
+    missing = [k for k in info.get("missing_keys", []) if not k.startswith(_HEAD_WEIGHTS)]
+    if missing and not args.allow_partial_checkpoint:
+        raise ConfigError(
+            f"--model_name_or_path {source.reference!r} does not fit {type(model).__name__}: {len(missing)} encoder "
+            f"weights missing (e.g. {', '.join(sorted(missing)[:3])}). Use a checkpoint of this architecture, or "
+            "--allow_partial_checkpoint to train with them randomly initialised."
+        )
+    new = sorted({k.rsplit(".", 1)[0] for k in [*info.get("missing_keys", []), *info.get("mismatched_keys", [])]})
+    unused = sorted({k.rsplit(".", 1)[0] for k in info.get("unexpected_keys", [])})
+    logger.info(
+        "Loaded %s: %s%s.",
+        source.reference,
+        f"new {', '.join(new)}" if new else "every weight from the checkpoint",
+        f"; unused from the checkpoint: {', '.join(unused)}" if unused else "",
+    )
+    return model
 
 
 _LAYER_PATHS = ("encoder.layer", "encoder.layers", "transformer.layer", "layers", "layer")

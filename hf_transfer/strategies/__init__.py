@@ -1,18 +1,23 @@
 """Transfer strategies, selected by name and composable with '+'. Importing this package registers the built-ins."""
 
-from . import adapters, freezing, learning_rates, regularisers, schedules, wise_ft  # noqa: F401  (registration)
-from .base import StrategyContext, TransferStrategy, freeze_batchnorm_statistics
-from .compose import ComposedStrategy, build_strategy, validate_strategy_args
+from .arguments import StrategyArguments, strategy_arguments_class
+from .base import OptimizerSettings, StrategyContext, TransferStrategy, freeze_batchnorm_statistics
+from .compose import ComposedStrategy, check_strategy_arguments, strategy_classes
 from .registry import get_strategy_class, list_strategies, register_strategy
+from .settings import Setting
 
 __all__ = [
     "ComposedStrategy",
+    "OptimizerSettings",
+    "Setting",
+    "StrategyArguments",
     "StrategyContext",
     "TransferStrategy",
-    "build_strategy",
+    "check_strategy_arguments",
     "freeze_batchnorm_statistics",
     "get_strategy_class",
     "list_strategies",
     "register_strategy",
-    "validate_strategy_args",
+    "strategy_arguments_class",
+    "strategy_classes",
 ]

@@ -12,12 +12,21 @@ import os
 
 from torch import nn
 
-from ..config import StrategyArguments
 from ..exceptions import ConfigError
 from .base import StrategyContext, TransferStrategy, freeze_batchnorm_statistics, modules_owning
 from .registry import register_strategy
+from .settings import Setting, positive, probability_below_one
 
 logger = logging.getLogger(__name__)
+
+TARGET_MODULES = Setting(
+    "lora_target_modules",
+    str,
+    None,
+    "comma-separated module names to adapt",
+    default_text="the backbone family's preset",
+)
+MERGE_ADAPTER = Setting("merge_adapter", bool, False, "also write the adapter merged into the base, in merged/")
 
 _ADAPTER_CONFLICTS = {
     "l2sp": "the adapter leaves the pretrained weights untouched, so ||w - w0|| is always zero",
@@ -51,8 +60,8 @@ class PeftAdapter(TransferStrategy):
 
     def target_modules(self, model: nn.Module) -> tuple[list[str], list[str]]:
         targets, feedforward = preset_target_modules(model, self.method)
-        if self.args.lora_target_modules:
-            targets = [t.strip() for t in self.args.lora_target_modules.split(",") if t.strip()]
+        if self.setting("lora_target_modules"):
+            targets = [t.strip() for t in self.setting("lora_target_modules").split(",") if t.strip()]
             feedforward = [t for t in feedforward if t in targets]
         return targets, feedforward
 
@@ -94,23 +103,28 @@ class LoRA(PeftAdapter):
     """Low-rank adapters (Hu et al., 2021) on the attention / pointwise projections; the head trains in full."""
 
     method = "lora"
-    flags = {"lora_r": 8, "lora_alpha": None, "lora_dropout": 0.0, "lora_target_modules": None, "merge_adapter": False}
-
-    @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
-        if args.lora_r is not None and args.lora_r <= 0:
-            raise ConfigError(f"--lora_r must be a positive integer, got {args.lora_r}.")
-        if args.lora_dropout is not None and not 0.0 <= args.lora_dropout < 1.0:
-            raise ConfigError(f"--lora_dropout must be in [0, 1), got {args.lora_dropout}.")
+    summary = (
+        "peft LoRA adapters + the head (`modules_to_save`); presets: timm ViT `qkv`, timm EfficientNet/MobileNet "
+        "`conv_pw`/`conv_pwl`, BERT `query`/`value`; output: a peft adapter directory whose config records the real "
+        "base"
+    )
+    settings = (
+        Setting("lora_r", int, 8, "adapter rank", check=positive),
+        Setting("lora_alpha", float, None, "scaling alpha", default_text="2r"),
+        Setting("lora_dropout", float, 0.0, "dropout on the adapter input", check=probability_below_one),
+        TARGET_MODULES,
+        MERGE_ADAPTER,
+    )
 
     def peft_config(self, model: nn.Module, context: StrategyContext):
         from peft import LoraConfig
 
         r = int(self.setting("lora_r"))
         targets, _ = self.target_modules(model)
+        alpha = self.setting("lora_alpha")
         return LoraConfig(
             r=r,
-            lora_alpha=float(self.args.lora_alpha if self.args.lora_alpha is not None else 2 * r),
+            lora_alpha=float(alpha if alpha is not None else 2 * r),
             lora_dropout=float(self.setting("lora_dropout")),
             target_modules=targets,
             modules_to_save=self.head_modules(context),
@@ -122,7 +136,8 @@ class IA3(PeftAdapter):
     """(IA)^3 (Liu et al., 2022): learned rescaling vectors on keys, values and feed-forward inputs; tiny and fast."""
 
     method = "ia3"
-    flags = {"lora_target_modules": None, "merge_adapter": False}
+    summary = "peft (IA)³ scaling vectors + the head"
+    settings = (TARGET_MODULES, MERGE_ADAPTER)
 
     def peft_config(self, model: nn.Module, context: StrategyContext):
         from peft import IA3Config

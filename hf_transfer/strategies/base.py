@@ -9,18 +9,18 @@ strategy serves every backbone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..exceptions import ConfigError
+from .settings import Setting, StrategyArgumentsBase
 
 if TYPE_CHECKING:
     from transformers import Trainer, TrainerCallback
 
-    from ..config import StrategyArguments
     from ..models.blocks import BlockView
 
 # What a strategy controls. A composition takes at most one of each kind, except that it needs no "trainable" one
@@ -35,6 +35,35 @@ class SourceModel:
     model: nn.Module
     head: nn.Module  # a copy of the source classifier, applied to the fine-tuned body's features
     forward: Callable[[nn.Module, dict], torch.Tensor]  # (model, batch inputs) -> source-task logits
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """What a strategy needs to build optimizer parameter groups the way the Trainer would: the base learning rate,
+    the weight decay, and the names the Trainer decays (``Trainer.get_decay_parameter_names``: not biases, not norm
+    layers)."""
+
+    learning_rate: float
+    weight_decay: float
+    decay_names: frozenset[str]
+    prefix: str = ""  # where the parameters passed to ``groups`` sit in the model that ``decay_names`` names
+
+    def groups(
+        self, named: list[tuple[str, nn.Parameter]], group_name: str, lr_scale: float = 1.0, learning_rate=None
+    ) -> list[dict]:
+        """The trainable parameters in (up to) two AdamW groups, with and without weight decay."""
+        lr = (self.learning_rate if learning_rate is None else learning_rate) * lr_scale
+        groups = []
+        for decayed in (True, False):
+            members = [p for n, p in named if p.requires_grad and (self.prefix + n in self.decay_names) == decayed]
+            if members:
+                weight_decay = self.weight_decay if decayed else 0.0
+                groups.append({"params": members, "lr": lr, "weight_decay": weight_decay, "group_name": group_name})
+        return groups
+
+    def within(self, prefix: str) -> OptimizerSettings:
+        """The same settings for a submodule at ``prefix`` (e.g. ``"image_tower."``)."""
+        return replace(self, prefix=self.prefix + prefix)
 
 
 @dataclass
@@ -53,19 +82,41 @@ class StrategyContext:
 class TransferStrategy:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = TRAINABLE
-    # StrategyArguments fields this strategy reads, with their defaults; any other field set is an error.
-    flags: ClassVar[dict[str, Any]] = {}
+    # The settings this strategy reads (type, default, help, check); setting any other is an error.
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    # Strategies it cannot be composed with, and why.
+    incompatible: ClassVar[dict[str, str]] = {}
+    # What trains / what it adds, for the README's strategy table (markdown; default: the docstring's first sentence).
+    summary: ClassVar[str] = ""
+    # Reads the raw model inputs during training (LwF's teacher does): frozen features cannot stand in for them.
+    needs_raw_inputs: ClassVar[bool] = False
+    # Trains nothing of the backbone: its features are fixed, so by default images are not augmented and the
+    # features are encoded once (the frozen-feature cache) instead of every epoch.
+    frozen_backbone: ClassVar[bool] = False
 
-    def __init__(self, args: StrategyArguments):
+    def __init__(self, args: StrategyArgumentsBase):
         self.args = args
 
-    def setting(self, flag: str) -> Any:
-        value = getattr(self.args, flag)
-        return self.flags[flag] if value is None else value
+    def setting(self, name: str) -> Any:
+        """The user's value of a setting this strategy declares, else its declared default."""
+        value = getattr(self.args, name, None)
+        return self.declared(name).default if value is None else value
 
     @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
-        """Reject settings this strategy cannot honour; runs before any model is built."""
+    def declared(cls, name: str) -> Setting:
+        for setting in cls.settings:
+            if setting.name == name:
+                return setting
+        raise KeyError(f"Strategy {cls.name!r} declares no setting {name!r}.")
+
+    @classmethod
+    def setting_names(cls) -> set[str]:
+        return {setting.name for setting in cls.settings}
+
+    @classmethod
+    def validate_args(cls, args: StrategyArgumentsBase) -> None:
+        """Reject combinations of settings this strategy cannot honour (each value alone is checked by its
+        ``Setting``); runs before any model is built and changes nothing."""
 
     def apply(self, context: StrategyContext) -> None:
         """Set ``requires_grad`` (and any other state) on ``context.view.model`` before training starts."""
@@ -74,7 +125,7 @@ class TransferStrategy:
         """Return the model the Trainer should train (e.g. a peft model around it)."""
         return model
 
-    def optimizer_groups(self, model: nn.Module, context: StrategyContext, learning_rate: float, weight_decay: float):
+    def optimizer_groups(self, model: nn.Module, context: StrategyContext, optimizer: OptimizerSettings):
         """Parameter groups for the optimizer, or None to let the Trainer build its own."""
         return None
 
@@ -119,6 +170,14 @@ def freeze_batchnorm_statistics(module: nn.Module) -> int:
     return count
 
 
+def keep_in_eval(modules: list[nn.Module]) -> None:
+    """Keep each module (and everything inside it) in eval mode, even after ``model.train()``: a frozen prefix is
+    then a fixed function of its input (no dropout, no stochastic depth, fixed batch-norm statistics)."""
+    for module in modules:
+        module.train = _stay_in_eval.__get__(module)  # type: ignore[method-assign]
+        module.eval()
+
+
 def release_batchnorm_statistics(module: nn.Module) -> None:
     for layer in module.modules():
         if isinstance(layer, nn.modules.batchnorm._BatchNorm) and "train" in layer.__dict__:
@@ -150,6 +209,6 @@ def check_compatible(strategies: list[type[TransferStrategy]]) -> None:
         by_kind[cls.kind] = cls.name
     names = {cls.name for cls in strategies}
     for cls in strategies:
-        for other, why in getattr(cls, "incompatible", {}).items():
+        for other, why in cls.incompatible.items():
             if other in names:
                 raise ConfigError(f"--strategy: {cls.name!r} does not compose with {other!r}: {why}")

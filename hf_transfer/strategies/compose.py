@@ -11,13 +11,14 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..config import StrategyArguments
 from ..exceptions import ConfigError
-from .base import TRAINABLE, StrategyContext, TransferStrategy, check_compatible
+from .base import TRAINABLE, OptimizerSettings, StrategyContext, TransferStrategy, check_compatible
 from .registry import get_strategy_class, list_strategies
+from .settings import Setting, StrategyArgumentsBase
 
 
-def strategy_classes(args: StrategyArguments) -> list[type[TransferStrategy]]:
+def strategy_classes(args: StrategyArgumentsBase) -> list[type[TransferStrategy]]:
+    """The registered classes ``args.strategy`` names, checked to compose."""
     names = [part.strip() for part in args.strategy.split("+")]
     if not all(names) or len(set(names)) != len(names):
         raise ConfigError(f"--strategy {args.strategy!r}: join distinct strategy names with '+'.")
@@ -26,29 +27,59 @@ def strategy_classes(args: StrategyArguments) -> list[type[TransferStrategy]]:
     return classes
 
 
-def validate_strategy_args(args: StrategyArguments) -> None:
+def given_settings(args: StrategyArgumentsBase) -> dict[str, object]:
+    """The settings a user set (every field but ``strategy`` that is not None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name != "strategy"}
+
+
+def check_strategy_arguments(args: StrategyArgumentsBase, read_elsewhere: set[str] = frozenset()) -> None:
+    """Raise :class:`ConfigError` for a setting no chosen strategy reads, a required one missing, a value its
+    ``Setting`` rejects, or a combination a strategy rejects. Changes nothing.
+
+    ``read_elsewhere``: settings another part of the run reads (another tower's strategy), so not unread.
+    """
     classes = strategy_classes(args)
-    read = {flag for cls in classes for flag in cls.flags}
-    for f in dataclasses.fields(args):
-        if f.name != "strategy" and getattr(args, f.name) is not None and f.name not in read:
-            users = [name for name in list_strategies() if f.name in get_strategy_class(name).flags]
-            raise ConfigError(f"--{f.name} does not apply to --strategy {args.strategy}; it is read by {users}.")
+    declared = {setting.name: setting for cls in classes for setting in cls.settings}
+    for name, value in given_settings(args).items():
+        if value is None or name in declared or name in read_elsewhere:
+            continue
+        readers = [s for s in list_strategies() if name in get_strategy_class(s).setting_names()]
+        raise ConfigError(f"--{name} does not apply to --strategy {args.strategy}; it is read by {readers}.")
     for cls in classes:
+        for setting in cls.settings:
+            value = getattr(args, setting.name, None)
+            if setting.required and value is None:
+                raise ConfigError(f"--strategy {cls.name} needs {setting.flag} ({setting.help}).")
+            problem = setting.problem(value)
+            if problem:
+                raise ConfigError(problem)
         cls.validate_args(args)
+
+
+def declared_settings() -> list[Setting]:
+    """Every registered strategy's settings, each once, in registry order (shared settings are one object)."""
+    seen: dict[str, Setting] = {}
+    for name in list_strategies():
+        for setting in get_strategy_class(name).settings:
+            if setting.name in seen and seen[setting.name] != setting:
+                raise ValueError(f"Two strategies declare different settings named {setting.name!r}.")
+            seen.setdefault(setting.name, setting)
+    return list(seen.values())
 
 
 class ComposedStrategy(TransferStrategy):
     """Delegates each hook to the parts, trainable-set strategy first (``full`` when none is named)."""
 
-    def __init__(self, args: StrategyArguments):
+    def __init__(self, args: StrategyArgumentsBase):
         super().__init__(args)
-        validate_strategy_args(args)
+        check_strategy_arguments(args)  # a Python caller gets the same one-line errors as the command line
         classes = strategy_classes(args)
         if not any(cls.kind == TRAINABLE for cls in classes):
             classes.insert(0, get_strategy_class("full"))
         classes.sort(key=lambda cls: cls.kind != TRAINABLE)
         self.parts = [cls(args) for cls in classes]
         self.name = args.strategy
+        self.needs_raw_inputs = any(part.needs_raw_inputs for part in self.parts)
 
     def apply(self, context: StrategyContext) -> None:
         for part in self.parts:
@@ -59,9 +90,9 @@ class ComposedStrategy(TransferStrategy):
             model = part.wrap_model(model, context)
         return model
 
-    def optimizer_groups(self, model, context, learning_rate, weight_decay):
+    def optimizer_groups(self, model: nn.Module, context: StrategyContext, optimizer: OptimizerSettings):
         for part in self.parts:
-            groups = part.optimizer_groups(model, context, learning_rate, weight_decay)
+            groups = part.optimizer_groups(model, context, optimizer)
             if groups is not None:
                 return groups
         return None
@@ -90,7 +121,3 @@ class ComposedStrategy(TransferStrategy):
 
     def save(self, model: nn.Module, output_dir: str, context: StrategyContext) -> bool:
         return any(part.save(model, output_dir, context) for part in self.parts)
-
-
-def build_strategy(args: StrategyArguments) -> ComposedStrategy:
-    return ComposedStrategy(args)

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..config import StrategyArguments
 from ..exceptions import ConfigError
 from .base import StrategyContext, TransferStrategy, freeze_batchnorm_statistics, modules_owning, set_trainable
 from .registry import register_strategy
+from .settings import Setting, non_negative
+
+# Read by every strategy that leaves part of a batch-norm backbone frozen for a while.
+TRAIN_BN = Setting(
+    "train_bn",
+    bool,
+    True,
+    "batch-norm policy: true, batch-norm layers of unfrozen blocks update their statistics; false, every batch-norm "
+    "layer keeps its pretrained statistics and affine parameters",
+)
 
 
 @register_strategy("full")
 class FullFineTuning(TransferStrategy):
     """Every parameter trains: the strongest baseline when data is plentiful enough."""
+
+    summary = "everything; the new head starts at zero (as in BiT), so early steps cannot wreck the pretrained body"
 
     def apply(self, context: StrategyContext) -> None:
         for param in context.view.model.parameters():
@@ -22,6 +33,9 @@ class FullFineTuning(TransferStrategy):
 @register_strategy("linear_probe")
 class LinearProbe(TransferStrategy):
     """Only the new head trains; the backbone is a fixed feature extractor, batch-norm statistics included."""
+
+    summary = "the new head only; the backbone's batch-norm statistics are frozen too"
+    frozen_backbone = True
 
     def apply(self, context: StrategyContext) -> None:
         view = context.view
@@ -37,18 +51,22 @@ class FreezeFirstBlocks(TransferStrategy):
     Early blocks hold generic features (edges, textures; sub-word statistics) worth keeping; late ones are task-bound.
     """
 
-    flags = {"freeze_blocks": None, "train_bn": True}
-
-    @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
-        if args.freeze_blocks is None:
-            raise ConfigError("--strategy freeze needs --freeze_blocks N (how many blocks from the stem to freeze).")
-        if args.freeze_blocks < 0:
-            raise ConfigError(f"--freeze_blocks must be >= 0, got {args.freeze_blocks}.")
+    summary = "all but the stem and the first N blocks; frozen blocks keep their batch-norm statistics"
+    settings = (
+        Setting(
+            "freeze_blocks",
+            int,
+            None,
+            "freeze the stem and the first N blocks of the backbone",
+            check=non_negative,
+            required=True,
+        ),
+        TRAIN_BN,
+    )
 
     def apply(self, context: StrategyContext) -> None:
         view = context.view
-        n = self.args.freeze_blocks or 0
+        n = int(self.setting("freeze_blocks"))
         check_block_count(n, view, "--freeze_blocks")
         frozen = [name for group in ([view.stem, *view.blocks[:n]] if n else []) for name in group]
         for param in view.model.parameters():
@@ -62,6 +80,8 @@ class FreezeFirstBlocks(TransferStrategy):
 @register_strategy("bitfit")
 class BitFit(TransferStrategy):
     """Only the bias terms of the backbone, and the head, train (Ben Zaken et al., 2022): ~0.1 % of the parameters."""
+
+    summary = "only the backbone's biases + the head"
 
     def apply(self, context: StrategyContext) -> None:
         view = context.view

@@ -29,6 +29,11 @@ def list_strategies() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registered_strategies() -> list[type[TransferStrategy]]:
+    """Every registered strategy class, in registration order (the built-ins: trainable set first)."""
+    return list(_REGISTRY.values())
+
+
 def get_strategy_class(name: str) -> type[TransferStrategy]:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import StrategyArguments
 from ..exceptions import ConfigError
 from .base import REGULARISER, StrategyContext, TransferStrategy, modules_owning
 from .registry import register_strategy
+from .settings import Setting, non_negative, positive
 
 
 @register_strategy("l2sp")
@@ -24,14 +24,11 @@ class L2SP(TransferStrategy):
     """
 
     kind = REGULARISER
-    flags = {"l2sp_alpha": 0.01, "l2sp_beta": 0.01}
-
-    @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
-        for flag in ("l2sp_alpha", "l2sp_beta"):
-            value = getattr(args, flag)
-            if value is not None and value < 0:
-                raise ConfigError(f"--{flag} must be >= 0, got {value}.")
+    summary = "adds α/2·‖w − w₀‖² over transferred weights + β/2·‖w_head‖²; both terms logged"
+    settings = (
+        Setting("l2sp_alpha", float, 0.01, "weight of alpha/2 * ||w - w0||^2 over transferred weights", non_negative),
+        Setting("l2sp_beta", float, 0.01, "weight of beta/2 * ||w_head||^2 over the new head", non_negative),
+    )
 
     def apply(self, context: StrategyContext) -> None:
         view = context.view
@@ -61,14 +58,16 @@ class LearningWithoutForgetting(TransferStrategy):
     """
 
     kind = REGULARISER
-    flags = {"lwf_lambda": 1.0, "lwf_temperature": 2.0}
-
-    @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
-        if args.lwf_temperature is not None and args.lwf_temperature <= 0:
-            raise ConfigError(f"--lwf_temperature must be > 0, got {args.lwf_temperature}.")
-        if args.lwf_lambda is not None and args.lwf_lambda < 0:
-            raise ConfigError(f"--lwf_lambda must be >= 0, got {args.lwf_lambda}.")
+    needs_raw_inputs = True  # the frozen teacher reads the inputs at every step
+    summary = (
+        "adds λ·T²·KL(source-head outputs of the frozen original ‖ source head on the current body); needs a "
+        "checkpoint with a source head (timm ImageNet classifiers have one; a text checkpoint needs a "
+        "sequence-classification head)"
+    )
+    settings = (
+        Setting("lwf_lambda", float, 1.0, "weight of the distillation term", check=non_negative),
+        Setting("lwf_temperature", float, 2.0, "distillation temperature T", check=positive),
+    )
 
     def apply(self, context: StrategyContext) -> None:
         if context.source_model_factory is None:

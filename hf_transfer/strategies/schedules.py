@@ -14,7 +14,6 @@ import math
 from torch import nn
 from transformers import TrainerCallback
 
-from ..config import StrategyArguments
 from ..exceptions import ConfigError
 from .base import (
     StrategyContext,
@@ -23,8 +22,9 @@ from .base import (
     modules_owning,
     release_batchnorm_statistics,
 )
-from .freezing import freeze_all_batchnorm
+from .freezing import TRAIN_BN, freeze_all_batchnorm
 from .registry import register_strategy
+from .settings import Setting, StrategyArgumentsBase, positive
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +67,28 @@ class StagedUnfreezing(TrainerCallback):
 class GradualUnfreeze(TransferStrategy):
     """ULMFiT (Howard & Ruder, 2018): start with the head, unfreeze one more block from the top at each milestone."""
 
-    flags = {"unfreeze_every": 1.0, "unfreeze_milestones": None, "train_bn": True}
+    summary = (
+        "ULMFiT: the head first, then one more block from the top at each milestone; newly unfrozen weights start "
+        "with fresh AdamW state at their group's scheduled learning rate"
+    )
+    settings = (
+        Setting(
+            "unfreeze_every", float, 1.0, "unfreeze one more block (from the top) every this many epochs", positive
+        ),
+        Setting(
+            "unfreeze_milestones",
+            str,
+            None,
+            "explicit epochs at which one more block unfreezes, e.g. '1,2,4'",
+            default_text="none: every --unfreeze_every epochs",
+        ),
+        TRAIN_BN,
+    )
 
     @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
+    def validate_args(cls, args: StrategyArgumentsBase) -> None:
         if args.unfreeze_every is not None and args.unfreeze_milestones is not None:
             raise ConfigError("Give --unfreeze_every or --unfreeze_milestones, not both.")
-        if args.unfreeze_every is not None and args.unfreeze_every <= 0:
-            raise ConfigError(f"--unfreeze_every must be > 0 epochs, got {args.unfreeze_every}.")
         if args.unfreeze_milestones is not None:
             milestones = parse_floats(args.unfreeze_milestones, "--unfreeze_milestones")
             if milestones != sorted(milestones) or milestones[0] <= 0:
@@ -88,8 +102,8 @@ class GradualUnfreeze(TransferStrategy):
         for group in groups:
             trainable = trainable | set(group)
             stages.append(set(trainable))
-        if self.args.unfreeze_milestones:
-            starts = [0.0, *parse_floats(self.args.unfreeze_milestones, "--unfreeze_milestones")]
+        if self.setting("unfreeze_milestones"):
+            starts = [0.0, *parse_floats(self.setting("unfreeze_milestones"), "--unfreeze_milestones")]
             stages = stages[: len(starts)]
             if len(starts) > len(stages):
                 raise ConfigError(
@@ -121,12 +135,8 @@ class LinearProbeThenFineTune(TransferStrategy):
     Starting full fine-tuning from a good head keeps the early, large gradients from distorting pretrained features.
     """
 
-    flags = {"lp_epochs": 1.0}
-
-    @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
-        if args.lp_epochs is not None and args.lp_epochs <= 0:
-            raise ConfigError(f"--lp_epochs must be > 0, got {args.lp_epochs}.")
+    summary = "LP-FT: linear probe, then full fine-tuning, in one run"
+    settings = (Setting("lp_epochs", float, 1.0, "epochs of linear probing before full fine-tuning", check=positive),)
 
     def apply(self, context: StrategyContext) -> None:
         for param in context.view.model.parameters():

@@ -7,12 +7,13 @@ always trains. Each tower learns at its own learning rate; the head at ``--learn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 from torch import nn
 
-from .base import StrategyContext, TransferStrategy
+from .base import OptimizerSettings, StrategyContext, TransferStrategy
 from .compose import ComposedStrategy
 
 
@@ -45,14 +46,18 @@ class TowerStrategies(TransferStrategy):
             setattr(model, tower.attribute, tower.strategy.wrap_model(getattr(model, tower.attribute), tower.context))
         return model
 
-    def optimizer_groups(self, model, context, learning_rate, weight_decay):
-        model = unwrap(model)
+    def optimizer_groups(self, model: nn.Module, context: StrategyContext, optimizer: OptimizerSettings):
+        model = extract_model_from_parallel(model)
         groups = []
         for tower in self.towers:
-            module, lr = getattr(model, tower.attribute), tower.learning_rate or learning_rate
-            own = tower.strategy.optimizer_groups(module, tower.context, lr, weight_decay)
-            groups += own if own is not None else parameter_groups(module, lr, weight_decay, tower.name)
-        groups += parameter_groups(model.fusion_head, learning_rate, weight_decay, "fusion_head")
+            module = getattr(model, tower.attribute)
+            settings = optimizer.within(f"{tower.attribute}.")
+            if tower.learning_rate:
+                settings = replace(settings, learning_rate=tower.learning_rate)
+            own = tower.strategy.optimizer_groups(module, tower.context, settings)
+            groups += own if own is not None else settings.groups(list(module.named_parameters()), tower.name)
+        head = optimizer.within("fusion_head.")
+        groups += head.groups(list(model.fusion_head.named_parameters()), "fusion_head")
         return groups
 
     def trainable_over_run(self, context: StrategyContext) -> set[str] | None:
@@ -68,7 +73,7 @@ class TowerStrategies(TransferStrategy):
 
     def regularisation(self, model, inputs, outputs) -> dict[str, torch.Tensor]:
         terms = {}
-        model = unwrap(model)
+        model = extract_model_from_parallel(model)
         for tower in self.towers:
             module = getattr(model, tower.attribute)
             for name, value in tower.strategy.regularisation(module, inputs, outputs).items():
@@ -84,35 +89,3 @@ class TowerStrategies(TransferStrategy):
 
     def save(self, model: nn.Module, output_dir: str, context: StrategyContext) -> bool:
         return False  # the task saves the whole fusion model, adapters merged into their towers
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The fusion model inside a DistributedDataParallel (or similar) wrapper."""
-    while isinstance(getattr(model, "module", None), nn.Module):
-        model = model.module
-    return model
-
-
-def parameter_groups(module: nn.Module, learning_rate: float, weight_decay: float, group_name: str) -> list[dict]:
-    """The trainable parameters of ``module`` in two AdamW groups, as the Trainer splits them: weight decay on weight
-    matrices, none on biases and normalisation layers."""
-    from transformers.trainer_pt_utils import get_parameter_names
-
-    decay_names = set(get_parameter_names(module, [nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.GroupNorm]))
-    groups = []
-    for decayed in (True, False):
-        members = [
-            p
-            for n, p in module.named_parameters()
-            if p.requires_grad and (n in decay_names and not n.endswith("bias")) == decayed
-        ]
-        if members:
-            groups.append(
-                {
-                    "params": members,
-                    "lr": learning_rate,
-                    "weight_decay": weight_decay if decayed else 0.0,
-                    "group_name": group_name,
-                }
-            )
-    return groups

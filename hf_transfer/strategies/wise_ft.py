@@ -11,27 +11,39 @@ import logging
 
 import torch
 
-from ..config import StrategyArguments
+from ..exceptions import ConfigError
 from .base import POST_HOC, StrategyContext, TransferStrategy
 from .registry import register_strategy
 from .schedules import parse_floats
+from .settings import Setting
 
 logger = logging.getLogger(__name__)
+
+
+def _alphas_problem(text: str) -> str | None:
+    try:
+        alphas = parse_floats(text, "--wise_alphas")
+    except ConfigError:
+        return "takes comma-separated numbers"
+    return None if all(0.0 <= a <= 1.0 for a in alphas) else "must lie in [0, 1]"
 
 
 @register_strategy("wise_ft")
 class WiseFT(TransferStrategy):
     kind = POST_HOC
-    flags = {"wise_alphas": "0,0.25,0.5,0.75,1"}
-
-    @classmethod
-    def validate_args(cls, args: StrategyArguments) -> None:
-        from ..exceptions import ConfigError
-
-        if args.wise_alphas is not None:
-            alphas = parse_floats(args.wise_alphas, "--wise_alphas")
-            if any(not 0.0 <= a <= 1.0 for a in alphas):
-                raise ConfigError(f"--wise_alphas must lie in [0, 1], got {alphas}.")
+    summary = (
+        "after training, θ = (1−α)·θ₀ + α·θ_ft for each α is evaluated; every result is reported, the best α kept and "
+        "saved"
+    )
+    settings = (
+        Setting(
+            "wise_alphas",
+            str,
+            "0,0.25,0.5,0.75,1",
+            "comma-separated mixing weights alpha for (1-alpha)*w0 + alpha*w_ft",
+            check=_alphas_problem,
+        ),
+    )
 
     def apply(self, context: StrategyContext) -> None:
         # theta_0 after the new head is attached: the head interpolates from its (zero) start too

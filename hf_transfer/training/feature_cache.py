@@ -1,10 +1,17 @@
-"""Encode each distinct input of a frozen tower once, instead of every epoch.
+"""Frozen features are computed once: a frozen prefix of the model is encoded once per example, ever, and the rest
+of the network trains on what it produced.
 
-A frozen tower (no trainable parameter; kept in eval mode by the fusion model) is a fixed function of its input, so
-its output for an image or a text is the same at every step: easy-vqa, for one, asks 38,575 training questions about
-4,000 images with 107 distinct questions; over 5 epochs (each followed by an evaluation on 9,673 questions about 1,000
-images) caching encodes 5,000 images instead of ~241,000, and 214 texts instead of as many. The model is unchanged:
-it takes the cached ``image_embeds`` / ``text_embeds`` in place of ``pixel_values`` / ``input_ids``.
+When the strategy leaves a *prefix* of the backbone frozen — the whole body for ``linear_probe``, the stem and the
+first N blocks for ``freeze`` — that prefix is a fixed function of its input (it is kept in eval mode: batch-norm
+statistics, dropout and stochastic depth frozen), provided the inputs are not augmented. Its outputs are then encoded
+once and kept on disk (:class:`~hf_transfer.training.feature_store.FeatureStore` under ``HF_TRANSFER_CACHE``), keyed
+by the prefix's *content*, where it is cut, the preprocessing, the dataset the rows come from and the storage dtype.
+Entries hold rows (shards), so a later run on another subset of the same data (another size or seed of a study, a
+smaller ``--max_train_samples``) encodes only the rows no run has encoded before.
+
+During training the model's forward is swapped for one that reads the cached tensors and runs only the rest of the
+network (:class:`~hf_transfer.models.prefix.PrefixSplit`); the model itself is untouched, so the saved model is the
+complete network, and its predictions equal those computed from the cache.
 """
 
 from __future__ import annotations
@@ -12,131 +19,258 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from datasets import Dataset
-from datasets import Image as ImageFeature
 from torch import nn
+from tqdm.auto import tqdm
+from transformers.loss.loss_utils import ForSequenceClassificationLoss
+from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..data.multimodal import TOKEN_KEYS, MultimodalCollator
-from ..data.transforms import to_model_mode
+from ..models.prefix import PrefixSplit, split_model
+from ..strategies.base import keep_in_eval
+from .feature_store import FeatureStore, feature_key, tensor_content_hash
+from .prepared import FeatureInputs, PreparedRun
 
 logger = logging.getLogger(__name__)
 
+SPLITS = ("train", "validation")
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+MAX_SHARDS = 1000  # shards of one key are numbered 0, 1, ...; a run adds at most one per split
+ITEMS = "items"  # in each shard: the ids of the items (rows, images, texts) whose features it holds
 
-def is_frozen(module: nn.Module | None) -> bool:
-    return module is not None and not any(p.requires_grad for p in module.parameters())
+
+class CannotCache(Exception):
+    """This run's frozen prefix cannot be cached after all (the message says why); it runs uncached."""
 
 
 @dataclass
-class CachedSplit:
-    """A split whose rows point (``*_feature_id``) into tables of tower outputs, one row per distinct input."""
+class FrozenPrefix:
+    """Where the model's frozen prefix ends, and how to run the model from there."""
 
-    dataset: Dataset
-    tables: dict[str, torch.Tensor]  # "image" / "text" -> [distinct inputs, features]
+    split: PrefixSplit
+    parameter_names: list[str]  # the prefix's parameters (view names), for its content hash
 
-
-def image_keys(split: Dataset, column: str) -> list[str]:
-    """One key per row naming its image: the file path, or a digest of the bytes of an embedded image."""
-    values = split.cast_column(column, ImageFeature(decode=False))[column]
-    return [v["path"] if v.get("path") else hashlib.sha1(v["bytes"]).hexdigest() for v in values]
+    @property
+    def depth_text(self) -> str:
+        return self.split.description
 
 
-def text_keys(split: Dataset) -> list[tuple]:
-    columns = [key for key in TOKEN_KEYS if key in split.column_names and key != "attention_mask"]
-    rows = zip(*(split[c] for c in columns))
-    return [tuple(tuple(values) for values in row) for row in rows]
+@dataclass
+class CacheReport:
+    """What the cache did, per split: examples encoded now and reused from earlier runs."""
+
+    encoded: dict[str, int] = field(default_factory=dict)
+    reused: dict[str, int] = field(default_factory=dict)
+    where: str = ""
+
+    def metrics(self) -> dict[str, int]:
+        return {
+            "frozen_features_encoded": sum(self.encoded.values()),
+            "frozen_features_reused": sum(self.reused.values()),
+        }
 
 
-def distinct(keys: list) -> tuple[list[int], list[int]]:
-    """(the id of each row's key, the first row of each id)."""
-    ids: dict = {}
-    first: list[int] = []
-    row_ids = []
-    for row, key in enumerate(keys):
-        if key not in ids:
-            ids[key] = len(first)
-            first.append(row)
-        row_ids.append(ids[key])
-    return row_ids, first
+def find_frozen_prefix(prepared: PreparedRun) -> FrozenPrefix | None:
+    """The frozen prefix of a prepared run's model, or None: the stem and the longest run of frozen blocks after it
+    (the whole body: the pooled features), where the strategy keeps that set fixed for the whole run."""
+    view, model = prepared.context.view, prepared.task.model
+    if prepared.model is not model or prepared.strategy.trainable_over_run(prepared.context) is not None:
+        return None  # wrapped (adapters in every block) or a trainable set that changes during the run
+    parameters = dict(model.named_parameters())
+    if not view.stem or any(parameters[name].requires_grad for name in view.stem):
+        return None
+    depth = 0
+    while depth < view.num_blocks and not any(parameters[n].requires_grad for n in view.blocks[depth]):
+        depth += 1
+    whole_body = depth == view.num_blocks
+    split = split_model(model, view, None if whole_body else depth)
+    if split is None:
+        return None
+    names = view.body() if whole_body else [n for group in (view.stem, *view.blocks[:depth]) for n in group]
+    return FrozenPrefix(split, names)
+
+
+def why_not_cached(prepared: PreparedRun, prefix: FrozenPrefix | None) -> str | None:
+    """The one-line reason the frozen-feature cache does not apply to this run, or None when it does."""
+    inputs = prepared.task.feature_inputs
+    if not prepared.config.run.cache_frozen_features:
+        return "--cache_frozen_features is off"
+    if inputs is None:
+        return None if prefix is None else "this task does not expose its inputs to the cache"
+    if prefix is None:
+        return "no frozen prefix (the strategy trains the first block, wraps the model, or changes what trains)"
+    if inputs.augmented:
+        return "training inputs are augmented, so the frozen features change every epoch: pass --no_augment to cache"
+    if prepared.strategy.needs_raw_inputs:
+        return f"--strategy {prepared.strategy.name} reads the raw inputs during training"
+    return None
+
+
+def cache_frozen_prefix(prepared: PreparedRun, prefix: FrozenPrefix, store: FeatureStore | None = None) -> CacheReport:
+    """Encode (or load) the frozen prefix's outputs for both splits, and make the run train on them: the task's
+    datasets become the cached tensors and the model's forward runs only the rest of the network."""
+    task, training, inputs = prepared.task, prepared.training, prepared.task.feature_inputs
+    store = store or FeatureStore()
+    dtype = prepared.config.run.feature_cache_dtype
+    model, split = task.model, prefix.split
+    probe = inputs.model_inputs("train", list(range(min(2, len(inputs.row_ids["train"])))))
+    problem = split.check(model, probe)
+    if problem:
+        raise CannotCache(f"the model cut at its {split.description} does not reproduce it ({problem})")
+    key_parts = {
+        "model": tensor_content_hash(_prefix_tensors(model, prefix)),
+        "architecture": type(getattr(model, "timm_model", model)).__name__,
+        "cut": split.description,
+        "preprocessing": inputs.preprocessing,
+        "dtype": dtype,
+    }
+    report = CacheReport(where=_where(store))
+    tables = {}
+    with training.main_process_first(desc="encoding frozen features"):
+        for name in SPLITS:
+            rows = inputs.row_ids[name]
+            features, index, report.encoded[name], report.reused[name] = cached_features(
+                store,
+                {**key_parts, "rows_of": inputs.row_sources[name]},
+                rows,
+                lambda positions, name=name: _encode(model, split, inputs, name, positions, training, name),
+                dtype,
+                f"{split.description} of {key_parts['architecture']}, {name} rows",
+            )
+            tables[name] = {f: t[index] for f, t in features.items()}
+    task.train_dataset = CachedRows(tables["train"], inputs.labels["train"])
+    task.eval_dataset = CachedRows(tables["validation"], inputs.labels["validation"])
+    task.data_collator = collate_cached
+    model.forward = _cached_forward(model, split)  # an instance attribute: `del model.forward` restores the class's
+    task.provenance["frozen_features"] = {"prefix": split.description, "dtype": dtype, **report.metrics()}
+    logger.info(
+        "Frozen-feature cache (%s, %s, %s): %s.",
+        split.description,
+        dtype,
+        report.where,
+        "; ".join(f"{n} {report.encoded[n]} encoded, {report.reused[n]} reused" for n in SPLITS),
+    )
+    return report
+
+
+def release_cached_forward(model: nn.Module) -> None:
+    """Give the model its own forward back (after training and evaluation on cached features)."""
+    model.__dict__.pop("forward", None)
+
+
+def keep_prefix_in_eval(prefix: FrozenPrefix) -> None:
+    """A frozen prefix runs in eval mode, cached or not: a fixed function of its input, so both paths agree."""
+    keep_in_eval(prefix.split.prefix)
+
+
+class CachedRows(torch.utils.data.Dataset):
+    """A split as cached tensors (one row per example, in the split's order) and its labels."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], labels: list):
+        self.tensors, self.labels = tensors, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**{k: v[index] for k, v in self.tensors.items()}, "labels": self.labels[index]}
+
+
+def collate_cached(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack the cached tensors (in float32, whatever they were stored in); class ids stay integers."""
+    batch = {k: torch.stack([e[k] for e in examples]) for k in examples[0] if k != "labels"}
+    batch = {k: v.float() if v.is_floating_point() else v for k, v in batch.items()}
+    if "attention_mask" in batch:  # token states are stored padded to --max_seq_length: pad per batch, as uncached
+        length = int(batch["attention_mask"].sum(dim=1).max())
+        batch = {k: v[:, :length] if k in ("hidden", "attention_mask") else v for k, v in batch.items()}
+    labels = [e["labels"] for e in examples]
+    batch["labels"] = torch.tensor(labels, dtype=torch.long if isinstance(labels[0], int) else torch.float32)
+    return batch
+
+
+def _cached_forward(model: nn.Module, split: PrefixSplit):
+    def forward(labels: torch.Tensor | None = None, **cached: torch.Tensor) -> SequenceClassifierOutput:
+        logits = split.rest(cached)
+        loss = None if labels is None else ForSequenceClassificationLoss(labels, logits, model.config)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    return forward
+
+
+def _prefix_tensors(model: nn.Module, prefix: FrozenPrefix):
+    """The prefix's parameters (by name) and buffers (batch-norm statistics): what its outputs depend on."""
+    parameters = dict(model.named_parameters())
+    yield from ((name, parameters[name]) for name in prefix.parameter_names)
+    for index, module in enumerate(prefix.split.prefix):
+        yield from ((f"{index}.{name}", buffer) for name, buffer in module.named_buffers())
+
+
+def cached_features(
+    store: FeatureStore,
+    parts: dict[str, Any],
+    items: list[int],
+    encode: Callable[[list[int]], dict[str, torch.Tensor]],
+    dtype: str,
+    description: str,
+) -> tuple[dict[str, torch.Tensor], list[int], int, int]:
+    """Features of every distinct item (a row id, or a hash of an image or a text), reusing what any run stored under
+    ``parts`` and encoding the rest (``encode(positions)``, positions of first appearances) as one new shard.
+
+    Returns (the distinct items' features, each position's index into them, items encoded now, items reused)."""
+    found: dict[int, tuple[dict[str, torch.Tensor], int]] = {}
+    shard = 0
+    while shard < MAX_SHARDS and (tensors := store.load(feature_key(**parts, shard=shard))) is not None:
+        found.update({item: (tensors, i) for i, item in enumerate(tensors.pop(ITEMS).tolist())})
+        shard += 1
+    first = {item: position for position, item in reversed(list(enumerate(items)))}
+    distinct = list(first)
+    missing = [item for item in distinct if item not in found]
+    if missing:
+        encoded = encode([first[item] for item in missing])
+        encoded[ITEMS] = torch.tensor(missing, dtype=torch.int64)
+        stored = store.save(feature_key(**parts, shard=shard), encoded, description, DTYPES[dtype])
+        found.update({item: (stored, i) for i, item in enumerate(stored.pop(ITEMS).tolist())})
+    fields = next(iter(found.values()))[0].keys()
+    features = {f: torch.stack([found[item][0][f][found[item][1]] for item in distinct]) for f in fields}
+    where = {item: i for i, item in enumerate(distinct)}
+    return features, [where[item] for item in items], len(missing), len(distinct) - len(missing)
+
+
+def item_id(key: object) -> int:
+    """A stable 63-bit id of an item's identity (an image path or digest, a token sequence): what shards store."""
+    return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:8], "little") >> 1
 
 
 @torch.no_grad()
-def encode_images(
-    model: nn.Module, split: Dataset, column: str, rows: list[int], transform: Callable, channels: int, batch: int
-) -> torch.Tensor:
-    device = next(model.image_tower.parameters()).device
-    out = []
-    for start in range(0, len(rows), batch):
-        images = split.select(rows[start : start + batch])[column]
-        pixels = torch.stack([transform(to_model_mode(image, channels)) for image in images]).to(device)
-        out.append(model.encode_image(pixels).float().cpu())
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def encode_texts(model: nn.Module, split: Dataset, rows: list[int], tokenizer, batch: int) -> torch.Tensor:
-    device = next(model.text_tower.parameters()).device
-    collate = MultimodalCollator(tokenizer)
-    columns = [key for key in TOKEN_KEYS if key in split.column_names]
-    out = []
-    for start in range(0, len(rows), batch):
-        chunk = split.select(rows[start : start + batch]).select_columns(columns)
-        inputs = {k: v.to(device) for k, v in collate(list(chunk)).items()}
-        out.append(model.encode_text(**inputs).float().cpu())
-    return torch.cat(out)
-
-
-def cache_frozen_towers(
+def _encode(
     model: nn.Module,
-    split: Dataset,
-    *,
-    image_column: str,
-    modalities: list[str],
-    eval_transform: Callable,
-    channels: int,
-    tokenizer,
-    batch_size: int,
-    split_name: str,
-) -> CachedSplit:
-    """Add ``image_feature_id`` / ``text_feature_id`` columns and encode the distinct inputs of ``modalities``."""
+    split: PrefixSplit,
+    inputs: FeatureInputs,
+    name: str,
+    positions: list[int],
+    training,
+    desc: str,
+) -> dict[str, torch.Tensor]:
     was_training = model.training
     model.eval()
-    tables: dict[str, torch.Tensor] = {}
+    device = next(model.parameters()).device
+    batch_size = training.per_device_eval_batch_size
+    chunks: dict[str, list[torch.Tensor]] = {}
     try:
-        if "image" in modalities:
-            row_ids, first = distinct(image_keys(split, image_column))
-            tables["image"] = encode_images(model, split, image_column, first, eval_transform, channels, batch_size)
-            split = split.add_column("image_feature_id", row_ids)
-        if "text" in modalities:
-            row_ids, first = distinct(text_keys(split))
-            tables["text"] = encode_texts(model, split, first, tokenizer, batch_size)
-            split = split.add_column("text_feature_id", row_ids)
+        for start in tqdm(range(0, len(positions), batch_size), desc=f"encoding frozen features ({desc})"):
+            batch = inputs.model_inputs(name, positions[start : start + batch_size])
+            batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            for key, value in split.encode(batch).items():
+                chunks.setdefault(key, []).append(value.detach().cpu())
     finally:
         model.train(was_training)
-    logger.info(
-        "Cached frozen-tower features of the %s split (%d rows): %s",
-        split_name,
-        len(split),
-        ", ".join(f"{m} {len(t)} distinct" for m, t in tables.items()),
-    )
-    return CachedSplit(split, tables)
+    return {key: torch.cat(values) for key, values in chunks.items()}
 
 
-def cached_transform_fn(base: Callable, tables: dict[str, torch.Tensor]) -> Callable:
-    """Wrap a multimodal transform: feature ids become ``image_embeds`` / ``text_embeds``; the cached modality's raw
-    inputs (pixels, token ids) are dropped, so the collator and the model never see them."""
-
-    def apply(batch: dict[str, list]) -> dict[str, list]:
-        out = base(batch)
-        if "image" in tables:
-            out.pop("pixel_values", None)
-            out["image_embeds"] = [tables["image"][i] for i in out.pop("image_feature_id")]
-        if "text" in tables:
-            for key in TOKEN_KEYS:
-                out.pop(key, None)
-            out["text_embeds"] = [tables["text"][i] for i in out.pop("text_feature_id")]
-        return out
-
-    return apply
+def _where(store: FeatureStore) -> str:
+    try:
+        return str(store.root)
+    except OSError:
+        return "in memory"

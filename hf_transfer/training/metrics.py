@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from transformers import EvalPrediction
 
+from ..config import MULTI_LABEL, REGRESSION
+
 METRICS_DIR = Path(__file__).resolve().parent.parent / "metrics"
 MetricFn = Callable[[EvalPrediction], dict[str, float]]
 
@@ -86,9 +88,9 @@ class TaskMetrics:
 
 
 def metrics_for(problem_type: str, num_labels: int) -> TaskMetrics:
-    if problem_type == "multi_label_classification":
+    if problem_type == MULTI_LABEL:
         return TaskMetrics(multilabel_metrics(), ("micro_f1", "macro_f1", "subset_accuracy"), "micro_f1", True)
-    if problem_type == "regression":
+    if problem_type == REGRESSION:
         return TaskMetrics(regression_metrics(), ("mse", "pearsonr"), "mse", False)
     names = ("accuracy", "macro_f1") + (("top5_accuracy",) if num_labels >= 10 else ())
     return TaskMetrics(classification_metrics(num_labels), names, "accuracy", True)

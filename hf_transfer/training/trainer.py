@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Any
 
-from transformers import Trainer
+from torch import nn
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
-from ..models.vision import count_parameters
-from ..strategies import StrategyContext, TransferStrategy
+from ..strategies import OptimizerSettings, StrategyContext, TransferStrategy
+from .prepared import PreparedRun
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ class TransferTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._regulariser_sums: dict[str, float] = defaultdict(float)
         self._regulariser_steps = 0
-        trainable, total = count_parameters(self.model)
+        trainable, total = parameter_counts(self.model)
         logger.info(
             "Strategy %r: %s of %s parameters trainable (%.2f%%)",
             strategy.name,
@@ -43,9 +45,9 @@ class TransferTrainer(Trainer):
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             target = model if model is not None else self.model
-            groups = self.strategy.optimizer_groups(
-                target, self.context, self.args.learning_rate, self.args.weight_decay
-            )
+            decay_names = frozenset(self.get_decay_parameter_names(target))
+            settings = OptimizerSettings(self.args.learning_rate, self.args.weight_decay, decay_names)
+            groups = self.strategy.optimizer_groups(target, self.context, settings)
             if groups is not None:
                 optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, target)
                 self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
@@ -69,3 +71,39 @@ class TransferTrainer(Trainer):
             self._regulariser_sums.clear()
             self._regulariser_steps = 0
         super().log(logs, start_time)
+
+
+def build_transfer_trainer(
+    prepared: PreparedRun,
+    callbacks: list[TrainerCallback] | None = None,
+    args: TrainingArguments | None = None,
+    **overrides: Any,
+) -> TransferTrainer:
+    """The Trainer of a prepared run: its datasets, collator, metrics and strategy; ``callbacks`` run beside the
+    strategy's. ``args`` replaces the run's TrainingArguments (e.g. a throw-away output dir); ``overrides`` replace
+    Trainer keyword arguments (e.g. ``eval_dataset=None``)."""
+    task, training = prepared.task, args or prepared.training
+    callbacks = list(callbacks or [])
+    patience = prepared.config.run.early_stopping_patience
+    if patience and training.load_best_model_at_end:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    kwargs: dict[str, Any] = {
+        "model": prepared.model,
+        "args": training,
+        "train_dataset": task.train_dataset,
+        "eval_dataset": task.eval_dataset,
+        "data_collator": task.data_collator,
+        "processing_class": task.processing_class,
+        "compute_metrics": task.metrics.compute,
+        "callbacks": callbacks,
+        "strategy": prepared.strategy,
+        "context": prepared.context,
+    }
+    return TransferTrainer(**{**kwargs, **overrides})
+
+
+def parameter_counts(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters, as peft or transformers count them."""
+    if hasattr(model, "get_nb_trainable_parameters"):  # a peft model
+        return tuple(int(n) for n in model.get_nb_trainable_parameters())
+    return model.num_parameters(only_trainable=True), model.num_parameters()

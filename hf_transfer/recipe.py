@@ -1,0 +1,335 @@
+"""How flags become values: parse (HfArgumentParser + YAML) → data presets → model defaults → pooling → validation.
+
+This is the one resolution step of a run. :func:`resolve_config` fills only what the user left unset (``None``), so it
+is idempotent; it runs once per run (``fine_tune`` calls it; a config that is already resolved passes unchanged), and
+every ``validate_*`` below only reads. Precedence: task defaults < ``--config file.yaml`` < command line < presets
+of a built-in dataset for what is still unset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from .config import (
+    DEFAULT_MODELS,
+    FUSION_METHODS,
+    IMAGE_CLASSIFICATION,
+    MULTIMODAL_CLASSIFICATION,
+    TASKS,
+    TEXT_CLASSIFICATION,
+    TRAINING_ARGUMENT_NAMES,
+    TRAINING_DEFAULTS,
+    DataArguments,
+    FusionArguments,
+    ModelArguments,
+    RunArguments,
+)
+from .data.builtin import apply_data_presets
+from .exceptions import ConfigError
+from .models.text import choose_pooling
+from .strategies import StrategyArguments, check_strategy_arguments, strategy_arguments_class, strategy_classes
+from .strategies.settings import StrategyArgumentsBase
+
+_SECTIONS = ("model", "data", "strategy", "training", "run", "fusion")
+
+
+@dataclass
+class RecipeConfig:
+    """Everything one run needs. Build it in Python, or from argv/YAML with :func:`parse_config`."""
+
+    model: ModelArguments = field(default_factory=ModelArguments)
+    data: DataArguments = field(default_factory=DataArguments)
+    strategy: StrategyArgumentsBase = field(default_factory=StrategyArguments)
+    training: TrainingArguments | None = None
+    run: RunArguments = field(default_factory=RunArguments)
+    task: str = IMAGE_CLASSIFICATION
+    fusion: FusionArguments = field(default_factory=FusionArguments)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": self.task}
+        for name in ("model", "data", "strategy", "run") + (
+            ("fusion",) if self.task == MULTIMODAL_CLASSIFICATION else ()
+        ):
+            out[name] = dataclasses.asdict(getattr(self, name))
+        if self.training is not None:
+            out["training"] = json.loads(self.training.to_json_string())
+            out["training"].pop("hub_token", None)
+        return out
+
+
+def default_training_arguments(task: str = IMAGE_CLASSIFICATION, **overrides: Any) -> TrainingArguments:
+    """The task's recipe defaults as ``TrainingArguments`` (CPU when no accelerator is present)."""
+    defaults = {k: v for k, v in TRAINING_DEFAULTS[task].items() if k in TRAINING_ARGUMENT_NAMES}
+    return TrainingArguments(**{**defaults, "use_cpu": not _has_accelerator(), **overrides})
+
+
+def parse_config(
+    argv: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    task: str = IMAGE_CLASSIFICATION,
+) -> RecipeConfig:
+    """Parse ``argv`` (default ``sys.argv[1:]``) over the task's defaults (or ``defaults``) and ``--config`` YAML,
+    then resolve it: the returned config is complete and valid."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _check_task(task)
+    arguments = (ModelArguments, DataArguments, strategy_arguments_class(), RunArguments, FusionArguments)
+    parser = HfArgumentParser((*arguments, TrainingArguments))
+    merged: dict[str, Any] = dict(TRAINING_DEFAULTS[task] if defaults is None else defaults)
+    config_path = _peek_flag(argv, "--config")
+    if config_path is not None:
+        from_file = _load_yaml(config_path)
+        known = {f.name for cls in (*arguments, TrainingArguments) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(from_file) - known)
+        if unknown:
+            raise ConfigError(f"--config {config_path}: unknown setting(s) {unknown}; see --help for valid names.")
+        merged.update(from_file)
+    if not _has_accelerator() and "use_cpu" not in merged:
+        merged["use_cpu"] = True  # makes `accelerate launch --num_processes N` run N gloo CPU processes, not N copies
+    parser.set_defaults(**merged)
+    try:
+        parsed = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as err:  # TrainingArguments.__post_init__ rejects bad combinations with ValueError
+        raise ConfigError(str(err)) from err
+    model, data, strategy, run, fusion, training = parsed
+    if task != MULTIMODAL_CLASSIFICATION:
+        _reject_fusion_flags(argv, task)
+    config = RecipeConfig(model, data, strategy, training, run, task, fusion)
+    return resolve_config(config)
+
+
+def resolve_config(config: RecipeConfig) -> RecipeConfig:
+    """Fill what the user left unset, then validate; returns ``config`` (changed in place). Idempotent: a config
+    resolved before and not changed since is returned as it is."""
+    if getattr(config, "_resolved_as", None) == _snapshot(config):
+        return config
+    _check_task(config.task)
+    if config.training is None:
+        config.training = default_training_arguments(config.task)
+    if config.task != MULTIMODAL_CLASSIFICATION and config.model.model_name_or_path is None:
+        config.model.model_name_or_path = DEFAULT_MODELS[config.task]
+    if config.data.no_augment is None and config.task == IMAGE_CLASSIFICATION and _frozen_backbone(config.strategy):
+        config.data.no_augment = True  # fixed features: encode them once instead of augmenting them every epoch
+    apply_data_presets(config.data, config.task)
+    if config.model.pooling is None:
+        if config.task == TEXT_CLASSIFICATION:
+            config.model.pooling = choose_pooling(config.model.model_name_or_path, _trainable_set(config.strategy))
+        elif config.task == MULTIMODAL_CLASSIFICATION and "text" in config.fusion.modality_list():
+            config.model.pooling = "mean"  # the fused text feature: the masked mean of token states
+    validate_config(config)
+    config._resolved_as = _snapshot(config)
+    return config
+
+
+def _snapshot(config: RecipeConfig) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True, default=str)
+
+
+def validate_config(config: RecipeConfig) -> None:
+    """Reject invalid values and combinations before any heavy work (downloads, data scans, model builds).
+
+    Reads only: a config that passes is exactly the one that runs."""
+    _check_task(config.task)
+    _validate_data(config.data, config.task)
+    model = config.model
+    if config.task == IMAGE_CLASSIFICATION and model.pooling is not None:
+        raise ConfigError("--pooling applies to text classification, not images.")
+    if (
+        model.from_scratch
+        and model.architecture is None
+        and model.model_name_or_path
+        and os.path.isfile(model.model_name_or_path)
+    ):
+        raise ConfigError("--from_scratch with a checkpoint file needs --architecture.")
+    if config.task == MULTIMODAL_CLASSIFICATION:
+        _validate_fusion(config)
+    else:
+        check_strategy_arguments(config.strategy)
+    training = config.training
+    if training is not None and training.load_best_model_at_end and training.eval_strategy == "no":
+        raise ConfigError("--load_best_model_at_end needs --eval_strategy epoch|steps (or pass it as False).")
+    if config.run.early_stopping_patience and training is not None:
+        if training.eval_strategy == "no" or not training.load_best_model_at_end:
+            raise ConfigError(
+                "--early_stopping_patience needs --eval_strategy epoch|steps and --load_best_model_at_end."
+            )
+
+
+def tower_strategy_arguments(config: RecipeConfig) -> dict[str, StrategyArgumentsBase]:
+    """Each used tower's strategy settings: ``--image_strategy``/``--text_strategy`` (else ``--strategy``) plus the
+    shared settings (``--lora_r``, ``--freeze_blocks``, ...), each going to the towers whose strategy reads it."""
+    per_tower = {}
+    for tower, args in _chosen_tower_strategies(config).items():
+        read = {name for cls in strategy_classes(args) for name in cls.setting_names()}
+        unread = {f.name: None for f in dataclasses.fields(args) if f.name != "strategy" and f.name not in read}
+        per_tower[tower] = dataclasses.replace(args, **unread)
+    return per_tower
+
+
+def _chosen_tower_strategies(config: RecipeConfig) -> dict[str, StrategyArgumentsBase]:
+    fusion = config.fusion
+    chosen = {"image": fusion.image_strategy, "text": fusion.text_strategy}
+    return {
+        tower: dataclasses.replace(config.strategy, strategy=chosen[tower] or config.strategy.strategy)
+        for tower in fusion.modality_list()
+    }
+
+
+def _frozen_backbone(strategy: StrategyArgumentsBase) -> bool:
+    try:
+        return any(cls.frozen_backbone for cls in strategy_classes(strategy))
+    except ConfigError:  # an invalid --strategy: validation below names it
+        return False
+
+
+def _trainable_set(strategy: StrategyArgumentsBase) -> str:
+    """The name of the strategy that decides what trains (the first of a composition)."""
+    return strategy.strategy.split("+")[0].strip()
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ConfigError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+
+
+def _validate_data(data: DataArguments, task: str) -> None:
+    if data.train_val_split is not None and not 0.0 < data.train_val_split < 1.0:
+        raise ConfigError(f"--train_val_split must be in (0, 1), got {data.train_val_split}.")
+    for flag in ("max_train_samples", "max_eval_samples", "image_size", "max_seq_length"):
+        value = getattr(data, flag)
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{flag} must be a positive integer, got {value}.")
+    if data.text_column_names is not None and not 1 <= len(data.text_column_list()) <= 2:
+        raise ConfigError(
+            f"--text_column_names takes one column or two (a sentence pair), got {data.text_column_names!r}."
+        )
+    if task == IMAGE_CLASSIFICATION:
+        for flag in ("text_column_names", "max_seq_length"):
+            if getattr(data, flag) is not None:
+                raise ConfigError(f"--{flag} applies to text classification, not images.")
+    if data.hflip is not None and not 0.0 <= data.hflip <= 1.0:
+        raise ConfigError(f"--hflip is a probability in [0, 1], got {data.hflip}.")
+    if data.crop_scale_min is not None and not 0.0 < data.crop_scale_min <= 1.0:
+        raise ConfigError(f"--crop_scale_min must be in (0, 1], got {data.crop_scale_min}.")
+    sources = [name for name in ("dataset_name", "train_dir", "train_file") if getattr(data, name)]
+    if len(sources) > 1:
+        raise ConfigError(f"Give one data source, not {' and '.join('--' + s for s in sources)}.")
+    if data.validation_dir and not data.train_dir:
+        raise ConfigError("--validation_dir needs --train_dir.")
+    if data.validation_file and not data.train_file:
+        raise ConfigError("--validation_file needs --train_file.")
+    for flag in ("train_dir", "validation_dir"):
+        path = getattr(data, flag)
+        if path and not os.path.isdir(path):
+            raise ConfigError(f"--{flag}: directory {path!r} does not exist.")
+    for flag in ("train_file", "validation_file"):
+        path = getattr(data, flag)
+        if path:
+            if not os.path.isfile(path):
+                raise ConfigError(f"--{flag}: file {path!r} does not exist.")
+            if Path(path).suffix.lower() not in (".csv", ".json", ".jsonl", ".parquet"):
+                raise ConfigError(f"--{flag}: {path!r} must be .csv, .json, .jsonl or .parquet.")
+
+
+def _validate_fusion(config: RecipeConfig) -> None:
+    fusion, model = config.fusion, config.model
+    if model.model_name_or_path is not None:
+        raise ConfigError(
+            "--model_name_or_path names one checkpoint; image+text classification takes "
+            "--image_model_name_or_path and --text_model_name_or_path."
+        )
+    if model.architecture is not None:
+        raise ConfigError("--architecture (for a bare image checkpoint file) is not supported for the image tower.")
+    modalities = fusion.modality_list()
+    if not modalities or len(set(modalities)) != len(modalities) or not set(modalities) <= {"image", "text"}:
+        raise ConfigError(f"--modalities takes 'image,text', 'image' or 'text', got {fusion.modalities!r}.")
+    if fusion.fusion not in FUSION_METHODS:
+        raise ConfigError(f"--fusion must be one of {', '.join(FUSION_METHODS)}, got {fusion.fusion!r}.")
+    if fusion.fusion == "gated" and len(modalities) != 2:
+        raise ConfigError("--fusion gated conditions image features on the text: it needs --modalities image,text.")
+    if fusion.fusion_hidden_size <= 0:
+        raise ConfigError(f"--fusion_hidden_size must be a positive integer, got {fusion.fusion_hidden_size}.")
+    if not 0.0 <= fusion.fusion_dropout < 1.0:
+        raise ConfigError(f"--fusion_dropout must be in [0, 1), got {fusion.fusion_dropout}.")
+    for tower in ("image", "text"):
+        if tower not in modalities:
+            for flag in (f"{tower}_strategy", f"{tower}_learning_rate"):
+                if getattr(fusion, flag) is not None:
+                    raise ConfigError(f"--{flag} given, but --modalities {fusion.modalities} has no {tower} tower.")
+        lr = getattr(fusion, f"{tower}_learning_rate")
+        if lr is not None and lr <= 0:
+            raise ConfigError(f"--{tower}_learning_rate must be > 0, got {lr}.")
+    if fusion.ablations and len(modalities) != 2:
+        raise ConfigError("--ablations compares image-only and text-only heads with the fused model: it needs both.")
+    per_tower = _chosen_tower_strategies(config)
+    read: set[str] = set()
+    for tower, args in per_tower.items():
+        if "lwf" in args.strategy.split("+"):
+            raise ConfigError(f"--{tower}_strategy: lwf is not available for a fusion tower (it has no source head).")
+        try:
+            read |= {name for cls in strategy_classes(args) for name in cls.setting_names()}
+        except ConfigError as err:
+            raise ConfigError(f"{tower} tower: {err}") from err
+    every_setting = {f.name for f in dataclasses.fields(config.strategy)}  # unread settings: checked for all below
+    for tower, args in per_tower.items():
+        try:
+            check_strategy_arguments(args, read_elsewhere=every_setting)
+        except ConfigError as err:
+            raise ConfigError(f"{tower} tower: {err}") from err
+    given = {f.name for f in dataclasses.fields(config.strategy) if f.name != "strategy"}
+    for name in sorted(given):
+        if getattr(config.strategy, name) is not None and name not in read:
+            towers = ", ".join(f"{tower}: {args.strategy}" for tower, args in per_tower.items())
+            raise ConfigError(f"--{name} does not apply to the towers' strategies ({towers}).")
+
+
+def _load_yaml(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"--config: file {path!r} does not exist.")
+    with open(path) as handle:
+        try:
+            loaded = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--config: {path} is not valid YAML: {err}") from err
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"--config: {path} must hold a mapping of flag names to values, got {type(loaded).__name__}."
+        )
+    # Accept both flat files and files grouped by section (model:, data:, strategy:, training:).
+    flat: dict[str, Any] = {}
+    for key, value in loaded.items():
+        if key in _SECTIONS and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def _peek_flag(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _reject_fusion_flags(argv: list[str], task: str) -> None:
+    given = {arg.split("=", 1)[0].removeprefix("--") for arg in argv if arg.startswith("--")}
+    fusion_flags = sorted(given & {f.name for f in dataclasses.fields(FusionArguments)})
+    if fusion_flags:
+        raise ConfigError(f"--{fusion_flags[0]} applies to image+text classification (multimodal_cls), not {task}.")
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())

@@ -1,0 +1,73 @@
+"""The two shapes a run takes on its way to the Trainer: one task prepared (:class:`PreparedTask`, whatever the
+modality), then the strategy applied to it (:class:`PreparedRun`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, TrainingArguments
+
+from ..models.blocks import BlockView
+from ..recipe import RecipeConfig
+from ..strategies.base import SourceModel, StrategyContext, TransferStrategy
+from .metrics import TaskMetrics
+
+
+@dataclass
+class FeatureInputs:
+    """A task's splits as its frozen prefix reads them: unaugmented model inputs, by position in each split."""
+
+    row_ids: dict[str, list[int]]  # split -> each position's row in the dataset row_sources[split] fingerprints
+    labels: dict[str, list]  # split -> each position's label (class id, multi-hot vector or value)
+    model_inputs: Callable[[str, list[int]], dict[str, torch.Tensor]]  # (split, positions) -> a batch of inputs
+    row_sources: dict[str, str]
+    preprocessing: dict[str, Any]  # everything else the features depend on (transform config, tokenizer, length)
+    augmented: bool  # the training split is augmented: its frozen features would change every epoch
+
+
+@dataclass
+class PreparedTask:
+    """Model, block view, datasets, collator, metrics and saver of one task, before any strategy is applied."""
+
+    model: PreTrainedModel
+    view: BlockView
+    train_dataset: Any
+    eval_dataset: Any
+    data_collator: Callable
+    metrics: TaskMetrics
+    label_names: list[str] | None
+    problem_type: str
+    save: Callable[[nn.Module, str], None]  # save(model, output_dir): the library's native format
+    provenance: dict[str, Any] = field(default_factory=dict)
+    processing_class: Any = None  # saved next to the model (the tokenizer)
+    base_model_reference: str = ""
+    source_model_factory: Callable[[], SourceModel] | None = None  # the checkpoint with its source head (LwF)
+    strategy: TransferStrategy | None = None  # the task's own (per-tower) strategy; None: --strategy
+    # Runs once the strategy has set what trains, before the Trainer exists (e.g. caches frozen towers' features).
+    finalise: Callable[[PreparedTask, nn.Module], None] | None = None
+    # What the frozen-feature cache needs: the splits as the model reads them without augmentation; None: the task
+    # caches its own way (the fusion towers) or not at all.
+    feature_inputs: FeatureInputs | None = None
+    # Extra evaluations after the main one (e.g. single-modality ablations): the prepared run -> eval metrics.
+    extra_evaluation: Callable[[PreparedRun], dict[str, float]] | None = None
+
+
+@dataclass
+class PreparedRun:
+    """A resolved config, its task (data, model, block view, metrics, saver) and the strategy applied to the model."""
+
+    config: RecipeConfig
+    task: PreparedTask
+    strategy: TransferStrategy
+    context: StrategyContext
+    model: nn.Module  # what the Trainer trains: the task's model with the strategy applied (and perhaps wrapped)
+    trainable_parameters: int
+    total_parameters: int
+
+    @property
+    def training(self) -> TrainingArguments:
+        return self.config.training
