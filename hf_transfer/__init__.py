@@ -17,6 +17,7 @@ from .strategies import (
     list_strategies,
     register_strategy,
 )
+from .study import StudySettings, study  # after .training: the study runs its cells through it
 from .training import FineTuneResult, PreparedRun, build_transfer_trainer, fine_tune, prepare
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "RunArguments",
     "Setting",
     "StrategyArguments",
+    "StudySettings",
     "TransferStrategy",
     "build_transfer_trainer",
     "default_training_arguments",
@@ -46,4 +48,5 @@ __all__ = [
     "push_to_hub",
     "register_strategy",
     "resolve_config",
+    "study",
 ]

@@ -97,6 +97,25 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_or_rank(command: str, argv: list[str]) -> int:
+    """``study``: run (or resume) a transfer study and print its headline; ``rank``: score checkpoints."""
+    from transformers.utils import logging as hf_logging
+
+    from .study import rank_from_argv, study_from_argv
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    hf_logging.set_verbosity_warning()
+    try:
+        if command == "rank":
+            print(rank_from_argv(argv))
+            return 0
+        summary = study_from_argv(argv)
+    except (ConfigError, DataError, RunError) as err:
+        return _fail(err)
+    print(summary.headline())
+    return 1 if summary.failed_cells else 0
+
+
 def _cache(args: argparse.Namespace) -> int:
     """``cache list``: every entry with its size, age and what it holds; ``cache clear``: free them (all, or by
     digest prefix)."""
@@ -163,9 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     cache = commands.add_parser("cache", help="The frozen-feature cache under HF_TRANSFER_CACHE: list or clear it.")
     cache.add_argument("action", choices=["list", "clear"])
     cache.add_argument("digests", nargs="*", help="clear: only the entries whose digest starts with these.")
+    commands.add_parser(
+        "study", help="Checkpoints × strategies × labelled examples × seeds against scratch: what transfer buys."
+    )
+    commands.add_parser("rank", help="Score checkpoints' frozen features (LogME, linear probe) before fine-tuning.")
     strategies = commands.add_parser("strategies", help="List the registered transfer strategies and their settings.")
     strategies.add_argument("--markdown", action="store_true", help="As the README's markdown table.")
 
+    if argv[:1] in (["study"], ["rank"]):  # study/rank flags plus every recipe flag
+        return _study_or_rank(argv[0], argv[1:])
     if argv[:1] == ["train"]:  # everything after `train` belongs to the recipe parser, --help included
         rest = argv[1:]
         task = IMAGE_CLASSIFICATION

@@ -209,6 +209,14 @@ class RunArguments:
             "Applies when the training inputs are not augmented (--no_augment for images)."
         },
     )
+    class_weights: str = field(
+        default="auto",
+        metadata={
+            "help": "Single-label loss weights: 'auto' weighs classes by inverse frequency when the largest class has "
+            "at least twice the examples of the smallest; 'none' never.",
+            "choices": ["auto", "none"],
+        },
+    )
     feature_cache_dtype: str = field(
         default="float32",
         metadata={

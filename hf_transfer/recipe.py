@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class RecipeConfig:
     run: RunArguments = field(default_factory=RunArguments)
     task: str = IMAGE_CLASSIFICATION
     fusion: FusionArguments = field(default_factory=FusionArguments)
+    # (section, field) -> the value resolution chose for a setting the user left unset; recorded in the run's config
+    automatic: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.task}
@@ -63,13 +66,31 @@ class RecipeConfig:
         if self.training is not None:
             out["training"] = json.loads(self.training.to_json_string())
             out["training"].pop("hub_token", None)
+        out["chosen_automatically"] = {f"{section}.{name}": value for (section, name), value in self.automatic.items()}
         return out
 
 
 def default_training_arguments(task: str = IMAGE_CLASSIFICATION, **overrides: Any) -> TrainingArguments:
-    """The task's recipe defaults as ``TrainingArguments`` (CPU when no accelerator is present)."""
+    """The task's recipe defaults as ``TrainingArguments`` (CPU when no accelerator is present). ``overrides`` count as
+    set by the user: the data-size-aware defaults (training length, learning rate...) never change them."""
     defaults = {k: v for k, v in TRAINING_DEFAULTS[task].items() if k in TRAINING_ARGUMENT_NAMES}
-    return TrainingArguments(**{**defaults, "use_cpu": not _has_accelerator(), **overrides})
+    training = TrainingArguments(**{**defaults, "use_cpu": not _has_accelerator(), **overrides})
+    return mark_user_set(training, set(overrides))
+
+
+USER_SET = "_hf_transfer_user_set"  # the attribute of TrainingArguments naming the fields a user set
+
+
+def mark_user_set(training: TrainingArguments, names: set[str]) -> TrainingArguments:
+    """Record which fields the user set (the rest came from the recipe's defaults and may be chosen by data size)."""
+    setattr(training, USER_SET, frozenset(names))
+    return training
+
+
+def user_set(training: TrainingArguments, name: str) -> bool:
+    """A TrainingArguments built by hand (no record) counts as entirely set by the user: nothing is changed."""
+    names = getattr(training, USER_SET, None)
+    return names is None or name in names
 
 
 def parse_config(
@@ -85,6 +106,7 @@ def parse_config(
     parser = HfArgumentParser((*arguments, TrainingArguments))
     merged: dict[str, Any] = dict(TRAINING_DEFAULTS[task] if defaults is None else defaults)
     config_path = _peek_flag(argv, "--config")
+    from_file: dict[str, Any] = {}
     if config_path is not None:
         from_file = _load_yaml(config_path)
         known = {f.name for cls in (*arguments, TrainingArguments) for f in dataclasses.fields(cls)}
@@ -100,6 +122,8 @@ def parse_config(
     except ValueError as err:  # TrainingArguments.__post_init__ rejects bad combinations with ValueError
         raise ConfigError(str(err)) from err
     model, data, strategy, run, fusion, training = parsed
+    given = {arg.split("=", 1)[0].removeprefix("--") for arg in argv if arg.startswith("--")}
+    mark_user_set(training, (given | set(from_file)) & TRAINING_ARGUMENT_NAMES)
     if task != MULTIMODAL_CLASSIFICATION:
         _reject_fusion_flags(argv, task)
     config = RecipeConfig(model, data, strategy, training, run, task, fusion)
@@ -112,6 +136,7 @@ def resolve_config(config: RecipeConfig) -> RecipeConfig:
     if getattr(config, "_resolved_as", None) == _snapshot(config):
         return config
     _check_task(config.task)
+    unset = _unset_fields(config)
     if config.training is None:
         config.training = default_training_arguments(config.task)
     if config.task != MULTIMODAL_CLASSIFICATION and config.model.model_name_or_path is None:
@@ -124,9 +149,32 @@ def resolve_config(config: RecipeConfig) -> RecipeConfig:
             config.model.pooling = choose_pooling(config.model.model_name_or_path, _trainable_set(config.strategy))
         elif config.task == MULTIMODAL_CLASSIFICATION and "text" in config.fusion.modality_list():
             config.model.pooling = "mean"  # the fused text feature: the masked mean of token states
+    chosen = {key: getattr(getattr(config, key[0]), key[1]) for key in unset}
+    config.automatic.update({key: value for key, value in chosen.items() if value is not None})
     validate_config(config)
     config._resolved_as = _snapshot(config)
     return config
+
+
+def unresolved_copy(config: RecipeConfig) -> RecipeConfig:
+    """A copy with every value resolution chose put back to unset: resolving it again (with another model, strategy
+    or data size, as a study's cells do) chooses afresh."""
+    copy = deepcopy(config)
+    for section, name in copy.automatic:
+        setattr(getattr(copy, section), name, None)
+    copy.automatic = {}
+    copy.__dict__.pop("_resolved_as", None)
+    return copy
+
+
+def _unset_fields(config: RecipeConfig) -> list[tuple[str, str]]:
+    """The model and data settings the user left unset (None): what resolution may choose."""
+    return [
+        (section, f.name)
+        for section in ("model", "data")
+        for f in dataclasses.fields(getattr(config, section))
+        if getattr(getattr(config, section), f.name) is None
+    ]
 
 
 def _snapshot(config: RecipeConfig) -> str:

@@ -27,6 +27,8 @@ LOWER_LAYERS = {
     "recipe": {"config", "exceptions", "data", "models", "strategies"},
     "hub": {"config", "exceptions", "data", "models", "strategies", "metric_names"},
     "training": {"config", "exceptions", "_cache", "data", "models", "strategies", "hub", "recipe", "metric_names"},
+    "study": {"config", "exceptions", "data", "models", "strategies", "recipe", "training", "metric_names"},
+    "inference": {"config", "data", "models"},
 }
 
 

@@ -227,3 +227,15 @@ def test_pooling_defaults_to_mean_only_for_a_frozen_sentence_embedding_model():
     assert pooling("--pooling", "mean") == "mean"
     with pytest.raises(ConfigError, match="--pooling applies to text"):
         parse_config(["--pooling", "mean"], task="image-classification")
+
+
+def test_saved_tokenizer_truncates_where_training_did(tmp_path, sentiment_csv, tiny_bert_dir):
+    """Any input length works through `pipeline(..., truncation=True)`: it cuts at the training length."""
+    from transformers import pipeline
+
+    result = run(tmp_path, sentiment_csv, tiny_bert_dir, max_seq_length=24)
+    config = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
+    assert config["model_max_length"] == 24
+    classifier = pipeline("text-classification", model=result.output_dir)
+    long_review = " ".join(["a wonderful, moving film"] * 3000)  # ~15,000 tokens, far past 128 positions
+    assert classifier(long_review, truncation=True)[0]["label"] in {"neg", "pos"}

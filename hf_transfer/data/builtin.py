@@ -131,7 +131,8 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
         presets={"text_column_names": "question", "max_seq_length": 32, "no_augment": True, "image_size": 64},
     ),
 }
-GENERIC_DEFAULTS: dict[str, Any] = {"hflip": 0.5, "crop_scale_min": 0.08, "train_val_split": 0.15, "no_augment": False}
+GENERIC_DEFAULTS: dict[str, Any] = {"train_val_split": 0.15}
+IMAGE_DEFAULTS: dict[str, Any] = {"hflip": 0.5, "crop_scale_min": 0.08, "no_augment": False}  # tasks with images
 DEFAULT_DATASETS = {
     IMAGE_CLASSIFICATION: "builtin:mnist",
     TEXT_CLASSIFICATION: "builtin:rotten_tomatoes",
@@ -194,6 +195,7 @@ def apply_data_presets(args: DataArguments, task: str = IMAGE_CLASSIFICATION) ->
     presets: dict[str, Any] = {}
     if args.dataset_name and args.dataset_name.startswith(BUILTIN_PREFIX):
         presets = get_builtin_dataset(args.dataset_name, task).presets
-    for key, value in {**GENERIC_DEFAULTS, **presets}.items():
+    generic = GENERIC_DEFAULTS if task == TEXT_CLASSIFICATION else {**GENERIC_DEFAULTS, **IMAGE_DEFAULTS}
+    for key, value in {**generic, **presets}.items():
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, value)

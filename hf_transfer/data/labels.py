@@ -9,6 +9,7 @@ csv cell holding a JSON list (``["cat", "outdoor"]``), recognised when every non
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -60,8 +61,8 @@ def labelled_splits(
     splits = encode_labels(train, validation, args.label_column_name, problem_type)
     splits.train = with_row_ids(splits.train)
     splits.row_sources = {"train": splits.train._fingerprint}
+    split_seed = seed if args.split_seed is None else args.split_seed
     if splits.validation is None:
-        split_seed = seed if args.split_seed is None else args.split_seed
         splits.train, splits.validation = stratified_split(
             splits.train, args.train_val_split, args.label_column_name, split_seed
         )
@@ -75,9 +76,15 @@ def labelled_splits(
             splits.train, args.label_column_name, args.train_samples_per_class, sampling_seed
         )
     splits.train, splits.validation = limit_samples(
-        splits.train, splits.validation, args.max_train_samples, args.max_eval_samples, seed
+        splits.train, splits.validation, args.max_train_samples, args.max_eval_samples, seed, eval_seed=split_seed
     )
     return splits
+
+
+def rows_digest(split: Dataset, source: str) -> str:
+    """Which examples a split holds (its rows of the dataset ``source`` fingerprints): equal digests, equal sets."""
+    rows = ",".join(str(row) for row in sorted(split[ROW_COLUMN]))
+    return hashlib.sha256(f"{source}:{rows}".encode()).hexdigest()[:16]
 
 
 def with_row_ids(split: Dataset) -> Dataset:
@@ -290,11 +297,18 @@ def stratified_split(train: Dataset, fraction: float, column: str, seed: int) ->
 
 
 def limit_samples(
-    train: Dataset, validation: Dataset, max_train: int | None, max_eval: int | None, seed: int
+    train: Dataset,
+    validation: Dataset,
+    max_train: int | None,
+    max_eval: int | None,
+    seed: int,
+    eval_seed: int | None = None,
 ) -> tuple[Dataset, Dataset]:
-    """``--max_train_samples`` / ``--max_eval_samples``: a seeded random subset, so truncation keeps every class."""
+    """``--max_train_samples`` / ``--max_eval_samples``: a seeded random subset, so truncation keeps every class. The
+    evaluation subset follows ``eval_seed`` (the split seed): runs that share it (a study's cells) share it."""
     if max_train is not None:
         train = train.shuffle(seed=seed).select(range(min(max_train, len(train))))
     if max_eval is not None:
-        validation = validation.shuffle(seed=seed).select(range(min(max_eval, len(validation))))
+        eval_seed = seed if eval_seed is None else eval_seed
+        validation = validation.shuffle(seed=eval_seed).select(range(min(max_eval, len(validation))))
     return train, validation

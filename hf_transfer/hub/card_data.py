@@ -204,6 +204,7 @@ class TransferCardData(ModelCardData):
     preprocessing: list[TableRow] = field(repr=False)
     hyperparameters: list[TableRow] = field(repr=False)
     training_notes: list[str] = field(repr=False)  # how it was trained beyond the table (cached features, ...)
+    study: StudyChoice | None = field(repr=False)  # the transfer study this run is a cell of
     results: list[MetricRow] = field(repr=False)
     eval_loss: float | None = field(repr=False)
     best: BestCheckpoint | None = field(repr=False)
@@ -288,6 +289,7 @@ class TransferCardData(ModelCardData):
             preprocessing=_preprocessing(artifacts),
             hyperparameters=_hyperparameters(training, results),
             training_notes=_training_notes(provenance),
+            study=StudyChoice.of_cell(root),
             results=rows,
             eval_loss=eval_results.get("eval_loss"),
             best=_best_checkpoint(state, training),
@@ -668,6 +670,52 @@ def _text_rows(provenance: dict[str, Any]) -> list[TableRow]:
     ]
 
 
+@dataclass(frozen=True)
+class StudyChoice:
+    """How this configuration was chosen: the transfer study whose cell this run is (``hf-transfer study``)."""
+
+    metric_name: str
+    sizes: list[str]  # column headings ("8/class", ..., "all")
+    rows: list[tuple[str, list[str]]]  # (strategy, "mean ± std" per size) for this run's checkpoint
+    this_cell: str  # "linear_probe, 8 labelled examples per class, seed 0"
+    recommended: list[str]  # one sentence per size
+    eval_set: str
+
+    @classmethod
+    def of_cell(cls, run_dir: Path) -> StudyChoice | None:
+        cell = read_optional_json(run_dir / "study_cell.json")
+        study = read_optional_json(run_dir / str(cell.get("study_dir", "")) / "study.json") if cell else {}
+        summary = study.get("summary") or {}
+        if not summary.get("groups"):
+            return None
+        sizes = list(summary.get("sizes") or [])
+        groups = [g for g in summary["groups"] if g.get("model") == cell.get("model")]
+        labels = list(dict.fromkeys(g["label"] for g in groups))
+
+        def value(label: str, size: Any) -> str:
+            group = next((g for g in groups if g["label"] == label and g["size"] == size), None)
+            if group is None or group.get("metric_mean") is None:
+                return "—"
+            std = group.get("metric_std")
+            return f"{group['metric_mean']:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+        size_text = "all" if cell.get("train_size") is None else f"{cell['train_size']} labelled examples per class"
+        label = "scratch" if cell.get("from_scratch") else cell.get("strategy")
+        recommended = [
+            f"{'all' if r['size'] == 'all' else str(r['size']) + '/class'}: `{r['strategy']}`"
+            f"{' from scratch' if r.get('from_scratch') else ''} ({r['metric_mean']:.3f})"
+            for r in summary.get("recommendations") or []
+        ]
+        return cls(
+            metric_name=str(summary.get("metric_name") or summary.get("metric") or "metric"),
+            sizes=[s if s == "all" else f"{s}/class" for s in sizes],
+            rows=[(label_, [value(label_, size) for size in sizes]) for label_ in labels],
+            this_cell=f"`{label}`, {size_text}, seed {cell.get('seed')}",
+            recommended=recommended,
+            eval_set=str((study.get("facts") or {}).get("eval_set") or "one fixed held-out set"),
+        )
+
+
 def _training_notes(provenance: dict[str, Any]) -> list[str]:
     """What else shaped the weights: a frozen prefix trained on cached features, a partially loaded checkpoint."""
     notes = []
@@ -679,6 +727,17 @@ def _training_notes(provenance: dict[str, Any]) -> list[str]:
             f"by this run, {cached.get('frozen_features_reused', 0):,} reused from earlier runs); the frozen part "
             "ran in evaluation mode, so the saved model computes exactly what was trained on."
         )
+    if provenance.get("chosen_automatically_line"):
+        notes.append(
+            f"Chosen automatically from the data size and the strategy: {provenance['chosen_automatically_line']}."
+        )
+    balance = provenance.get("class_balance") or {}
+    if balance and any(len(counts) <= 30 for counts in balance.values()):
+        shown = "; ".join(
+            f"{split}: " + ", ".join(f"`{name}` {count:,}" for name, count in counts.items())
+            for split, counts in balance.items()
+        )
+        notes.append(f"Class balance (examples per class): {shown}.")
     if provenance.get("checkpoint_load"):
         notes.append(f"Weights from the checkpoint file: {provenance['checkpoint_load']}.")
     return notes

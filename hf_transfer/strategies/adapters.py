@@ -103,6 +103,7 @@ class LoRA(PeftAdapter):
     """Low-rank adapters (Hu et al., 2021) on the attention / pointwise projections; the head trains in full."""
 
     method = "lora"
+    default_learning_rate = 1e-3
     summary = (
         "peft LoRA adapters + the head (`modules_to_save`); presets: timm ViT `qkv`, timm EfficientNet/MobileNet "
         "`conv_pw`/`conv_pwl`, BERT `query`/`value`; output: a peft adapter directory whose config records the real "
@@ -136,6 +137,7 @@ class IA3(PeftAdapter):
     """(IA)^3 (Liu et al., 2022): learned rescaling vectors on keys, values and feed-forward inputs; tiny and fast."""
 
     method = "ia3"
+    default_learning_rate = 3e-3
     summary = "peft (IA)³ scaling vectors + the head"
     settings = (TARGET_MODULES, MERGE_ADAPTER)
 

@@ -90,6 +90,9 @@ class TransferStrategy:
     summary: ClassVar[str] = ""
     # Reads the raw model inputs during training (LwF's teacher does): frozen features cannot stand in for them.
     needs_raw_inputs: ClassVar[bool] = False
+    # The learning rate this strategy trains best at when the user sets none (None: the task's default, which suits
+    # full fine-tuning); a zero-initialised head or a small adapter wants far more than a whole network does.
+    default_learning_rate: ClassVar[float | None] = None
     # Trains nothing of the backbone: its features are fixed, so by default images are not augmented and the
     # features are encoded once (the frozen-feature cache) instead of every epoch.
     frozen_backbone: ClassVar[bool] = False

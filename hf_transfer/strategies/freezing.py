@@ -36,6 +36,7 @@ class LinearProbe(TransferStrategy):
 
     summary = "the new head only; the backbone's batch-norm statistics are frozen too"
     frozen_backbone = True
+    default_learning_rate = 1e-2
 
     def apply(self, context: StrategyContext) -> None:
         view = context.view
@@ -82,6 +83,7 @@ class BitFit(TransferStrategy):
     """Only the bias terms of the backbone, and the head, train (Ben Zaken et al., 2022): ~0.1 % of the parameters."""
 
     summary = "only the backbone's biases + the head"
+    default_learning_rate = 1e-3
 
     def apply(self, context: StrategyContext) -> None:
         view = context.view

@@ -15,6 +15,7 @@ from transformers import TrainingArguments, set_seed
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, resolve_config
 from ..strategies import ComposedStrategy, StrategyContext, TransferStrategy
+from .budget import choose_training, class_balance
 from .feature_cache import CannotCache, cache_frozen_prefix, find_frozen_prefix, keep_prefix_in_eval, why_not_cached
 from .prepared import PreparedRun, PreparedTask
 from .tasks import TASKS
@@ -46,8 +47,32 @@ def prepare(config: RecipeConfig) -> PreparedRun:
     choose_best_metric(training, task)
     trainable, total = parameter_counts(model)
     prepared = PreparedRun(config, task, strategy, context, model, trainable, total)
+    prepared.class_weights = choose_defaults_by_data_size(prepared)
     use_frozen_feature_cache(prepared)
     return prepared
+
+
+def choose_defaults_by_data_size(prepared: PreparedRun):
+    """Training length, batch, learning rate and class weights the user left unset, from the data and the
+    strategy (:mod:`hf_transfer.training.budget`); logged in one line and recorded for the config and the card."""
+    task, config = prepared.task, prepared.config
+    choices, weights = choose_training(
+        prepared.training,
+        prepared.strategy,
+        len(task.train_dataset),
+        task.labels.get("train"),
+        len(task.label_names or []),
+        task.problem_type,
+        config.run.class_weights,
+    )
+    balance = {split: class_balance(labels, task.label_names) for split, labels in task.labels.items()}
+    task.provenance["class_balance"] = {split: counts for split, counts in balance.items() if counts}
+    task.provenance["chosen_automatically"] = choices.values
+    task.provenance["chosen_automatically_line"] = choices.line()
+    for split, counts in task.provenance["class_balance"].items():
+        logger.info("Class balance (%s): %s", split, ", ".join(f"{name} {n}" for name, n in counts.items()))
+    logger.info("Chosen automatically: %s.", choices.line())
+    return weights
 
 
 def use_frozen_feature_cache(prepared: PreparedRun) -> None:

@@ -52,6 +52,8 @@ class PreparedTask:
     # What the frozen-feature cache needs: the splits as the model reads them without augmentation; None: the task
     # caches its own way (the fusion towers) or not at all.
     feature_inputs: FeatureInputs | None = None
+    # Each split's labels (class ids, vectors or values): the data-size defaults, class weights and balance read them.
+    labels: dict[str, list] = field(default_factory=dict)
     # Extra evaluations after the main one (e.g. single-modality ablations): the prepared run -> eval metrics.
     extra_evaluation: Callable[[PreparedRun], dict[str, float]] | None = None
 
@@ -67,6 +69,7 @@ class PreparedRun:
     model: nn.Module  # what the Trainer trains: the task's model with the strategy applied (and perhaps wrapped)
     trainable_parameters: int
     total_parameters: int
+    class_weights: torch.Tensor | None = None  # --class_weights: inverse-frequency weights of the training loss
 
     @property
     def training(self) -> TrainingArguments:

@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback
 
-from ..config import CONFIG_FILENAME, EVAL_PREDICTIONS_FILENAME
+from ..config import CONFIG_FILENAME, EVAL_PREDICTIONS_FILENAME, SINGLE_LABEL
 from ..exceptions import RunError
 from ..hub import HubPushSettings, push_to_hub, write_model_card
 from ..recipe import RecipeConfig, resolve_config
@@ -64,8 +64,12 @@ def fine_tune(config: RecipeConfig, callbacks: list[TrainerCallback] | None = No
         with _disk_full_as_one_line(training.output_dir):
             metrics = _train_and_evaluate(prepared, trainer)
             release_cached_forward(prepared.task.model)  # the saved and returned model runs on raw inputs
+            prediction = metrics.pop("_prediction")
             if trainer.is_world_process_zero():
-                _save_run(prepared, trainer, metrics.pop("_prediction"), time.perf_counter() - started, hub)
+                _save_run(prepared, trainer, prediction, time.perf_counter() - started, hub)
+    collapsed = collapse_warning(prediction, prepared.task.problem_type, prepared.task.label_names)
+    if collapsed and trainer.is_world_process_zero():
+        logger.warning(collapsed)
     return FineTuneResult(
         output_dir=os.path.abspath(training.output_dir),
         metrics=metrics,
@@ -134,6 +138,8 @@ def _save_run(
     if task.processing_class is not None:
         task.processing_class.save_pretrained(output_dir)
     resolved = config.to_dict()
+    chosen = task.provenance.get("chosen_automatically") or {}
+    resolved["chosen_automatically"].update({f"training.{name}": value for name, value in chosen.items()})
     resolved["provenance"] = {
         **task.provenance,
         "from_scratch": config.model.from_scratch,
@@ -163,6 +169,24 @@ def _disk_full_as_one_line(output_dir: str):
         raise RunError(
             f"No space left on the device while writing to {output_dir}: free some space, then {resume}."
         ) from None
+
+
+def collapse_warning(prediction, problem_type: str, label_names: list[str] | None) -> str | None:
+    """One line when every validation prediction is the same class although the references are not: the model
+    learnt the majority class, not the task."""
+    import numpy as np
+
+    if problem_type != SINGLE_LABEL or not label_names:
+        return None
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    predicted, references = np.asarray(logits).argmax(axis=-1), np.asarray(prediction.label_ids)
+    if len(set(predicted.tolist())) != 1 or len(set(references.tolist())) < 2:
+        return None
+    return (
+        f"Every one of the {len(predicted)} validation predictions is {label_names[int(predicted[0])]!r}: the model "
+        "collapsed to one class. Try --class_weights auto (if the classes are imbalanced), more steps "
+        "(--num_train_epochs), another --learning_rate, or --strategy linear_probe for little data."
+    )
 
 
 def save_eval_predictions(output_dir: str, prediction, problem_type: str) -> None:

@@ -6,6 +6,8 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
@@ -22,11 +24,19 @@ class TransferTrainer(Trainer):
     frozen blocks cost no optimizer state; strategies that unfreeze later mark those parameters trainable up front.
     """
 
-    def __init__(self, *args, strategy: TransferStrategy, context: StrategyContext, **kwargs):
+    def __init__(
+        self,
+        *args,
+        strategy: TransferStrategy,
+        context: StrategyContext,
+        class_weights: torch.Tensor | None = None,
+        **kwargs,
+    ):
         callbacks = list(kwargs.pop("callbacks", None) or []) + strategy.callbacks(context)
         super().__init__(*args, callbacks=callbacks, **kwargs)
         self.strategy = strategy
         self.context = context
+        self.class_weights = class_weights
         # Every head here returns the *mean* loss of its local batch, never a sum over ``num_items_in_batch``. Left
         # on, the Trainer would multiply it by the number of processes for models whose forward takes **kwargs
         # (BERT does), doubling the logged loss and the gradients under 2-process DDP.
@@ -55,6 +65,10 @@ class TransferTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training and self.class_weights is not None:  # evaluation losses stay unweighted: comparable
+            logits = outputs["logits"]
+            weights = self.class_weights.to(logits.device, logits.dtype)
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), inputs["labels"].view(-1), weight=weights)
         if model.training:  # evaluation losses stay the task loss alone
             terms = self.strategy.regularisation(model, inputs, outputs)
             for name, value in terms.items():
@@ -98,6 +112,7 @@ def build_transfer_trainer(
         "callbacks": callbacks,
         "strategy": prepared.strategy,
         "context": prepared.context,
+        "class_weights": prepared.class_weights,
     }
     return TransferTrainer(**{**kwargs, **overrides})
 

@@ -9,7 +9,7 @@ from transformers import TrainingArguments
 
 from ...config import ModelArguments
 from ...data import build_image_transforms, collate_image_batch, image_transform_fn, load_image_data
-from ...data.labels import ROW_COLUMN
+from ...data.labels import ROW_COLUMN, rows_digest
 from ...data.transforms import jsonable_data_config, resolve_image_data_config
 from ...exceptions import ConfigError
 from ...hub.export import save_timm_model
@@ -53,7 +53,9 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
             "skipped_images": data.skipped_images,
             "data_config": jsonable_data_config(data_config),
             "checkpoint_load": _load_summary(model),
+            "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
         },
+        labels={name: split[data.label_column] for name, split in data.splits()},
         feature_inputs=FeatureInputs(
             row_ids={name: split[ROW_COLUMN] for name, split in data.splits()},
             labels={name: split[data.label_column] for name, split in data.splits()},

@@ -13,6 +13,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, TrainingArguments
 
 from ...config import SINGLE_LABEL, ModelArguments
+from ...data.labels import rows_digest
 from ...data.multimodal import (
     MultimodalCollator,
     MultimodalData,
@@ -79,6 +80,8 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
     max_length = config.data.max_seq_length or min(128, tokenizer.model_max_length if tokenizer else 128)
     if tokenizer is not None and max_length > tokenizer.model_max_length:
         raise ConfigError(f"--max_seq_length {max_length} exceeds the text tower's {tokenizer.model_max_length}.")
+    if tokenizer is not None:
+        tokenizer.model_max_length = max_length  # saved with the model: `truncation=True` cuts where training did
 
     with training.main_process_first(desc="loading and tokenising the dataset"):
         data = load_multimodal_data(config.data, seed=training.data_seed or training.seed)
@@ -116,6 +119,7 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
         base_model_reference=base_models,
         strategy=tower_strategies(config, model, sources),
         finalise=partial(cache_frozen_features, inputs=inputs, config=config, training=training),
+        labels={"train": data.train[data.label_column], "validation": data.validation[data.label_column]},
         provenance={
             "base_model": base_models,
             "image_model": image_source.reference if image_source else None,
@@ -129,6 +133,7 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
             "train_samples": len(data.train),
             "eval_samples": len(data.validation),
             "validation_split": data.validation_split,
+            "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
             "skipped_images": data.skipped_images,
             "data_config": jsonable_data_config(data_config) if data_config else None,
         },

@@ -10,7 +10,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
 
 from ...config import ModelArguments
-from ...data.labels import ROW_COLUMN
+from ...data.labels import ROW_COLUMN, rows_digest
 from ...data.text import load_text_data, tokenize_text_dataset
 from ...exceptions import ConfigError
 from ...models.references import TextModelSource, resolve_text_source
@@ -29,6 +29,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         raise ConfigError(
             f"--max_seq_length {max_length} exceeds this model's maximum of {tokenizer.model_max_length} tokens."
         )
+    tokenizer.model_max_length = max_length  # saved with the model: `truncation=True` cuts where training did
     with training.main_process_first(desc="loading and tokenising the dataset"):
         data = load_text_data(config.data, seed=training.data_seed or training.seed)
         train = tokenize_text_dataset(data.train, tokenizer, data, max_length, "tokenising train")
@@ -62,7 +63,9 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
             "max_seq_length": max_length,
             "train_samples": len(data.train),
             "eval_samples": len(data.validation),
+            "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
         },
+        labels={name: split["labels"] for name, split in tokenized.items()},
         feature_inputs=FeatureInputs(
             row_ids={name: split[ROW_COLUMN] for name, split in tokenized.items()},
             labels={name: split["labels"] for name, split in tokenized.items()},

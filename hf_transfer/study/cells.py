@@ -1,0 +1,131 @@
+"""A study's cells: checkpoint × strategy × labelled examples per class × seed (+ the same architecture from scratch).
+
+Each cell is an ordinary run with its own directory, model and card (``runs/<model>/<strategy>/n<size>-s<seed>/``);
+what makes the cells comparable is in their configs: one split seed (the same held-out evaluation set for every
+cell), the cell's seed for the nested per-class sample, the initialisation and the data order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import CONFIG_FILENAME
+from ..recipe import RecipeConfig, resolve_config, unresolved_copy
+from ..strategies import strategy_classes
+
+SCRATCH = "scratch"  # the strategy label of from-scratch cells (trained with `full`)
+CELL_FILENAME = "study_cell.json"  # what a finished cell's directory records about the cell it ran
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    strategy: str  # a registered strategy or composition; `full` for scratch cells
+    from_scratch: bool
+    train_size: int | None  # labelled examples per class; None: all of them
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return SCRATCH if self.from_scratch else self.strategy
+
+    @property
+    def size_text(self) -> str:
+        return "all" if self.train_size is None else str(self.train_size)
+
+    def run_dir(self) -> str:
+        """Relative to the study's output dir."""
+        return f"runs/{model_slug(self.model)}/{self.label}/n{self.size_text}-s{self.seed}"
+
+    def describe(self) -> str:
+        return f"{model_slug(self.model)} {self.label} n={self.size_text} seed={self.seed}"
+
+
+def model_slug(reference: str) -> str:
+    """A directory name for a model reference: ``builtin:efficientnet_lite0`` → ``efficientnet_lite0``,
+    ``timm/resnet50.a1_in1k`` → ``timm--resnet50.a1_in1k``, a local path → its last component."""
+    name = reference.removeprefix("builtin:").removeprefix("hf-hub:").rstrip("/")
+    if Path(name).exists():
+        name = Path(name).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", name)
+
+
+def enumerate_cells(
+    models: list[str], strategies: list[str], sizes: list[int | None], seeds: list[int], scratch: bool
+) -> list[Cell]:
+    """Every cell, grouped so that a model's frozen features are encoded by its first cells and reused after."""
+    cells = []
+    for model in models:
+        for strategy in strategies:
+            cells += [Cell(model, strategy, False, size, seed) for seed in seeds for size in sizes]
+        if scratch:
+            cells += [Cell(model, "full", True, size, seed) for seed in seeds for size in sizes]
+    return cells
+
+
+def cell_config(base: RecipeConfig, cell: Cell, study_dir: Path, split_seed: int) -> RecipeConfig:
+    """The cell's run: the base config with the cell's model, strategy, data size and seeds; settings the cell's
+    strategy does not read are dropped (``--freeze_blocks`` goes to the `freeze` cells only)."""
+    config = unresolved_copy(base)
+    config.model = dataclasses.replace(config.model, model_name_or_path=cell.model, from_scratch=cell.from_scratch)
+    strategy = dataclasses.replace(config.strategy, strategy=cell.strategy)
+    read = {name for cls in strategy_classes(strategy) for name in cls.setting_names()}
+    unread = {f.name: None for f in dataclasses.fields(strategy) if f.name != "strategy" and f.name not in read}
+    config.strategy = dataclasses.replace(strategy, **unread)
+    config.data = dataclasses.replace(
+        config.data, train_samples_per_class=cell.train_size, sampling_seed=cell.seed, split_seed=split_seed
+    )
+    config.run = dataclasses.replace(config.run, overwrite_output_dir=True)
+    config.training.seed = cell.seed
+    config.training.data_seed = None
+    config.training.output_dir = str(study_dir / cell.run_dir())
+    config.training.push_to_hub = False
+    return resolve_config(config)
+
+
+def config_digest(config: RecipeConfig) -> str:
+    """What a cell's result depends on (its whole resolved config but where it is written)."""
+    settings = config.to_dict()
+    for path in ("output_dir", "logging_dir", "run_name"):
+        settings["training"].pop(path, None)
+    settings["run"].pop("overwrite_output_dir", None)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished(study_dir: Path, cell: Cell, digest: str) -> bool:
+    """A cell is done when its run finished (results and config written) with the same settings as now."""
+    folder = study_dir / cell.run_dir()
+    try:
+        recorded = json.loads((folder / CELL_FILENAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        recorded.get("digest") == digest
+        and (folder / "all_results.json").is_file()
+        and (folder / CONFIG_FILENAME).is_file()
+    )
+
+
+def mark_finished(study_dir: Path, cell: Cell, digest: str, wall_time: float) -> None:
+    record = {
+        **dataclasses.asdict(cell),
+        "digest": digest,
+        "wall_time": round(wall_time, 2),
+        "study_dir": "../../../..",  # from the cell's directory: where a push of the cell finds the study
+    }
+    (study_dir / cell.run_dir() / CELL_FILENAME).write_text(json.dumps(record, indent=2))
+
+
+def read_cell_files(study_dir: Path, cell: Cell) -> dict[str, Any]:
+    """A finished cell's own files: results, provenance and study record."""
+    folder = study_dir / cell.run_dir()
+    results = json.loads((folder / "all_results.json").read_text())
+    run_config = json.loads((folder / CONFIG_FILENAME).read_text())
+    record = json.loads((folder / CELL_FILENAME).read_text())
+    return {"results": results, "provenance": run_config.get("provenance") or {}, "record": record}

@@ -1,0 +1,128 @@
+"""`hf-transfer study`: nested samples, one evaluation set, scratch cells, resumable cells, a report whose numbers
+are the cells' own, and one-line errors for bad study flags."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+import hf_transfer as ht
+from hf_transfer.data.labels import ROW_COLUMN, sample_per_class, with_row_ids
+from hf_transfer.exceptions import DataError
+
+from .conftest import run_command, write_imagefolder
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> Path:
+    """A local timm checkpoint standing in for a pretrained one (a trained head of another size is replaced)."""
+    import timm
+
+    from hf_transfer.hub import save_timm_model
+
+    folder = tmp_path_factory.mktemp("pretrained") / "tiny"
+    return save_timm_model(timm.create_model("test_efficientnet", num_classes=5), folder, list("abcde"))
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory) -> Path:
+    return write_imagefolder(tmp_path_factory.mktemp("data") / "colours", per_class=12)
+
+
+def test_per_class_samples_are_nested_and_stratified():
+    from datasets import ClassLabel, Dataset, Features
+
+    labels = [i % 3 for i in range(60)]
+    split = with_row_ids(
+        Dataset.from_dict({"label": labels}, features=Features({"label": ClassLabel(names=["a", "b", "c"])}))
+    )
+    rows = {size: set(sample_per_class(split, "label", size, seed=7)[ROW_COLUMN]) for size in (2, 5, 20)}
+    assert rows[2] < rows[5] < rows[20]  # nested for one seed
+    for size, chosen in rows.items():
+        assert [sum(labels[r] == c for r in chosen) for c in range(3)] == [size] * 3  # stratified
+    assert rows[5] != set(sample_per_class(split, "label", 5, seed=8)[ROW_COLUMN])  # another seed, another sample
+    with pytest.raises(DataError, match="class 'a' has only 20"):
+        sample_per_class(split, "label", 21, seed=7)
+
+
+def study_config(tmp_path: Path, data: Path, model: Path) -> ht.RecipeConfig:
+    return ht.RecipeConfig(
+        model=ht.ModelArguments(model_name_or_path=str(model)),
+        data=ht.DataArguments(train_dir=str(data), image_size=32),
+        training=ht.default_training_arguments(output_dir=str(tmp_path / "study"), per_device_eval_batch_size=16),
+    )
+
+
+def cell_files(study_dir: Path) -> dict[str, dict]:
+    return {
+        str(path.parent.relative_to(study_dir)): {
+            "results": json.loads(path.read_text()),
+            "provenance": json.loads((path.parent / "hf_transfer_config.json").read_text())["provenance"],
+        }
+        for path in study_dir.glob("runs/*/*/*/all_results.json")
+    }
+
+
+@pytest.mark.slow
+def test_study_cells_report_and_resume(tmp_path, colours, pretrained):
+    settings = ht.StudySettings(strategies=["linear_probe"], train_sizes=[3, None], seeds=[0, 1])
+    summary = ht.study(study_config(tmp_path, colours, pretrained), settings)
+    study_dir = tmp_path / "study"
+    cells = cell_files(study_dir)
+    assert len(cells) == 8 and not summary.failed_cells  # 2 sizes × 2 seeds × (linear_probe + scratch)
+    assert sum("/scratch/" in name for name in cells) == 4
+    assert len({cell["provenance"]["eval_set"] for cell in cells.values()}) == 1  # one evaluation set for all
+    assert {cell["results"]["train_samples"] for name, cell in cells.items() if "/n3-" in name} == {9}
+
+    report = json.loads((study_dir / "study.json").read_text())
+    group = next(g for g in report["summary"]["groups"] if g["label"] == "linear_probe" and g["size"] == 3)
+    accuracies = [cells[f"runs/tiny/linear_probe/n3-s{seed}"]["results"]["eval_accuracy"] for seed in (0, 1)]
+    assert group["metric_mean"] == pytest.approx(statistics.mean(accuracies))  # the report's numbers are the cells'
+    for name in ("README.md", "study.csv", "data_efficiency.png", "accuracy_vs_time.png"):
+        assert (study_dir / name).is_file(), name
+    from hf_transfer.hub import write_model_card  # what `hf-transfer push` of a cell renders
+
+    card = write_model_card(study_dir / "runs/tiny/linear_probe/n3-s0", "me/tiny", overwrite=True).read_text()
+    assert "## How this configuration was chosen" in card and "| `scratch` |" in card
+
+    # the same command again runs nothing; a cell killed half-way (no results yet) is redone, and only it
+    stamps = {name: (study_dir / name / "all_results.json").stat().st_mtime_ns for name in cells}
+    (study_dir / "runs/tiny/linear_probe/n3-s1/all_results.json").unlink()
+    ht.study(study_config(tmp_path, colours, pretrained), settings)
+    after = {name: (study_dir / name / "all_results.json").stat().st_mtime_ns for name in cells}
+    redone = {name for name in cells if after[name] != stamps[name]}
+    assert redone == {"runs/tiny/linear_probe/n3-s1"}
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--train_sizes", "3,99"], "class 'blue' has only"),
+        (["--strategies", "linear_prob"], "linear_probe"),
+        (["--train_sizes", "3,3"], "twice"),
+    ],
+)
+def test_bad_study_flags_are_one_line(tmp_path, colours, pretrained, flags, message):
+    argv = ["hf-transfer", "study", "--train_dir", str(colours), "--model_name_or_path", str(pretrained)]
+    result = run_command([*argv, "--output_dir", str(tmp_path / "s"), *flags])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ray_backend_runs_cells_as_tasks(tmp_path, colours, pretrained):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        settings = ht.StudySettings(
+            strategies=["linear_probe"], train_sizes=[3], seeds=[0], scratch=False, backend="ray"
+        )
+        summary = ht.study(study_config(tmp_path, colours, pretrained), settings)
+    finally:
+        ray.shutdown()
+    assert not summary.failed_cells
+    assert (tmp_path / "study" / "runs/tiny/linear_probe/n3-s0/all_results.json").is_file()
