@@ -21,20 +21,14 @@ from PIL import Image
 
 from hf_transfer.study.ranking import RankingScore
 from hf_transfer.study.report import (
-    ALL,
     CSV_FILENAME,
     EFFICIENCY_FIGURE,
     JSON_FILENAME,
     README_FILENAME,
-    SCRATCH,
     TIME_FIGURE,
-    CellResult,
-    StudyFacts,
-    format_duration,
-    format_metric,
-    summarize,
     write_report,
 )
+from hf_transfer.study.summary import ALL, SCRATCH, CellResult, StudyFacts, format_duration, format_metric, summarize
 
 A, B, C = "builtin:efficientnet_lite0", "timm/resnet50.a1_in1k", "timm/vit_tiny_patch16_224.augreg_in21k"
 N_CLASSES = 10

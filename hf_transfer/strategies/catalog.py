@@ -13,8 +13,12 @@ TABLE_HEADER = "| `--strategy` | what trains / what it adds | settings (defaults
 
 
 def settings_text(cls: type[TransferStrategy]) -> str:
-    """``--lora_r` (8), `--lora_alpha` (2r)`` ...: each declared setting and its default."""
-    return ", ".join(f"`{s.flag}` ({s.describe_default()})" for s in cls.settings) or "–"
+    """``--lora_r` (8), `--lora_alpha` (2r)`` ...: each declared setting and its default, then the strategy's own
+    default learning rate (when it has one)."""
+    parts = [f"`{s.flag}` ({s.describe_default()})" for s in cls.settings]
+    if cls.default_learning_rate:
+        parts.append(f"default `--learning_rate` {cls.default_learning_rate:g}")
+    return ", ".join(parts) or "–"
 
 
 def strategy_table_markdown() -> str:

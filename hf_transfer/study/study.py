@@ -23,8 +23,9 @@ from ..recipe import RecipeConfig, parse_config, resolve_config
 from ..strategies import strategy_classes
 from .cells import Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
 from .rank import rank_models
-from .report import CellResult, StudySummary, write_report
+from .report import write_report
 from .runner import BACKENDS, CellJob, CellOutcome, run_cells, threads_per_cell
+from .summary import CellResult, StudySummary
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def check_sizes(base: RecipeConfig, sizes: list[int | None], split_seed: int) ->
             raise ConfigError("--train_sizes: per-class sizes need single-label data; use --train_sizes all.")
         return {}
     counts = Counter(data.label_names[i] for i in data.train[data.label_column])
-    smallest_class, smallest = min(counts.items(), key=lambda item: item[1])
+    smallest_class, smallest = min(sorted(counts.items()), key=lambda item: item[1])  # ties: the first by name
     if numeric and max(numeric) > smallest:
         raise ConfigError(
             f"--train_sizes {max(numeric)}: class {smallest_class!r} has only {smallest} training examples (after "

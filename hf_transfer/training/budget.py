@@ -67,7 +67,8 @@ def choose_training(
     steps_per_epoch = math.ceil(
         train_examples / (training.per_device_train_batch_size * processes * training.gradient_accumulation_steps)
     )
-    if not (user_set(training, "num_train_epochs") or user_set(training, "max_steps")) and training.max_steps <= 0:
+    length_is_ours = not (user_set(training, "num_train_epochs") or user_set(training, "max_steps"))
+    if length_is_ours and training.max_steps <= 0:
         epochs = training.num_train_epochs
         wanted = min(max(epochs * steps_per_epoch, MIN_STEPS), MAX_STEPS)
         if wanted != epochs * steps_per_epoch:
@@ -78,7 +79,8 @@ def choose_training(
     total_steps = training.max_steps if training.max_steps > 0 else int(training.num_train_epochs * steps_per_epoch)
     size = f"{per_class} examples/class" if per_class else f"{train_examples} examples"
     choices.reasons.append(f"{size} → {total_steps} steps of {training.per_device_train_batch_size * processes}")
-    _spread_evaluations(training, total_steps, steps_per_epoch, choices)
+    if length_is_ours:  # a length the user chose keeps the evaluation schedule they asked for
+        _spread_evaluations(training, total_steps, steps_per_epoch, choices)
     if strategy.default_learning_rate and not user_set(training, "learning_rate"):
         training.learning_rate = strategy.default_learning_rate
         choices.values["learning_rate"] = training.learning_rate
@@ -120,8 +122,8 @@ def _examples_per_class(labels: list | None, problem_type: str) -> int | None:
 
 
 def class_balance(labels: list | None, label_names: list[str] | None) -> dict[str, int]:
-    """Examples per class, for the log and the card."""
-    if not labels or not label_names:
+    """Examples per class (single-label: class ids), for the log and the card."""
+    if not labels or not label_names or not isinstance(labels[0], int):
         return {}
     counts = Counter(labels)
     return {label_names[i]: counts.get(i, 0) for i in range(len(label_names))}

@@ -52,10 +52,6 @@ class FrozenPrefix:
     split: PrefixSplit
     parameter_names: list[str]  # the prefix's parameters (view names), for its content hash
 
-    @property
-    def depth_text(self) -> str:
-        return self.split.description
-
 
 @dataclass
 class CacheReport:
@@ -169,7 +165,7 @@ class CachedRows(torch.utils.data.Dataset):
     """A split as cached tensors (one row per example, in the split's order) and its labels."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], labels: list):
-        self.tensors, self.labels = tensors, labels
+        self.tensors, self.labels = tensors, list(labels)  # a plain list: a `datasets` column reads arrow per item
 
     def __len__(self) -> int:
         return len(self.labels)

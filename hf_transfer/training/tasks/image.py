@@ -31,6 +31,7 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
     train_tf, eval_tf = build_image_transforms(data_config, config.data)
     columns = (data.image_column, data.label_column, data_config["input_size"][0])
     unaugmented = {name: split.with_transform(image_transform_fn(eval_tf, *columns)) for name, split in data.splits()}
+    labels = {name: list(split[data.label_column]) for name, split in data.splits()}
     return PreparedTask(
         model=model,
         view=view,
@@ -55,10 +56,10 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
             "checkpoint_load": _load_summary(model),
             "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
         },
-        labels={name: split[data.label_column] for name, split in data.splits()},
+        labels=labels,
         feature_inputs=FeatureInputs(
-            row_ids={name: split[ROW_COLUMN] for name, split in data.splits()},
-            labels={name: split[data.label_column] for name, split in data.splits()},
+            row_ids={name: list(split[ROW_COLUMN]) for name, split in data.splits()},
+            labels=labels,
             model_inputs=lambda name, positions: collate_image_batch(_rows(unaugmented[name], positions)),
             row_sources=data.row_sources,
             preprocessing={"data_config": jsonable_data_config(data_config), "image_column": data.image_column},

@@ -119,7 +119,7 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
         base_model_reference=base_models,
         strategy=tower_strategies(config, model, sources),
         finalise=partial(cache_frozen_features, inputs=inputs, config=config, training=training),
-        labels={"train": data.train[data.label_column], "validation": data.validation[data.label_column]},
+        labels={"train": list(data.train[data.label_column]), "validation": list(data.validation[data.label_column])},
         provenance={
             "base_model": base_models,
             "image_model": image_source.reference if image_source else None,

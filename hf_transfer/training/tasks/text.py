@@ -36,6 +36,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         validation = tokenize_text_dataset(data.validation, tokenizer, data, max_length, "tokenising validation")
     model, view = build_text_model(config.model, source, data.label_names, data.problem_type)
     tokenized = {"train": train, "validation": validation}
+    labels = {name: list(split["labels"]) for name, split in tokenized.items()}
     fixed_length = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=max_length)
 
     def model_inputs(name: str, positions: list[int]) -> dict:
@@ -65,10 +66,10 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
             "eval_samples": len(data.validation),
             "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
         },
-        labels={name: split["labels"] for name, split in tokenized.items()},
+        labels=labels,
         feature_inputs=FeatureInputs(
-            row_ids={name: split[ROW_COLUMN] for name, split in tokenized.items()},
-            labels={name: split["labels"] for name, split in tokenized.items()},
+            row_ids={name: list(split[ROW_COLUMN]) for name, split in tokenized.items()},
+            labels=labels,
             model_inputs=model_inputs,
             row_sources=data.row_sources,
             preprocessing={

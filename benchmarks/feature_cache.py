@@ -1,0 +1,744 @@
+"""Benchmark the frozen-feature cache: cached vs uncached training, a cold vs a warm cache, and its size on disk.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/feature_cache.py                 # ~25 min on 2 shared CPU cores
+    .venv/bin/python benchmarks/feature_cache.py --parts text    # one modality
+    .venv/bin/python benchmarks/feature_cache.py --kinds probe --threads 2   # linear probes only, 2 threads each
+    .venv/bin/python benchmarks/feature_cache.py --quick         # smoke check of every code path (tiny budgets)
+    .venv/bin/python benchmarks/feature_cache.py --render outputs/benchmarks/feature_cache/results.json
+
+Each configuration runs ``hf_transfer.fine_tune`` in a fresh Python subprocess (same seed, same data, same thread
+count), one after the other, so the timings sit side by side under the same conditions; the parent measures the
+whole process's wall time (interpreter start, imports, data, encoding, training, evaluation, saving) and the 1-min
+load average before and after each one. Per modality (`image`: the built-in EfficientNet-Lite0 on 1,000 MNIST digits
+at 64 px; `text`: the built-in MiniLM on 1,000 Rotten Tomatoes reviews at 64 tokens; 500 validation samples each):
+
+* ``probe``: a 10-epoch ``linear_probe`` at lr 1e-2, ``--cache_frozen_features False`` (uncached), then cached on an
+  empty cache (cold: encodes every example once), then cached again on the same cache (warm: encodes nothing).
+* ``freeze``: ``freeze --freeze_blocks N --train_bn False`` (Lite0 N = 8 and 12 of 16 blocks at lr 1e-3, MiniLM
+  N = 3 and 5 of 6 layers at lr 1e-4), un-augmented, 3 epochs, cached vs uncached.
+* ``size``: the feature entries each cold cached run added to ``$HF_TRANSFER_CACHE/features``, per 1,000 encoded
+  examples (train + validation), in float32; the largest case once more with ``--feature_cache_dtype float16``.
+
+Feature entries go to a fresh temporary ``HF_TRANSFER_CACHE`` (deleted at the end unless ``--keep_cache``); its
+``checkpoints`` and ``datasets`` folders are symlinks to the normal cache's (the library resolves those from the same
+variable), materialised before any timing, so nothing but features is written inside the timings. One untimed warm-up
+run per modality first pays any first-use cost (page cache, ``datasets`` arrow cache) outside the measurements.
+Every configuration imports a copy of the working tree's ``hf_transfer/`` taken at the start (its hash is printed),
+so that edits made to the library while the benchmark runs cannot mix two versions into one table.
+
+One thread per configuration by default (``--threads``): on a shared 2-core machine, a process with 2 OpenMP
+threads stalls at every parallel region whenever another process holds one of the cores, and the small ops of a
+cached step suffer most (measured in one process, alternating: the same AdamW step of MiniLM's last layer took 4 ms
+in one epoch and 147 ms in the next at 2 threads, 2 ms in both at 1 thread). With one thread per process, the
+timings are both faster and stable on this machine; compare ratios within one run only.
+
+The training-time ratio is the Trainer's ``train_runtime`` (uncached / cached): every optimisation step and the
+per-epoch evaluations, not the one-off encoding (it happens in ``prepare``, before training), which the whole-process
+wall time includes. Markdown tables go to stdout and ``<out>/tables.md``, raw numbers to ``<out>/results.json``, one
+log per configuration to ``<out>/logs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import importlib
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_EVALUATE_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",  # --threads
+    "MKL_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "warning",
+    "PYTHONUNBUFFERED": "1",
+}
+SEED = 0
+DIGEST = re.compile(r"[0-9a-f]{64}")
+COMMON = [
+    "--seed",
+    str(SEED),
+    "--eval_strategy",
+    "epoch",
+    "--save_strategy",
+    "no",
+    "--load_best_model_at_end",
+    "False",
+    "--report_to",
+    "none",
+    "--overwrite_output_dir",
+]
+
+
+@dataclass(frozen=True)
+class Modality:
+    task: str
+    model: str
+    dataset: str
+    title: str
+    inputs: tuple[str, ...]  # input-size flags (and --no_augment for images)
+    freeze_blocks: tuple[int, int]
+    num_blocks: int
+    probe_lr: float
+    freeze_lr: float
+
+
+MODALITIES = {
+    "image": Modality(
+        task="image-classification",
+        model="builtin:efficientnet_lite0",
+        dataset="builtin:mnist",
+        title="EfficientNet-Lite0 on MNIST (64 px)",
+        inputs=("--image_size", "64", "--no_augment", "True"),
+        freeze_blocks=(8, 12),
+        num_blocks=16,
+        probe_lr=1e-2,
+        freeze_lr=1e-3,
+    ),
+    "text": Modality(
+        task="text-classification",
+        model="builtin:all-MiniLM-L6-v2",
+        dataset="builtin:rotten_tomatoes",
+        title="MiniLM on Rotten Tomatoes (64 tokens)",
+        inputs=("--max_seq_length", "64"),
+        freeze_blocks=(3, 5),
+        num_blocks=6,
+        probe_lr=1e-2,
+        freeze_lr=1e-4,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    train_samples: int
+    eval_samples: int
+    probe_epochs: float
+    freeze_epochs: float
+
+
+BUDGETS = {
+    "full": Budget(train_samples=1000, eval_samples=500, probe_epochs=10, freeze_epochs=3),
+    "quick": Budget(train_samples=64, eval_samples=32, probe_epochs=2, freeze_epochs=1),
+}
+
+
+@dataclass
+class Job:
+    name: str
+    modality: str
+    kind: str  # warmup, probe, freeze
+    variant: str  # uncached, cold, warm (cached, re-run on the same cache)
+    flags: list[str]
+    blocks: int | None = None
+    dtype: str = "float32"
+    timed: bool = True
+
+    @property
+    def cached(self) -> bool:
+        return self.variant != "uncached"
+
+
+def job_flags(m: Modality, b: Budget, strategy: list[str], epochs: float, lr: float, cached: bool, dtype: str):
+    return [
+        *COMMON,
+        "--model_name_or_path",
+        m.model,
+        "--dataset_name",
+        m.dataset,
+        *m.inputs,
+        "--max_train_samples",
+        str(b.train_samples),
+        "--max_eval_samples",
+        str(b.eval_samples),
+        "--num_train_epochs",
+        f"{epochs:g}",
+        "--learning_rate",
+        f"{lr:g}",
+        *strategy,
+        "--cache_frozen_features",
+        str(cached),
+        "--feature_cache_dtype",
+        dtype,
+    ]
+
+
+def build_jobs(mode: str, parts: list[str], kinds: list[str]) -> list[Job]:
+    """Every configuration, in the order they run: per modality a warm-up, the linear probe (uncached, cold, warm),
+    then each freeze depth (cached, uncached). The float16 run is added once the float32 sizes are known."""
+    b = BUDGETS[mode]
+    jobs: list[Job] = []
+    for key in parts:
+        m = MODALITIES[key]
+        probe = ["--strategy", "linear_probe"]
+        warmup = [*job_flags(m, b, probe, 1, m.probe_lr, False, "float32"), "--max_steps", "1"]
+        warmup[warmup.index("--max_train_samples") + 1] = warmup[warmup.index("--max_eval_samples") + 1] = "16"
+        jobs.append(Job(f"{key}-warmup", key, "warmup", "uncached", warmup, timed=False))
+        for variant in ("uncached", "cold", "warm") if "probe" in kinds else ():
+            flags = job_flags(m, b, probe, b.probe_epochs, m.probe_lr, variant != "uncached", "float32")
+            jobs.append(Job(f"{key}-probe-{variant}", key, "probe", variant, flags))
+        for n in m.freeze_blocks if "freeze" in kinds else ():
+            strategy = ["--strategy", "freeze", "--freeze_blocks", str(n), "--train_bn", "False"]
+            for variant in ("cold", "uncached"):
+                flags = job_flags(m, b, strategy, b.freeze_epochs, m.freeze_lr, variant != "uncached", "float32")
+                jobs.append(Job(f"{key}-freeze{n}-{variant}", key, "freeze", variant, flags, blocks=n))
+    return jobs
+
+
+def float16_job(job: Job) -> Job:
+    flags = list(job.flags)
+    flags[flags.index("--feature_cache_dtype") + 1] = "float16"
+    return Job(f"{job.name}-float16", job.modality, job.kind, job.variant, flags, job.blocks, "float16")
+
+
+# ------------------------------------------------------------------------------------------------------- the worker
+
+
+def worker_main(result_path: str, task: str, argv: list[str]) -> None:
+    """Runs in the subprocess: ``fine_tune`` with a callback timing the steps and the in-training evaluations, and
+    ``use_frozen_feature_cache`` (the encoding or loading of the features, inside ``prepare``) timed."""
+    started = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    from transformers import TrainerCallback
+
+    import hf_transfer
+    from hf_transfer.recipe import parse_config
+
+    prepare_module = importlib.import_module("hf_transfer.training.prepare")  # the module, not the function
+    imported = time.perf_counter()
+    timings: dict[str, float] = {}
+    original = prepare_module.use_frozen_feature_cache
+
+    def timed_cache_step(prepared) -> None:
+        t0 = time.perf_counter()
+        try:
+            original(prepared)
+        finally:
+            timings["cache_step_s"] = time.perf_counter() - t0
+
+    prepare_module.use_frozen_feature_cache = timed_cache_step
+
+    class Clock(TrainerCallback):
+        def __init__(self) -> None:
+            self.steps: list[float] = []
+            self.evals: list[float] = []
+            self.step_started = self.epoch_ended = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.step_started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(time.perf_counter() - self.step_started)
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            self.epoch_ended = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            if self.epoch_ended is not None:
+                self.evals.append(time.perf_counter() - self.epoch_ended)
+                self.epoch_ended = None
+
+    clock = Clock()
+    fine_tune_started = time.perf_counter()
+    result = hf_transfer.fine_tune(parse_config(argv, task=task), callbacks=[clock])
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
+    steady = clock.steps[3:] or clock.steps
+    metrics.update(
+        timings,
+        import_s=imported - started,
+        fine_tune_s=time.perf_counter() - fine_tune_started,
+        wall_s=time.perf_counter() - started,
+        steps=len(clock.steps),
+        steps_total_s=sum(clock.steps),
+        step_median_s=statistics.median(steady) if steady else None,
+        evals_in_training=len(clock.evals),
+        evals_in_training_s=sum(clock.evals),
+        trainable_parameters=result.trainable_parameters,
+        total_parameters=result.total_parameters,
+        train_batch_size=result.trainer.args.per_device_train_batch_size,
+        eval_batch_size=result.trainer.args.per_device_eval_batch_size,
+        hf_transfer_file=hf_transfer.__file__,
+    )
+    Path(result_path).write_text(json.dumps(metrics, indent=2))
+
+
+# ------------------------------------------------------------------------------------------------------- the parent
+
+
+def entry_sizes(features: Path) -> dict[str, int]:
+    """Bytes of each finished entry folder under ``features`` (temporary and trash folders, locks left out)."""
+    if not features.is_dir():
+        return {}
+    sizes = {}
+    for child in features.iterdir():
+        if DIGEST.fullmatch(child.name) and child.is_dir():
+            sizes[child.name] = sum(f.stat().st_size for f in child.rglob("*") if f.is_file())
+    return sizes
+
+
+def describe_entry(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"description": meta.get("description"), "tensors": meta.get("tensors"), "rows_of": meta["key"]["rows_of"]}
+
+
+def run_job(job: Job, out: Path, cache: Path, timeout_s: int) -> dict[str, Any]:
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    target = logs / f"{job.name}.json"
+    target.unlink(missing_ok=True)
+    argv = [*job.flags, "--output_dir", str(out / "runs" / job.name)]
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(target), MODALITIES[job.modality].task]
+    features = cache / "features"
+    before = entry_sizes(features)
+    load_before = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [*command, "--", *argv],
+            cwd=REPO,
+            env={**os.environ, **WORKER_ENV, "HF_TRANSFER_CACHE": str(cache)},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        output, returncode = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as err:
+        output, returncode = f"{err.stdout or ''}{err.stderr or ''}\nTIMED OUT after {timeout_s} s", -1
+    process_s = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    (logs / f"{job.name}.log").write_text(output if isinstance(output, str) else str(output))
+    if returncode != 0 or not target.is_file():
+        raise RuntimeError(f"{job.name} failed; see {logs / f'{job.name}.log'}:\n{str(output)[-3000:]}")
+    metrics = json.loads(target.read_text())
+    after = entry_sizes(features)
+    new = {digest: size for digest, size in after.items() if digest not in before}
+    metrics.update(
+        job=asdict(job),
+        command=shlex.join(["python", "benchmarks/feature_cache.py", "--worker", "RESULT", "TASK", "--", *argv]),
+        process_s=process_s,
+        cpu_s=(cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime),
+        load_1min=[load_before, os.getloadavg()[0]],
+        new_entries={digest: {"bytes": size, **describe_entry(features / digest)} for digest, size in new.items()},
+        new_entries_bytes=sum(new.values()),
+    )
+    return metrics
+
+
+def materialise_builtins(parts: list[str]) -> Path:
+    """Materialise the built-in checkpoints and datasets in the normal cache (untimed); return that cache's root."""
+    names = {"image": ("efficientnet_lite0", "mnist"), "text": ("all-MiniLM-L6-v2", "rotten_tomatoes")}
+    wanted = [names[p] for p in parts]
+    code = (
+        "import json, sys\n"
+        "from hf_transfer._cache import cache_dir\n"
+        "from hf_transfer.models.builtin import builtin_checkpoint_dir\n"
+        "from hf_transfer.data.builtin import builtin_dataset_dir\n"
+        "for model, data in json.loads(sys.argv[1]):\n"
+        "    builtin_checkpoint_dir(model); builtin_dataset_dir('builtin:' + data)\n"
+        "print(cache_dir())\n"
+    )
+    env = {**os.environ, **WORKER_ENV}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(wanted)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"materialising the built-ins failed:\n{proc.stderr[-3000:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def temporary_cache(normal: Path) -> Path:
+    """A fresh HF_TRANSFER_CACHE whose checkpoints and datasets are the normal cache's (symlinked)."""
+    root = Path(tempfile.mkdtemp(prefix="hf_transfer-feature-cache-bench-"))
+    for name in ("checkpoints", "datasets"):
+        (normal / name).mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(normal / name, target_is_directory=True)
+    return root
+
+
+def remove_temporary_cache(root: Path) -> None:
+    for name in ("checkpoints", "datasets"):  # the links only, never what they point to
+        if (root / name).is_symlink():
+            (root / name).unlink()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def snapshot_library() -> tuple[Path, str]:
+    """Copy the working tree's ``hf_transfer/`` to a temporary folder that every subprocess imports first: other
+    engineers may edit the library while the benchmark runs, and a run must measure one version throughout (a
+    template read after an edit of the code that fills it fails, and half the rows would time another library).
+    Returns the folder and the sha256 of the copied files' paths and contents."""
+    root = Path(tempfile.mkdtemp(prefix="hf_transfer-feature-cache-bench-lib-"))
+    shutil.copytree(REPO / "hf_transfer", root / "hf_transfer", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    for file in sorted(p for p in (root / "hf_transfer").rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
+    return root, digest.hexdigest()
+
+
+def environment(command: str, library: Path, digest: str) -> dict[str, str]:
+    import psutil
+    import timm
+    import torch
+    import transformers
+
+    import hf_transfer
+
+    threads = WORKER_ENV["OMP_NUM_THREADS"]
+    return {
+        "command": command,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "timm": timm.__version__,
+        "cpu": f"{os.cpu_count()} logical cores ({platform.processor() or platform.machine()}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, GPU: {'yes' if torch.cuda.is_available() else 'none'}",
+        "threads": f"torch.set_num_threads({threads}) and OMP_NUM_THREADS={threads} in every configuration",
+        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "hf_transfer": f"{hf_transfer.__version__}: a copy of {Path(hf_transfer.__file__).parent} taken at the start "
+        f"(files' sha256 {digest[:16]}), imported by every configuration from {library}",
+        "repository_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
+        return out.stdout.strip() + (" (working tree has uncommitted changes)" if dirty.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------------------------ the tables
+
+
+@dataclass
+class Checks:
+    failures: list[str] = field(default_factory=list)  # correctness: the benchmark exits non-zero
+    missed: list[str] = field(default_factory=list)  # performance targets: reported, not fatal
+
+    def expect(self, ok: bool, message: str) -> str:
+        if not ok:
+            self.failures.append(message)
+        return "yes" if ok else "**no**"
+
+    def target(self, ok: bool, message: str) -> str:
+        if not ok:
+            self.missed.append(message)
+        return "yes" if ok else "**no**"
+
+
+def _load(r: dict[str, Any]) -> str:
+    return "{:.1f} → {:.1f}".format(*r["load_1min"])
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:.0f}"
+
+
+def _case(r: dict[str, Any]) -> str:
+    job = r["job"]
+    blocks = MODALITIES[job["modality"]].num_blocks
+    what = "linear_probe" if job["kind"] == "probe" else f"freeze {job['blocks']}/{blocks}"
+    return f"{job['modality']} {what}"
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.2f}"
+
+
+def _shapes(entries: dict[str, Any]) -> str:
+    first = next(iter(entries.values()), {})
+    tensors = first.get("tensors") or {}
+    parts = [f"{name} {'×'.join(map(str, t['shape'][1:])) or '1'} {t['dtype']}" for name, t in tensors.items()]
+    return ", ".join(parts) or "–"
+
+
+def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
+    results, env, mode = saved["results"], saved["environment"], saved["mode"]
+    checks = Checks()
+    budget = BUDGETS[mode]
+    loads = [x for r in results.values() for x in r.get("load_1min", []) if r["job"]["timed"]]
+    out = [
+        f"Mode: {mode}. Total wall time of the benchmark: {saved['total_s'] / 60:.1f} min.",
+        "",
+        *[f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in env.items()],
+    ]
+    if loads:
+        out.append(f"- 1-min load average before/after each configuration: {min(loads):.2f} to {max(loads):.2f}")
+    timed = [r for r in results.values() if r["job"]["timed"]]
+    modalities = [m for m in MODALITIES if any(r["job"]["modality"] == m for r in timed)]
+    first = {m: next(r for r in timed if r["job"]["modality"] == m) for m in modalities}
+    batches = ", ".join(
+        f"{m} {first[m].get('train_batch_size', '?')} (evaluation {first[m].get('eval_batch_size', '?')})"
+        for m in modalities
+    )
+    out += [
+        f"- budgets: {budget.train_samples} train / {budget.eval_samples} validation samples, seed {SEED}, the "
+        f"recipes' default batch sizes ({batches}); linear_probe {budget.probe_epochs:g} epochs, freeze "
+        f"{budget.freeze_epochs:g} epochs; evaluation every epoch, no checkpoints; a fresh process per configuration",
+    ]
+
+    # -- 1 + 2: cached vs uncached
+    out += [
+        "",
+        "### Cached vs uncached frozen features" + (" (quick)" if mode == "quick" else ""),
+        "",
+        "Ratios are uncached / cached, measured side by side in this run. Training time: the Trainer's "
+        "`train_runtime` (all steps and the per-epoch evaluations; the one-off encoding is not part of it); "
+        "whole process: wall time of the cached (cold cache) and the uncached process from start to exit.",
+        "",
+        "| model, data | strategy | epochs | train runtime (s) cached / uncached | training-time ratio | "
+        "whole-process wall (s) cached / uncached | wall-time ratio | eval accuracy cached / uncached | "
+        "Δ accuracy (points) | targets met (≥ 20×, ≤ 0.5 point) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    pairs = []
+    for key in modalities:
+        m = MODALITIES[key]
+        pairs.append((m, "`linear_probe`", f"{key}-probe-cold", f"{key}-probe-uncached", True))
+        for n in m.freeze_blocks:
+            strategy = f"`freeze --freeze_blocks {n}` ({n}/{m.num_blocks}) `--train_bn False`"
+            pairs.append((m, strategy, f"{key}-freeze{n}-cold", f"{key}-freeze{n}-uncached", False))
+    for m, strategy, cached_name, uncached_name, probe in pairs:
+        c, u = results.get(cached_name), results.get(uncached_name)
+        if c is None or u is None:
+            continue
+        train_ratio = u["train_runtime"] / c["train_runtime"]
+        wall_ratio = u["process_s"] / c["process_s"]
+        delta = 100 * (c["eval_accuracy"] - u["eval_accuracy"])
+        if probe:
+            speed = checks.target(train_ratio >= 20, f"{cached_name}: training-time ratio {train_ratio:.1f}x < 20x")
+            same = checks.target(abs(delta) <= 0.5, f"{cached_name}: accuracy differs by {delta:+.2f} points")
+            targets = f"{speed} ({train_ratio / 20:.2f} of 20×), {same}"
+        else:
+            targets = "– (no target)"
+        out.append(
+            f"| {m.title} | {strategy} | {c['epoch']:.0f} | {c['train_runtime']:.1f} / {u['train_runtime']:.1f} | "
+            f"**{train_ratio:.1f}×** | {c['process_s']:.1f} / {u['process_s']:.1f} | **{wall_ratio:.1f}×** | "
+            f"{c['eval_accuracy']:.4f} / {u['eval_accuracy']:.4f} | {delta:+.2f} | {targets} |"
+        )
+
+    # -- per run
+    out += [
+        "",
+        "### Every configuration" + (" (quick)" if mode == "quick" else ""),
+        "",
+        "Where the time goes. *Cache step*: `use_frozen_feature_cache` in `prepare` (encoding, or loading the stored "
+        "features, and checking the cut). *Steps*: the optimisation steps, `on_step_begin` → `on_step_end` (median "
+        "after 3 warm-up steps; batches loaded outside it). *Evals*: the per-epoch evaluations inside "
+        "`train_runtime`. *Rest of train runtime*: `train_runtime` minus steps and evals (batch loading, i.e. image "
+        "decoding and transforms when uncached, and the Trainer's per-step bookkeeping). CPU: user + system time of "
+        "the process.",
+        "",
+        "| configuration | features | encoded / reused | process wall (s) | cache step (s) | train runtime (s) | "
+        "steps × median (ms) | steps total (s) | evals in training (s) | rest of train runtime (s) | CPU (s) | "
+        "eval accuracy | 1-min load before → after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results.values():
+        job = r["job"]
+        if not job["timed"]:
+            continue
+        features = {"uncached": "uncached", "cold": "cached, cold", "warm": "cached, warm"}[job["variant"]]
+        if job["dtype"] != "float32":
+            features += f" ({job['dtype']})"
+        encoded = (
+            f"{r.get('frozen_features_encoded', 0)} / {r.get('frozen_features_reused', 0)}"
+            if "frozen_features_encoded" in r
+            else "–"
+        )
+        rest = r["train_runtime"] - r["steps_total_s"] - r["evals_in_training_s"]
+        cache_step = f"{r['cache_step_s']:.1f}" if job["variant"] != "uncached" and "cache_step_s" in r else "–"
+        out.append(
+            f"| {_case(r)} | {features} | {encoded} | {r['process_s']:.1f} | {cache_step} | {r['train_runtime']:.1f} "
+            f"| {r['steps']} × {_ms(r['step_median_s'])} | {r['steps_total_s']:.1f} | {r['evals_in_training_s']:.1f} "
+            f"| {rest:.1f} | {r['cpu_s']:.1f} | {r['eval_accuracy']:.4f} | {_load(r)} |"
+        )
+
+    # -- 3: warm cache
+    out += [
+        "",
+        "### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`"
+        + (" (quick)" if mode == "quick" else ""),
+        "",
+        "| model, data | whole-process wall (s) cold / warm | warm / cold | cache step (s) cold / warm | "
+        "encoded cold / warm | reused warm | eval accuracy cold / warm | `frozen_features_encoded == 0` when warm |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key in modalities:
+        cold, warm = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-warm")
+        if cold is None or warm is None:
+            continue
+        none_encoded = checks.expect(
+            warm.get("frozen_features_encoded") == 0,
+            f"{key}-probe-warm encoded {warm.get('frozen_features_encoded')} examples (expected 0)",
+        )
+        checks.expect(
+            warm.get("frozen_features_reused") == cold.get("frozen_features_encoded"),
+            f"{key}-probe-warm reused {warm.get('frozen_features_reused')} examples, the cold run encoded "
+            f"{cold.get('frozen_features_encoded')}",
+        )
+        out.append(
+            f"| {MODALITIES[key].title} | {cold['process_s']:.1f} / {warm['process_s']:.1f} | "
+            f"**{warm['process_s'] / cold['process_s']:.2f}** | {cold['cache_step_s']:.1f} / "
+            f"{warm['cache_step_s']:.1f} | {cold['frozen_features_encoded']} / {warm['frozen_features_encoded']} | "
+            f"{warm['frozen_features_reused']} | {cold['eval_accuracy']:.4f} / {warm['eval_accuracy']:.4f} | "
+            f"{none_encoded} |"
+        )
+
+    # -- 4: size on disk
+    out += [
+        "",
+        "### Cache size on disk" + (" (quick)" if mode == "quick" else ""),
+        "",
+        "The entry folders (`features.safetensors` + `meta.json`, one per split) each cold cached run added to "
+        "`$HF_TRANSFER_CACHE/features`, scaled per 1,000 encoded examples (train + validation). Token states are "
+        "stored padded to `--max_seq_length`, with their attention mask.",
+        "",
+        "| configuration | cut | dtype | stored per example | entries | examples encoded | on disk (MiB) | "
+        "MiB per 1,000 examples |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in results.items():
+        job = r["job"]
+        if job["variant"] != "cold":
+            continue
+        encoded = r.get("frozen_features_encoded") or 0
+        per_1000 = _mib(r["new_entries_bytes"] / encoded * 1000) if encoded else "–"
+        cut = next(iter(r["new_entries"].values()), {}).get("description", "–") or "–"
+        cut = cut.split(" of ")[0]
+        checks.expect(encoded > 0 and r["new_entries"], f"{name}: the cold cached run stored nothing")
+        out.append(
+            f"| {_case(r)} | {cut} | {job['dtype']} | {_shapes(r['new_entries'])} | {len(r['new_entries'])} | "
+            f"{encoded} | {_mib(r['new_entries_bytes'])} | **{per_1000}** |"
+        )
+    for name, r in results.items():
+        if saved.get("library"):
+            imported = r.get("hf_transfer_file", "")
+            checks.expect(imported.startswith(saved["library"]), f"{name} imported hf_transfer from {imported}")
+        if r["job"]["variant"] == "uncached" and r["job"]["timed"]:
+            checks.expect("frozen_features_encoded" not in r, f"{name}: the uncached run used the cache")
+            checks.expect(not r["new_entries"], f"{name}: the uncached run wrote feature entries")
+    if checks.missed:
+        out += ["", "Targets missed" + (" (quick budgets: not meaningful)" if mode == "quick" else "") + ":", ""]
+        out += [f"- {m}" for m in checks.missed]
+    if checks.failures:
+        out += ["", "**Checks failed:**", "", *[f"- {f}" for f in checks.failures]]
+    return "\n".join(out) + "\n", checks.failures
+
+
+# ------------------------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:  # --worker RESULT TASK -- recipe flags...
+        result_path, task, rest = argv[1], argv[2], argv[3:]
+        worker_main(result_path, task, rest[1:] if rest[:1] == ["--"] else rest)
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke check of every code path")
+    parser.add_argument("--parts", default="image,text", help="comma-separated subset of image,text")
+    parser.add_argument("--out", default=None, help="default: outputs/benchmarks/feature_cache[-quick]")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per configuration")
+    parser.add_argument("--kinds", default="probe,freeze", help="comma-separated subset of probe,freeze")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch/OpenMP threads per configuration (default 1: see the docstring)"
+    )
+    parser.add_argument("--keep_cache", action="store_true", help="keep the temporary HF_TRANSFER_CACHE")
+    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
+    args = parser.parse_args(argv)
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text()))[0], end="")
+        return
+    WORKER_ENV["OMP_NUM_THREADS"] = WORKER_ENV["MKL_NUM_THREADS"] = str(args.threads)
+    for key, value in WORKER_ENV.items():  # so that environment() and the imports below see what workers see
+        os.environ.setdefault(key, value)
+    mode = "quick" if args.quick else "full"
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in MODALITIES]
+    if unknown or not parts:
+        parser.error(f"--parts: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODALITIES)}")
+    default_out = REPO / "outputs" / "benchmarks" / ("feature_cache-quick" if args.quick else "feature_cache")
+    out = Path(args.out or default_out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = shlex.join([".venv/bin/python", "benchmarks/feature_cache.py", *argv])
+    started = time.perf_counter()
+    library, digest = snapshot_library()
+    WORKER_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), os.environ.get("PYTHONPATH")]))
+    env = environment(command, library, digest)
+    normal = materialise_builtins(parts)
+    cache = temporary_cache(normal)
+    print(f"temporary HF_TRANSFER_CACHE {cache} (checkpoints, datasets -> {normal})", flush=True)
+    results: dict[str, dict[str, Any]] = {}
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if not kinds or set(kinds) - {"probe", "freeze"}:
+        parser.error(f"--kinds: choose from probe, freeze (got {args.kinds!r})")
+    jobs = build_jobs(mode, parts, kinds)
+    saved = {"mode": mode, "environment": env, "results": results, "total_s": 0.0, "library": str(library)}
+    try:
+        number = 0
+        while jobs:
+            job = jobs.pop(0)
+            number += 1
+            results[job.name] = run_job(job, out, cache, args.timeout)
+            r = results[job.name]
+            print(
+                f"[{number}/{number + len(jobs)}] {job.name}: process {r['process_s']:.1f} s, train_runtime "
+                f"{r['train_runtime']:.1f} s, eval_accuracy {r['eval_accuracy']:.4f}, encoded "
+                f"{r.get('frozen_features_encoded', '–')}, load {_load(r)}",
+                flush=True,
+            )
+            if not jobs:  # the float16 row: the largest float32 case once more
+                cold = [(n, x) for n, x in results.items() if x["job"]["variant"] == "cold" and x["job"]["timed"]]
+                if cold and not any(x["job"]["dtype"] == "float16" for x in results.values()):
+                    largest = max(cold, key=lambda item: item[1]["new_entries_bytes"])[1]["job"]
+                    jobs.append(float16_job(Job(**largest)))
+            saved["total_s"] = time.perf_counter() - started
+            (out / "results.json").write_text(json.dumps(saved, indent=2))
+    finally:
+        shutil.rmtree(library, ignore_errors=True)
+        if args.keep_cache:
+            print(f"kept {cache}", flush=True)
+        else:
+            remove_temporary_cache(cache)
+    saved["total_s"] = time.perf_counter() - started
+    (out / "results.json").write_text(json.dumps(saved, indent=2))
+    tables, failures = render(saved)
+    (out / "tables.md").write_text(tables)
+    print(tables, end="")
+    if failures:
+        raise SystemExit("checks failed:\n" + "\n".join(failures))
+
+
+if __name__ == "__main__":
+    main()
