@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import importlib
 import json
 import os
@@ -56,24 +55,19 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+from harness import git_commit, remove_temporary_cache, run_worker, snapshot_library, temporary_cache  # noqa: E402
+
+BENCH = "hf_transfer-feature-cache-bench"
+
 REPO = Path(__file__).resolve().parent.parent
-WORKER_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_EVALUATE_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "OMP_NUM_THREADS": "1",  # --threads
-    "MKL_NUM_THREADS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-    "TRANSFORMERS_VERBOSITY": "warning",
-    "PYTHONUNBUFFERED": "1",
-}
+WORKER_ENV = {**harness.WORKER_ENV}  # a copy: --threads changes it
 SEED = 0
 DIGEST = re.compile(r"[0-9a-f]{64}")
 COMMON = [
@@ -318,24 +312,9 @@ def run_job(job: Job, out: Path, cache: Path, timeout_s: int) -> dict[str, Any]:
     before = entry_sizes(features)
     load_before = os.getloadavg()[0]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [*command, "--", *argv],
-            cwd=REPO,
-            env={**os.environ, **WORKER_ENV, "HF_TRANSFER_CACHE": str(cache)},
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
-        output, returncode = proc.stdout + proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as err:
-        output, returncode = f"{err.stdout or ''}{err.stderr or ''}\nTIMED OUT after {timeout_s} s", -1
-    process_s = time.perf_counter() - started
+    env = {**os.environ, **WORKER_ENV, "HF_TRANSFER_CACHE": str(cache)}
+    process_s = run_worker([*command, "--", *argv], env, logs / f"{job.name}.log", target, timeout_s)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    (logs / f"{job.name}.log").write_text(output if isinstance(output, str) else str(output))
-    if returncode != 0 or not target.is_file():
-        raise RuntimeError(f"{job.name} failed; see {logs / f'{job.name}.log'}:\n{str(output)[-3000:]}")
     metrics = json.loads(target.read_text())
     after = entry_sizes(features)
     new = {digest: size for digest, size in after.items() if digest not in before}
@@ -373,35 +352,6 @@ def materialise_builtins(parts: list[str]) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def temporary_cache(normal: Path) -> Path:
-    """A fresh HF_TRANSFER_CACHE whose checkpoints and datasets are the normal cache's (symlinked)."""
-    root = Path(tempfile.mkdtemp(prefix="hf_transfer-feature-cache-bench-"))
-    for name in ("checkpoints", "datasets"):
-        (normal / name).mkdir(parents=True, exist_ok=True)
-        (root / name).symlink_to(normal / name, target_is_directory=True)
-    return root
-
-
-def remove_temporary_cache(root: Path) -> None:
-    for name in ("checkpoints", "datasets"):  # the links only, never what they point to
-        if (root / name).is_symlink():
-            (root / name).unlink()
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def snapshot_library() -> tuple[Path, str]:
-    """Copy the working tree's ``hf_transfer/`` to a temporary folder that every subprocess imports first: other
-    engineers may edit the library while the benchmark runs, and a run must measure one version throughout (a
-    template read after an edit of the code that fills it fails, and half the rows would time another library).
-    Returns the folder and the sha256 of the copied files' paths and contents."""
-    root = Path(tempfile.mkdtemp(prefix="hf_transfer-feature-cache-bench-lib-"))
-    shutil.copytree(REPO / "hf_transfer", root / "hf_transfer", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    digest = hashlib.sha256()
-    for file in sorted(p for p in (root / "hf_transfer").rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
-    return root, digest.hexdigest()
-
-
 def environment(command: str, library: Path, digest: str) -> dict[str, str]:
     import psutil
     import timm
@@ -424,17 +374,8 @@ def environment(command: str, library: Path, digest: str) -> dict[str, str]:
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "hf_transfer": f"{hf_transfer.__version__}: a copy of {Path(hf_transfer.__file__).parent} taken at the start "
         f"(files' sha256 {digest[:16]}), imported by every configuration from {library}",
-        "repository_commit": _git_commit(),
+        "repository_commit": git_commit(),
     }
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
-        return out.stdout.strip() + (" (working tree has uncommitted changes)" if dirty.strip() else "")
-    except OSError:
-        return "unknown"
 
 
 # ------------------------------------------------------------------------------------------------------ the tables
@@ -693,11 +634,11 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     command = shlex.join([".venv/bin/python", "benchmarks/feature_cache.py", *argv])
     started = time.perf_counter()
-    library, digest = snapshot_library()
+    library, digest = snapshot_library(BENCH)
     WORKER_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), os.environ.get("PYTHONPATH")]))
     env = environment(command, library, digest)
     normal = materialise_builtins(parts)
-    cache = temporary_cache(normal)
+    cache = temporary_cache(normal, BENCH)
     print(f"temporary HF_TRANSFER_CACHE {cache} (checkpoints, datasets -> {normal})", flush=True)
     results: dict[str, dict[str, Any]] = {}
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]

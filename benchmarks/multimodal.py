@@ -86,35 +86,42 @@ def run(name: str, flags: list[str], out: Path) -> dict:
 
 
 def render(results: dict[str, dict], quick: bool) -> str:
-    cached, uncached = results["cached"], results["uncached"]
-    lines = [
-        "### Frozen towers: cached vs uncached features" + (" (quick)" if quick else ""),
-        "",
-        "| features | train samples | epochs | run wall time (s) | train runtime (s) | eval accuracy |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, m in (("cached", cached), ("uncached", uncached)):
-        lines.append(
-            f"| {name} | {int(m['train_samples'])} | {m['epoch']:.0f} | {m['wall_s']:.1f} | "
-            f"{m['train_runtime']:.1f} | {m['eval_accuracy']:.4f} |"
-        )
-    lines += [
-        "",
-        f"Speed-up of the whole run (uncached / cached wall time): **{uncached['wall_s'] / cached['wall_s']:.1f}x**; "
-        f"of training alone: {uncached['train_runtime'] / cached['train_runtime']:.1f}x (the cached run's training "
-        "excludes its one-off encoding, which is in its wall time).",
-        "",
-        "### Fusion heads on easy-vqa (frozen towers, 5 epochs, test split)" + (" (quick)" if quick else ""),
-        "",
-        "| fusion | eval accuracy | image only | text only | run wall time (s) |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name in ("concat", "gated"):
-        m = results[name]
-        lines.append(
-            f"| {name} | {m['eval_accuracy']:.4f} | {m.get('eval_image_only_accuracy', float('nan')):.4f} | "
-            f"{m.get('eval_text_only_accuracy', float('nan')):.4f} | {m['wall_s']:.1f} |"
-        )
+    """The tables of the parts that have results (``--parts`` may have run only one)."""
+    lines: list[str] = []
+    if "cached" in results and "uncached" in results:
+        cached, uncached = results["cached"], results["uncached"]
+        lines += [
+            "### Frozen towers: cached vs uncached features" + (" (quick)" if quick else ""),
+            "",
+            "| features | train samples | epochs | run wall time (s) | train runtime (s) | eval accuracy | macro-F1 |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, m in (("cached", cached), ("uncached", uncached)):
+            lines.append(
+                f"| {name} | {int(m['train_samples'])} | {m['epoch']:.0f} | {m['wall_s']:.1f} | "
+                f"{m['train_runtime']:.1f} | {m['eval_accuracy']:.4f} | {m.get('eval_macro_f1', float('nan')):.4f} |"
+            )
+        lines += [
+            "",
+            "Speed-up of the whole run (uncached / cached wall time): "
+            f"**{uncached['wall_s'] / cached['wall_s']:.1f}x**; of training alone: "
+            f"{uncached['train_runtime'] / cached['train_runtime']:.1f}x (the cached run's training excludes its "
+            "one-off encoding, which is in its wall time).",
+            "",
+        ]
+    if "concat" in results and "gated" in results:
+        lines += [
+            "### Fusion heads on easy-vqa (frozen towers, 5 epochs, test split)" + (" (quick)" if quick else ""),
+            "",
+            "| fusion | eval accuracy | image only | text only | run wall time (s) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name in ("concat", "gated"):
+            m = results[name]
+            lines.append(
+                f"| {name} | {m['eval_accuracy']:.4f} | {m.get('eval_image_only_accuracy', float('nan')):.4f} | "
+                f"{m.get('eval_text_only_accuracy', float('nan')):.4f} | {m['wall_s']:.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

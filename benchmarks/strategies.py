@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import git_commit  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 # Fixed for every subprocess: offline (a Hub call fails at once), the same thread count, no progress bars.
 WORKER_ENV = {
@@ -628,17 +631,8 @@ def environment() -> dict[str, str]:
         "threads": f"torch.set_num_threads({threads}) and OMP_NUM_THREADS={threads} in every configuration",
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "hf_transfer": f"{hf_transfer.__version__} from {Path(hf_transfer.__file__).parent}",
-        "repository_commit": _git_commit(),
+        "repository_commit": git_commit(),
     }
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
-        return out.stdout.strip() + (" (working tree has uncommitted changes)" if dirty.strip() else "")
-    except OSError:
-        return "unknown"
 
 
 def render(mode: str, env: dict[str, str], rows: dict[str, list[Variant]], results: dict, total_s: float) -> str:

