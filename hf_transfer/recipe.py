@@ -97,9 +97,11 @@ def parse_config(
     argv: list[str] | None = None,
     defaults: dict[str, Any] | None = None,
     task: str = IMAGE_CLASSIFICATION,
+    resolve: bool = True,
 ) -> RecipeConfig:
     """Parse ``argv`` (default ``sys.argv[1:]``) over the task's defaults (or ``defaults``) and ``--config`` YAML,
-    then resolve it: the returned config is complete and valid."""
+    then resolve it: the returned config is complete and valid. ``resolve=False`` returns it as parsed (a study
+    resolves its base itself, without the settings only some of its strategies read)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _check_task(task)
     arguments = (ModelArguments, DataArguments, strategy_arguments_class(), RunArguments, FusionArguments)
@@ -127,7 +129,7 @@ def parse_config(
     if task != MULTIMODAL_CLASSIFICATION:
         _reject_fusion_flags(argv, task)
     config = RecipeConfig(model, data, strategy, training, run, task, fusion)
-    return resolve_config(config)
+    return resolve_config(config) if resolve else config
 
 
 def resolve_config(config: RecipeConfig) -> RecipeConfig:

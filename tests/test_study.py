@@ -97,10 +97,22 @@ def test_study_cells_report_and_resume(tmp_path, colours, pretrained):
     assert redone == {"runs/tiny/linear_probe/n3-s1"}
 
 
+def test_a_setting_goes_to_the_cells_whose_strategy_reads_it(tmp_path, colours, pretrained):
+    from hf_transfer.recipe import parse_config
+    from hf_transfer.study.cells import Cell, cell_config
+    from hf_transfer.study.study import resolve_base
+
+    argv = ["--train_dir", str(colours), "--model_name_or_path", str(pretrained), "--freeze_blocks", "1"]
+    base = resolve_base(parse_config([*argv, "--output_dir", str(tmp_path)], resolve=False), ["full", "freeze"])
+    freeze, full = (cell_config(base, Cell(str(pretrained), s, False, 3, 0), tmp_path, 0) for s in ("freeze", "full"))
+    assert freeze.strategy.freeze_blocks == 1 and full.strategy.freeze_blocks is None
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
         (["--train_sizes", "3,99"], "class 'blue' has only"),
+        (["--strategies", "full,linear_probe", "--lora_r", "4"], "--lora_r is read by none of --strategies"),
         (["--strategies", "linear_prob"], "linear_probe"),
         (["--train_sizes", "3,3"], "twice"),
     ],

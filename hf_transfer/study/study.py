@@ -21,6 +21,7 @@ from ..config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, SINGLE_LAB
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, parse_config, resolve_config
 from ..strategies import strategy_classes
+from ..strategies.compose import given_settings
 from .cells import Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
 from .rank import rank_models
 from .report import write_report
@@ -47,10 +48,10 @@ class StudySettings:
 def study(base: RecipeConfig, settings: StudySettings, command: str = "") -> StudySummary:
     """Run (or resume) the study in ``base.training.output_dir`` and write its report there."""
     started = time.perf_counter()
-    base = resolve_config(base)
     if base.task == MULTIMODAL_CLASSIFICATION:
         raise ConfigError("study: image+text models have no single checkpoint to vary yet; study each tower's task.")
     check_settings(settings)
+    base = resolve_base(base, settings.strategies)
     study_dir = Path(base.training.output_dir)
     split_seed = base.data.split_seed if base.data.split_seed is not None else base.training.seed
     models = settings.models or [base.model.model_name_or_path]
@@ -103,6 +104,22 @@ def check_settings(settings: StudySettings) -> None:
         raise ConfigError(f"--max_parallel must be >= 1, got {settings.max_parallel}.")
     if settings.backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {settings.backend!r}.")
+
+
+def resolve_base(base: RecipeConfig, strategies: list[str]) -> RecipeConfig:
+    """Resolve the study's base config without its strategy settings, then put them back: a setting only some of the
+    study's strategies read (``--freeze_blocks`` for the `freeze` cells) must not fail the others, and each cell keeps
+    only what its strategy reads (:func:`cell_config`). A setting none of them reads is an error."""
+    given = {name: value for name, value in given_settings(base.strategy).items() if value is not None}
+    classes = [cls for name in strategies for cls in strategy_classes(_strategy_arguments(name))]
+    read = {setting for cls in classes for setting in cls.setting_names()}
+    unread = sorted(set(given) - read)
+    if unread:
+        raise ConfigError(f"--{unread[0]} is read by none of --strategies {','.join(strategies)}.")
+    base.strategy = dataclasses.replace(base.strategy, **dict.fromkeys(given))
+    base = resolve_config(base)
+    base.strategy = dataclasses.replace(base.strategy, **given)
+    return base
 
 
 def check_sizes(base: RecipeConfig, sizes: list[int | None], split_seed: int) -> dict[str, int]:
@@ -197,7 +214,7 @@ def study_from_argv(argv: list[str]) -> StudySummary:
         rest = [*rest, "--output_dir", f"outputs/study_{task.split('-')[0]}"]
     if settings.models and not any(a.startswith("--model_name_or_path") for a in rest):
         rest = [*rest, "--model_name_or_path", settings.models[0]]
-    base = parse_config(rest, task=task)
+    base = parse_config(rest, task=task, resolve=False)
     return study(base, settings, command=shlex.join(["hf-transfer", "study", *argv]))
 
 
