@@ -95,6 +95,7 @@ def test_study_cells_report_and_resume(tmp_path, colours, pretrained):
     after = {name: (study_dir / name / "all_results.json").stat().st_mtime_ns for name in cells}
     redone = {name for name in cells if after[name] != stamps[name]}
     assert redone == {"runs/tiny/linear_probe/n3-s1"}
+    assert f"ran 1 of the {len(cells)} cells" in (study_dir / "README.md").read_text()  # this invocation's share
 
 
 def test_a_setting_goes_to_the_cells_whose_strategy_reads_it(tmp_path, colours, pretrained):

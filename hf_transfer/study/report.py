@@ -257,6 +257,8 @@ def _context(cells: Sequence[CellResult], summary: StudySummary, facts: StudyFac
         "times": _grid(summary, short, lambda g: format_duration(g.train_runtime_mean)),
         "time": {
             "cells": summary.time.cells,
+            "resumed": summary.time.cells_run is not None and summary.time.cells_run < summary.time.cells,
+            "cells_run": summary.time.cells_run,
             "study": format_duration(summary.time.study_wall_time),
             "cells_wall": format_duration(summary.time.cells_wall_time),
             "train": format_duration(summary.time.train_runtime),

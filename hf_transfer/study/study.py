@@ -85,6 +85,7 @@ def study(base: RecipeConfig, settings: StudySettings, command: str = "") -> Stu
         "command": command,
         "total_wall_time": time.perf_counter() - started,
         "failed_cells": [f"{o.cell.describe()}: {o.error}" for o in failed],
+        "cells_run": len(jobs),
     }
     return write_report(study_dir, results, ranking, facts)
 

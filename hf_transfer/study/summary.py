@@ -78,6 +78,7 @@ class StudyFacts:
     total_wall_time: float
     n_classes: int | None = None
     failed_cells: list[str] = field(default_factory=list)  # one line per cell that did not finish
+    cells_run: int | None = None  # cells this invocation ran (a resumed study skips the finished ones)
 
     @classmethod
     def of(cls, facts: StudyFacts | Mapping[str, Any]) -> StudyFacts:
@@ -181,6 +182,7 @@ class TimeSummary:
     study_wall_time: float
     frozen_features_encoded: int
     frozen_features_reused: int
+    cells_run: int | None = None  # of ``cells``, run by the invocation whose wall time is ``study_wall_time``
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ def _time(cells: Sequence[CellResult], facts: StudyFacts) -> TimeSummary:
         study_wall_time=facts.total_wall_time,
         frozen_features_encoded=sum(c.frozen_features_encoded for c in cells),
         frozen_features_reused=sum(c.frozen_features_reused for c in cells),
+        cells_run=facts.cells_run,
     )
 
 
