@@ -72,7 +72,8 @@ def choose_training(
         epochs = training.num_train_epochs
         wanted = min(max(epochs * steps_per_epoch, MIN_STEPS), MAX_STEPS)
         if wanted != epochs * steps_per_epoch:
-            training.num_train_epochs = max(1, round(wanted / steps_per_epoch)) if wanted >= steps_per_epoch else 1
+            whole = math.ceil if wanted > epochs * steps_per_epoch else math.floor  # at least MIN_STEPS, at most MAX
+            training.num_train_epochs = max(1, whole(wanted / steps_per_epoch)) if wanted >= steps_per_epoch else 1
             if wanted < steps_per_epoch:
                 training.max_steps = int(wanted)
             choices.values["num_train_epochs"] = training.num_train_epochs
