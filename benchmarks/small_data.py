@@ -688,7 +688,7 @@ def main(argv: list[str] | None = None) -> None:
         "mode": mode,
         "plan": asdict(plan),
         "environment": environment(command, digest),
-        "data": {},
+        "data": dict(previous.get("data", {})) if previous.get("mode") == mode else {},  # parts not rerun stay
         "results": dict(previous.get("results", {})) if previous.get("mode") == mode else {},
         "image_best": {},
         "total_s": previous.get("total_s", 0.0) if previous.get("mode") == mode else 0.0,
