@@ -194,6 +194,3 @@ def _time_ticks(axis) -> None:
     axis.xaxis.set_major_locator(FixedLocator(ticks))
     axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set_xticklabels([_time_tick_label(t) for t in ticks])
-
-
-# --- the terminal ----------------------------------------------------------------------------------------------------
