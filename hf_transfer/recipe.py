@@ -37,7 +37,13 @@ from .config import (
 from .data.builtin import apply_data_presets
 from .exceptions import ConfigError
 from .models.text import choose_pooling
-from .strategies import StrategyArguments, check_strategy_arguments, strategy_arguments_class, strategy_classes
+from .strategies import (
+    StrategyArguments,
+    StrategySpec,
+    check_strategy_arguments,
+    restricted_to,
+    strategy_arguments_class,
+)
 from .strategies.settings import StrategyArgumentsBase
 
 _SECTIONS = ("model", "data", "strategy", "training", "run", "fusion")
@@ -56,6 +62,16 @@ class RecipeConfig:
     fusion: FusionArguments = field(default_factory=FusionArguments)
     # (section, field) -> the value resolution chose for a setting the user left unset; recorded in the run's config
     automatic: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    def strategy_spec(self) -> StrategySpec:
+        """The run's strategy, parsed: ``--strategy`` for one model; each tower's (``--image_strategy`` /
+        ``--text_strategy``, else ``--strategy``) for an image+text model."""
+        if self.task != MULTIMODAL_CLASSIFICATION:
+            return StrategySpec.parse(self.strategy.strategy)
+        chosen = {"image": self.fusion.image_strategy, "text": self.fusion.text_strategy}
+        return StrategySpec.per_tower(
+            {tower: chosen[tower] or self.strategy.strategy for tower in self.fusion.modality_list()}
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.task}
@@ -143,12 +159,12 @@ def resolve_config(config: RecipeConfig) -> RecipeConfig:
         config.training = default_training_arguments(config.task)
     if config.task != MULTIMODAL_CLASSIFICATION and config.model.model_name_or_path is None:
         config.model.model_name_or_path = DEFAULT_MODELS[config.task]
-    if config.data.no_augment is None and config.task == IMAGE_CLASSIFICATION and _frozen_backbone(config.strategy):
+    if config.data.no_augment is None and config.task == IMAGE_CLASSIFICATION and _frozen_backbone(config):
         config.data.no_augment = True  # fixed features: encode them once instead of augmenting them every epoch
     apply_data_presets(config.data, config.task)
     if config.model.pooling is None:
         if config.task == TEXT_CLASSIFICATION:
-            config.model.pooling = choose_pooling(config.model.model_name_or_path, _trainable_set(config.strategy))
+            config.model.pooling = choose_pooling(config.model.model_name_or_path, _frozen_backbone(config))
         elif config.task == MULTIMODAL_CLASSIFICATION and "text" in config.fusion.modality_list():
             config.model.pooling = "mean"  # the fused text feature: the masked mean of token states
     chosen = {key: getattr(getattr(config, key[0]), key[1]) for key in unset}
@@ -216,33 +232,14 @@ def validate_config(config: RecipeConfig) -> None:
 def tower_strategy_arguments(config: RecipeConfig) -> dict[str, StrategyArgumentsBase]:
     """Each used tower's strategy settings: ``--image_strategy``/``--text_strategy`` (else ``--strategy``) plus the
     shared settings (``--lora_r``, ``--freeze_blocks``, ...), each going to the towers whose strategy reads it."""
-    per_tower = {}
-    for tower, args in _chosen_tower_strategies(config).items():
-        read = {name for cls in strategy_classes(args) for name in cls.setting_names()}
-        unread = {f.name: None for f in dataclasses.fields(args) if f.name != "strategy" and f.name not in read}
-        per_tower[tower] = dataclasses.replace(args, **unread)
-    return per_tower
+    return {tower.tower: restricted_to(config.strategy, tower.text) for tower in config.strategy_spec().towers}
 
 
-def _chosen_tower_strategies(config: RecipeConfig) -> dict[str, StrategyArgumentsBase]:
-    fusion = config.fusion
-    chosen = {"image": fusion.image_strategy, "text": fusion.text_strategy}
-    return {
-        tower: dataclasses.replace(config.strategy, strategy=chosen[tower] or config.strategy.strategy)
-        for tower in fusion.modality_list()
-    }
-
-
-def _frozen_backbone(strategy: StrategyArgumentsBase) -> bool:
+def _frozen_backbone(config: RecipeConfig) -> bool:
     try:
-        return any(cls.frozen_backbone for cls in strategy_classes(strategy))
+        return config.strategy_spec().frozen_backbone
     except ConfigError:  # an invalid --strategy: validation below names it
         return False
-
-
-def _trainable_set(strategy: StrategyArgumentsBase) -> str:
-    """The name of the strategy that decides what trains (the first of a composition)."""
-    return strategy.strategy.split("+")[0].strip()
 
 
 def _check_task(task: str) -> None:
@@ -319,26 +316,22 @@ def _validate_fusion(config: RecipeConfig) -> None:
             raise ConfigError(f"--{tower}_learning_rate must be > 0, got {lr}.")
     if fusion.ablations and len(modalities) != 2:
         raise ConfigError("--ablations compares image-only and text-only heads with the fused model: it needs both.")
-    per_tower = _chosen_tower_strategies(config)
-    read: set[str] = set()
-    for tower, args in per_tower.items():
-        if "lwf" in args.strategy.split("+"):
-            raise ConfigError(f"--{tower}_strategy: lwf is not available for a fusion tower (it has no source head).")
-        try:
-            read |= {name for cls in strategy_classes(args) for name in cls.setting_names()}
-        except ConfigError as err:
-            raise ConfigError(f"{tower} tower: {err}") from err
+    spec = config.strategy_spec()
     every_setting = {f.name for f in dataclasses.fields(config.strategy)}  # unread settings: checked for all below
-    for tower, args in per_tower.items():
+    for tower in spec.towers:
+        if "lwf" in tower.parts:
+            raise ConfigError(
+                f"--{tower.tower}_strategy: lwf is not available for a fusion tower (it has no source head)."
+            )
+        args = dataclasses.replace(config.strategy, strategy=tower.text)
         try:
             check_strategy_arguments(args, read_elsewhere=every_setting)
         except ConfigError as err:
-            raise ConfigError(f"{tower} tower: {err}") from err
+            raise ConfigError(f"{tower.tower} tower: {err}") from err
     given = {f.name for f in dataclasses.fields(config.strategy) if f.name != "strategy"}
     for name in sorted(given):
-        if getattr(config.strategy, name) is not None and name not in read:
-            towers = ", ".join(f"{tower}: {args.strategy}" for tower, args in per_tower.items())
-            raise ConfigError(f"--{name} does not apply to the towers' strategies ({towers}).")
+        if getattr(config.strategy, name) is not None and name not in spec.settings_read:
+            raise ConfigError(f"--{name} does not apply to the towers' strategies ({spec}).")
 
 
 def _load_yaml(path: str) -> dict[str, Any]:

@@ -41,9 +41,9 @@ def test_small_data_gets_enough_steps_and_the_strategys_learning_rate(tmp_path):
     assert training.num_train_epochs * steps_per_epoch >= MIN_STEPS  # not "3 epochs × 1 step"
     assert training.learning_rate == ComposedStrategy(StrategyArguments(strategy="linear_probe")).default_learning_rate
     assert training.eval_strategy == "steps"  # ~5 evaluations over the run, not one per tiny epoch
-    chosen = prepared.task.provenance["chosen_automatically"]
+    chosen = prepared.task.record.chosen_automatically
     assert {"per_device_train_batch_size", "num_train_epochs", "learning_rate"} <= set(chosen)
-    assert "examples/class" in prepared.task.provenance["chosen_automatically_line"]
+    assert "examples/class" in prepared.task.record.chosen_automatically_line
 
 
 def test_full_fine_tuning_keeps_the_task_learning_rate(tmp_path):

@@ -59,8 +59,8 @@ def text_config(tmp_path, data: Path, tiny_bert_dir, strategy="linear_probe", ca
 
 
 def counts(prepared) -> tuple[int, int]:
-    features = prepared.task.provenance.get("frozen_features") or {}
-    return features.get("frozen_features_encoded", -1), features.get("frozen_features_reused", -1)
+    features = prepared.task.record.frozen_features
+    return (features.frozen_features_encoded, features.frozen_features_reused) if features else (-1, -1)
 
 
 def loss_and_head_gradients(prepared, batch) -> tuple[float, list[torch.Tensor]]:

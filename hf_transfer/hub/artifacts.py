@@ -19,6 +19,7 @@ from ..config import (
     MULTIMODAL_CLASSIFICATION,
     TEXT_CLASSIFICATION,
 )
+from ..run_record import RunRecord
 
 CARD_FILENAME = "README.md"
 CURVES_FILENAME = "training_curves.png"
@@ -56,6 +57,11 @@ class RunArtifacts:
     task: str
     run_config: dict[str, Any]  # hf_transfer_config.json
     model_config: dict[str, Any]  # config.json (timm/transformers) or adapter_config.json (peft)
+
+    @property
+    def record(self) -> RunRecord:
+        """What the run did (its provenance), typed."""
+        return RunRecord.of_run_config(self.run_config)
 
     @property
     def custom_code(self) -> bool:

@@ -89,7 +89,7 @@ def _draw_plots(artifacts: RunArtifacts) -> None:
     if not drawn:
         (root / CURVES_FILENAME).unlink(missing_ok=True)
     predictions = read_optional_json(root / EVAL_PREDICTIONS_FILENAME)
-    labels = (artifacts.run_config.get("provenance") or {}).get("label_names") or []
+    labels = artifacts.record.label_names or []
     drawn = predictions.get("problem_type") == SINGLE_LABEL and plot_confusion_matrix(
         predictions.get("references") or [], predictions.get("predictions") or [], labels, root / CONFUSION_FILENAME
     )

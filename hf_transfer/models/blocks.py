@@ -100,3 +100,9 @@ def _common_prefix(names: list[str]) -> str:
         common.append(tokens[0])
     extras = dict.fromkeys(".".join(n.split(".")[:-1]) for n in names if n.split(".")[0] != first)
     return "+".join([".".join(common) or first, *extras])
+
+
+def is_frozen(module: nn.Module | None) -> bool:
+    """Nothing of ``module`` trains (the strategy has set every ``requires_grad`` off): a fixed function of its input,
+    which the feature cache may stand in for."""
+    return module is not None and not any(p.requires_grad for p in module.parameters())

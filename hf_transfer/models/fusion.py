@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..config import FUSION_METHODS, FUSION_MODEL_TYPE, MODALITIES, SINGLE_LABEL, FusionArguments, ModelArguments
-from .blocks import BlockView, timm_block_view
+from .blocks import BlockView, is_frozen, timm_block_view
 from .pooled_text import encode_tokens, masked_mean
 from .references import ModelSource, TextModelSource
 from .text import text_block_view
@@ -152,7 +152,7 @@ class FusionForClassification(PreTrainedModel):
         it is then a fixed function of its input, exactly what a feature cache of it returns."""
         super().train(mode)
         for tower in (self.image_tower, self.text_tower):
-            if tower is not None and not any(p.requires_grad for p in tower.parameters()):
+            if is_frozen(tower):
                 tower.eval()
         return self
 

@@ -32,18 +32,14 @@ logger = logging.getLogger(__name__)
 _MEAN_POOLING_DEFAULT = {"builtin:all-MiniLM-L6-v2"}
 
 
-# Strategies that keep the whole encoder frozen: the head can only use what the checkpoint already puts in its states.
-_FROZEN_BODY_STRATEGIES = {"linear_probe"}
-
-
-def choose_pooling(model_name_or_path: str | None, strategy: str) -> str:
+def choose_pooling(model_name_or_path: str | None, frozen_body: bool) -> str:
     """The default ``--pooling``: mean pooling for a frozen sentence-embedding encoder, [CLS] otherwise.
 
     A sentence-embedding checkpoint (all-MiniLM-L6-v2) was trained to make the *mean* of its token states useful, not
     its [CLS] state or pooler; once the encoder itself trains, [CLS] adapts and the output stays a native model.
     """
     name = model_name_or_path or DEFAULT_TEXT_MODEL
-    return "mean" if name in _MEAN_POOLING_DEFAULT and strategy in _FROZEN_BODY_STRATEGIES else "cls"
+    return "mean" if name in _MEAN_POOLING_DEFAULT and frozen_body else "cls"
 
 
 def load_tokenizer(source: TextModelSource, args: ModelArguments) -> PreTrainedTokenizerBase:

@@ -12,19 +12,10 @@ import torch
 from torch import nn
 
 from ..exceptions import ConfigError
-from .base import TRAINABLE, OptimizerSettings, StrategyContext, TransferStrategy, check_compatible
+from .base import TRAINABLE, OptimizerSettings, StrategyContext, TransferStrategy
 from .registry import get_strategy_class, list_strategies
 from .settings import Setting, StrategyArgumentsBase
-
-
-def strategy_classes(args: StrategyArgumentsBase) -> list[type[TransferStrategy]]:
-    """The registered classes ``args.strategy`` names, checked to compose."""
-    names = [part.strip() for part in args.strategy.split("+")]
-    if not all(names) or len(set(names)) != len(names):
-        raise ConfigError(f"--strategy {args.strategy!r}: join distinct strategy names with '+'.")
-    classes = [get_strategy_class(name) for name in names]
-    check_compatible(classes)
-    return classes
+from .spec import StrategySpec
 
 
 def given_settings(args: StrategyArgumentsBase) -> dict[str, object]:
@@ -38,7 +29,7 @@ def check_strategy_arguments(args: StrategyArgumentsBase, read_elsewhere: set[st
 
     ``read_elsewhere``: settings another part of the run reads (another tower's strategy), so not unread.
     """
-    classes = strategy_classes(args)
+    classes = StrategySpec.parse(args.strategy).tower().classes
     declared = {setting.name: setting for cls in classes for setting in cls.settings}
     for name, value in given_settings(args).items():
         if value is None or name in declared or name in read_elsewhere:
@@ -73,7 +64,7 @@ class ComposedStrategy(TransferStrategy):
     def __init__(self, args: StrategyArgumentsBase):
         super().__init__(args)
         check_strategy_arguments(args)  # a Python caller gets the same one-line errors as the command line
-        classes = strategy_classes(args)
+        classes = StrategySpec.parse(args.strategy).tower().classes
         if not any(cls.kind == TRAINABLE for cls in classes):
             classes.insert(0, get_strategy_class("full"))
         classes.sort(key=lambda cls: cls.kind != TRAINABLE)

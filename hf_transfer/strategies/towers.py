@@ -15,6 +15,7 @@ from torch import nn
 
 from .base import OptimizerSettings, StrategyContext, TransferStrategy
 from .compose import ComposedStrategy
+from .spec import StrategySpec
 
 
 @dataclass
@@ -33,7 +34,7 @@ class TowerStrategies(TransferStrategy):
     def __init__(self, towers: list[Tower]):
         self.towers = towers
         self.args = towers[0].strategy.args
-        self.name = ", ".join(f"{t.name}: {t.strategy.name}" for t in towers)
+        self.name = str(StrategySpec.per_tower({t.name: t.strategy.name for t in towers}))
 
     def apply(self, context: StrategyContext) -> None:
         for tower in self.towers:

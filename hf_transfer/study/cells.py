@@ -17,7 +17,8 @@ from typing import Any
 
 from ..config import CONFIG_FILENAME
 from ..recipe import RecipeConfig, resolve_config, unresolved_copy
-from ..strategies import strategy_classes
+from ..run_record import RunRecord
+from ..strategies import restricted_to
 
 SCRATCH = "scratch"  # the strategy label of from-scratch cells (trained with `full`)
 CELL_FILENAME = "study_cell.json"  # what a finished cell's directory records about the cell it ran
@@ -74,10 +75,7 @@ def cell_config(base: RecipeConfig, cell: Cell, study_dir: Path, split_seed: int
     strategy does not read are dropped (``--freeze_blocks`` goes to the `freeze` cells only)."""
     config = unresolved_copy(base)
     config.model = dataclasses.replace(config.model, model_name_or_path=cell.model, from_scratch=cell.from_scratch)
-    strategy = dataclasses.replace(config.strategy, strategy=cell.strategy)
-    read = {name for cls in strategy_classes(strategy) for name in cls.setting_names()}
-    unread = {f.name: None for f in dataclasses.fields(strategy) if f.name != "strategy" and f.name not in read}
-    config.strategy = dataclasses.replace(strategy, **unread)
+    config.strategy = restricted_to(config.strategy, cell.strategy)
     config.data = dataclasses.replace(
         config.data, train_samples_per_class=cell.train_size, sampling_seed=cell.seed, split_seed=split_seed
     )
@@ -122,10 +120,19 @@ def mark_finished(study_dir: Path, cell: Cell, digest: str, wall_time: float) ->
     (study_dir / cell.run_dir() / CELL_FILENAME).write_text(json.dumps(record, indent=2))
 
 
-def read_cell_files(study_dir: Path, cell: Cell) -> dict[str, Any]:
-    """A finished cell's own files: results, provenance and study record."""
+@dataclass(frozen=True)
+class CellFiles:
+    """What a finished cell's directory holds: the run's results and record, and the study's note on the cell."""
+
+    results: dict[str, Any]  # all_results.json
+    record: RunRecord  # the run's own record (hf_transfer_config.json)
+    wall_time: float  # the cell's wall time, as the study measured it (study_cell.json)
+
+
+def read_cell_files(study_dir: Path, cell: Cell) -> CellFiles:
+    """A finished cell's own files."""
     folder = study_dir / cell.run_dir()
     results = json.loads((folder / "all_results.json").read_text())
-    run_config = json.loads((folder / CONFIG_FILENAME).read_text())
-    record = json.loads((folder / CELL_FILENAME).read_text())
-    return {"results": results, "provenance": run_config.get("provenance") or {}, "record": record}
+    record = RunRecord.of_run_config(json.loads((folder / CONFIG_FILENAME).read_text()))
+    noted = json.loads((folder / CELL_FILENAME).read_text())
+    return CellFiles(results, record, float(noted.get("wall_time") or record.wall_time_s or 0.0))

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL, TASKS
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, parse_config, resolve_config
-from ..strategies import strategy_classes
+from ..strategies import StrategySpec, settings_read_by
 from ..strategies.compose import given_settings
 from .cells import Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
 from .rank import rank_models
@@ -93,7 +93,7 @@ def study(base: RecipeConfig, settings: StudySettings, command: str = "") -> Stu
 def check_settings(settings: StudySettings) -> None:
     """Bad study flags fail before anything runs, each with one line."""
     for name in settings.strategies:
-        strategy_classes(_strategy_arguments(name))  # unknown names (with close ones), bad compositions
+        StrategySpec.parse(name)  # unknown names (with close ones), bad compositions
     sizes = [s for s in settings.train_sizes]
     if len(set(sizes)) != len(sizes):
         raise ConfigError(f"--train_sizes lists a size twice: {_sizes_text(sizes)}.")
@@ -112,9 +112,7 @@ def resolve_base(base: RecipeConfig, strategies: list[str]) -> RecipeConfig:
     study's strategies read (``--freeze_blocks`` for the `freeze` cells) must not fail the others, and each cell keeps
     only what its strategy reads (:func:`cell_config`). A setting none of them reads is an error."""
     given = {name: value for name, value in given_settings(base.strategy).items() if value is not None}
-    classes = [cls for name in strategies for cls in strategy_classes(_strategy_arguments(name))]
-    read = {setting for cls in classes for setting in cls.setting_names()}
-    unread = sorted(set(given) - read)
+    unread = sorted(set(given) - settings_read_by(strategies))
     if unread:
         raise ConfigError(f"--{unread[0]} is read by none of --strategies {','.join(strategies)}.")
     base.strategy = dataclasses.replace(base.strategy, **dict.fromkeys(given))
@@ -153,7 +151,7 @@ def check_sizes(base: RecipeConfig, sizes: list[int | None], split_seed: int) ->
 def cell_result(study_dir: Path, cell: Cell) -> CellResult:
     """A finished cell as the report reads it: from its own files only."""
     files = read_cell_files(study_dir, cell)
-    results, provenance = files["results"], files["provenance"]
+    results = files.results
     return CellResult(
         model=cell.model,
         strategy=cell.strategy,
@@ -163,7 +161,7 @@ def cell_result(study_dir: Path, cell: Cell) -> CellResult:
         train_examples=int(results.get("train_samples", 0)),
         metrics={k: float(v) for k, v in results.items() if k.startswith("eval_") and isinstance(v, (int, float))},
         train_runtime=float(results.get("train_runtime", 0.0)),
-        wall_time=float(files["record"].get("wall_time") or provenance.get("wall_time_s") or 0.0),
+        wall_time=files.wall_time,
         trainable_parameters=int(results.get("trainable_parameters", 0)),
         run_dir=cell.run_dir(),
         frozen_features_encoded=int(results.get("frozen_features_encoded", 0)),
@@ -233,14 +231,8 @@ def _progress(total: int):
 def _eval_examples(study_dir: Path, cells: list[Cell], digests: dict) -> int:
     for cell in cells:
         if finished(study_dir, cell, digests[cell]):
-            return int(read_cell_files(study_dir, cell)["results"].get("eval_samples", 0))
+            return int(read_cell_files(study_dir, cell).results.get("eval_samples", 0))
     return 0
-
-
-def _strategy_arguments(name: str):
-    from ..strategies import StrategyArguments
-
-    return StrategyArguments(strategy=name)
 
 
 def _list(text: str, flag: str) -> list[str]:

@@ -29,6 +29,7 @@ from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..models.prefix import PrefixSplit, split_model
+from ..run_record import FrozenFeatures
 from ..strategies.base import keep_in_eval
 from .feature_store import FeatureStore, feature_key, tensor_content_hash
 from .prepared import FeatureInputs, PreparedRun
@@ -140,7 +141,7 @@ def cache_frozen_prefix(prepared: PreparedRun, prefix: FrozenPrefix, store: Feat
     task.eval_dataset = CachedRows(tables["validation"], inputs.labels["validation"])
     task.data_collator = collate_cached
     model.forward = _cached_forward(model, split)  # an instance attribute: `del model.forward` restores the class's
-    task.provenance["frozen_features"] = {"prefix": split.description, "dtype": dtype, **report.metrics()}
+    task.record.frozen_features = FrozenFeatures(split.description, dtype, **report.metrics())
     logger.info(
         "Frozen-feature cache (%s, %s, %s): %s.",
         split.description,

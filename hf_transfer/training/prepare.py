@@ -66,10 +66,10 @@ def choose_defaults_by_data_size(prepared: PreparedRun):
         config.run.class_weights,
     )
     balance = {split: class_balance(labels, task.label_names) for split, labels in task.labels.items()}
-    task.provenance["class_balance"] = {split: counts for split, counts in balance.items() if counts}
-    task.provenance["chosen_automatically"] = choices.values
-    task.provenance["chosen_automatically_line"] = choices.line()
-    for split, counts in task.provenance["class_balance"].items():
+    task.record.class_balance = {split: counts for split, counts in balance.items() if counts}
+    task.record.chosen_automatically = choices.values
+    task.record.chosen_automatically_line = choices.line()
+    for split, counts in task.record.class_balance.items():
         logger.info("Class balance (%s): %s", split, ", ".join(f"{name} {n}" for name, n in counts.items()))
     logger.info("Chosen automatically: %s.", choices.line())
     return weights

@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, TrainingArguments
 
 from ..models.blocks import BlockView
 from ..recipe import RecipeConfig
+from ..run_record import RunRecord
 from ..strategies.base import SourceModel, StrategyContext, TransferStrategy
 from .metrics import TaskMetrics
 
@@ -42,7 +43,7 @@ class PreparedTask:
     label_names: list[str] | None
     problem_type: str
     save: Callable[[nn.Module, str], None]  # save(model, output_dir): the library's native format
-    provenance: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord = field(default_factory=RunRecord)  # what the run did: written to its config, read by the card
     processing_class: Any = None  # saved next to the model (the tokenizer)
     base_model_reference: str = ""
     source_model_factory: Callable[[], SourceModel] | None = None  # the checkpoint with its source head (LwF)

@@ -18,6 +18,7 @@ from ..config import CONFIG_FILENAME, EVAL_PREDICTIONS_FILENAME, SINGLE_LABEL
 from ..exceptions import RunError
 from ..hub import HubPushSettings, push_to_hub, write_model_card
 from ..recipe import RecipeConfig, resolve_config
+from ..run_record import SECTION as RECORD_SECTION
 from .feature_cache import release_cached_forward
 from .output_dir import OutputDirLock, check_previous_run
 from .prepare import prepare
@@ -99,15 +100,14 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer) -> dict[str, An
     train_metrics = dict(train_result.metrics)
     train_metrics.update(strategy.after_train(trainer, prepared.context))  # e.g. WiSE-FT's interpolation sweep
     train_metrics.update(
-        **{k: v for k, v in task.provenance.get("frozen_features", {}).items() if k.startswith("frozen_features_")},
+        **(task.record.frozen_features.counts() if task.record.frozen_features else {}),
         train_samples=len(task.train_dataset),
         trainable_parameters=prepared.trainable_parameters,
         total_parameters=prepared.total_parameters,
         world_size=training.world_size,
         distributed_type=str(training.distributed_state.distributed_type),
     )
-    skipped = task.provenance.get("skipped_images") or {}
-    train_metrics.update({f"skipped_{split}_images": n for split, n in skipped.items() if n})
+    train_metrics.update({f"skipped_{split}_images": n for split, n in task.record.skipped_images.items() if n})
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
 
@@ -138,16 +138,16 @@ def _save_run(
     if task.processing_class is not None:
         task.processing_class.save_pretrained(output_dir)
     resolved = config.to_dict()
-    chosen = task.provenance.get("chosen_automatically") or {}
-    resolved["chosen_automatically"].update({f"training.{name}": value for name, value in chosen.items()})
-    resolved["provenance"] = {
-        **task.provenance,
-        "from_scratch": config.model.from_scratch,
-        "strategy": strategy.name,
-        "problem_type": task.problem_type,
-        "label_names": task.label_names,
-        "wall_time_s": round(wall_time, 1),
-    }
+    record = task.record
+    resolved["chosen_automatically"].update(
+        {f"training.{name}": value for name, value in record.chosen_automatically.items()}
+    )
+    record.from_scratch = config.model.from_scratch
+    record.strategy = str(config.strategy_spec())
+    record.problem_type = task.problem_type
+    record.label_names = task.label_names
+    record.wall_time_s = round(wall_time, 1)
+    resolved[RECORD_SECTION] = record.to_dict()
     Path(output_dir, CONFIG_FILENAME).write_text(json.dumps(resolved, indent=2, default=str))
     save_eval_predictions(output_dir, prediction, task.problem_type)
     card_repo = (hub.repo_id, hub.revision) if hub else (None, None)

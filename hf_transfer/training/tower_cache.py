@@ -31,10 +31,6 @@ from .feature_store import FeatureStore
 logger = logging.getLogger(__name__)
 
 
-def is_frozen(module: nn.Module | None) -> bool:
-    return module is not None and not any(p.requires_grad for p in module.parameters())
-
-
 @dataclass
 class CachedSplit:
     """A split whose rows point (``*_feature_id``) into tables of tower outputs, one row per distinct input."""

@@ -16,6 +16,7 @@ from ...hub.export import save_timm_model
 from ...models.references import ModelSource, resolve_image_source
 from ...models.vision import build_image_model, create_timm_model
 from ...recipe import RecipeConfig
+from ...run_record import RunRecord
 from ...strategies.base import SourceModel
 from ..metrics import metrics_for
 from ..prepared import FeatureInputs, PreparedTask
@@ -46,16 +47,16 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
         ),
         base_model_reference=source.reference,
         source_model_factory=lambda: timm_source_model(source, config.model),
-        provenance={
-            "base_model": source.reference,
-            "dataset": data.source,
-            "train_samples": len(data.train),
-            "eval_samples": len(data.validation),
-            "skipped_images": data.skipped_images,
-            "data_config": jsonable_data_config(data_config),
-            "checkpoint_load": _load_summary(model),
-            "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
-        },
+        record=RunRecord(
+            base_model=source.reference,
+            dataset=data.source,
+            train_samples=len(data.train),
+            eval_samples=len(data.validation),
+            skipped_images=data.skipped_images,
+            data_config=jsonable_data_config(data_config),
+            checkpoint_load=_load_summary(model),
+            eval_set=rows_digest(data.validation, data.row_sources["validation"]),
+        ),
         labels=labels,
         feature_inputs=FeatureInputs(
             row_ids={name: list(split[ROW_COLUMN]) for name, split in data.splits()},

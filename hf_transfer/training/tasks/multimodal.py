@@ -24,17 +24,19 @@ from ...data.multimodal import (
 from ...data.transforms import build_image_transforms, jsonable_data_config, resolve_image_data_config
 from ...exceptions import ConfigError
 from ...hub.export import save_fusion_model
+from ...models.blocks import is_frozen
 from ...models.fusion import FusionForClassification, build_fusion_model, fusion_block_view, tower_block_view
 from ...models.references import resolve_image_source, resolve_text_source
 from ...models.text import load_tokenizer
 from ...recipe import RecipeConfig, tower_strategy_arguments
+from ...run_record import FrozenFeatures, RunRecord
 from ...strategies import ComposedStrategy, StrategyContext
 from ...strategies.towers import Tower, TowerStrategies
 from ..ablation import ablate_modalities
 from ..feature_store import FeatureStore, tensor_content_hash
 from ..metrics import metrics_for
 from ..prepared import PreparedTask
-from ..tower_cache import cache_frozen_towers, cached_transform_fn, is_frozen
+from ..tower_cache import cache_frozen_towers, cached_transform_fn
 
 logger = logging.getLogger(__name__)
 
@@ -120,23 +122,23 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
         strategy=tower_strategies(config, model, sources),
         finalise=partial(cache_frozen_features, inputs=inputs, config=config, training=training),
         labels={"train": list(data.train[data.label_column]), "validation": list(data.validation[data.label_column])},
-        provenance={
-            "base_model": base_models,
-            "image_model": image_source.reference if image_source else None,
-            "text_model": text_source.reference if text_source else None,
-            "dataset": data.source,
-            "modalities": modalities,
-            "fusion": fusion.fusion,
-            "text_columns": data.text_columns,
-            "pooling": config.model.pooling,
-            "max_seq_length": max_length,
-            "train_samples": len(data.train),
-            "eval_samples": len(data.validation),
-            "validation_split": data.validation_split,
-            "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
-            "skipped_images": data.skipped_images,
-            "data_config": jsonable_data_config(data_config) if data_config else None,
-        },
+        record=RunRecord(
+            base_model=base_models,
+            image_model=image_source.reference if image_source else None,
+            text_model=text_source.reference if text_source else None,
+            dataset=data.source,
+            modalities=modalities,
+            fusion=fusion.fusion,
+            text_columns=data.text_columns,
+            pooling=config.model.pooling,
+            max_seq_length=max_length,
+            train_samples=len(data.train),
+            eval_samples=len(data.validation),
+            validation_split=data.validation_split,
+            eval_set=rows_digest(data.validation, data.row_sources["validation"]),
+            skipped_images=data.skipped_images,
+            data_config=jsonable_data_config(data_config) if data_config else None,
+        ),
     )
 
 
@@ -160,7 +162,7 @@ def cache_frozen_features(
     """Once the strategies have set what trains: encode each distinct input of a frozen tower once, and plan the
     single-modality ablations (cheap only on cached features)."""
     cached = [m for m in inputs.modalities if _cacheable(m, trained, config)]
-    task.provenance["cached_features"] = cached
+    task.record.cached_features = cached
     if cached:
         datasets, store, dtype = {}, FeatureStore(), config.run.feature_cache_dtype
         counts = {"frozen_features_encoded": 0, "frozen_features_reused": 0}
@@ -183,7 +185,7 @@ def cache_frozen_features(
             counts["frozen_features_encoded"] += result.counts["encoded"]
             counts["frozen_features_reused"] += result.counts["reused"]
         task.train_dataset, task.eval_dataset = datasets["train"], datasets["validation"]
-        task.provenance["frozen_features"] = {"prefix": "frozen towers", "dtype": dtype, **counts}
+        task.record.frozen_features = FrozenFeatures("frozen towers", dtype, **counts)
     run_ablations = config.fusion.ablations
     if run_ablations is None:
         run_ablations = len(inputs.modalities) == 2 and len(cached) == 2

@@ -16,6 +16,7 @@ from ...exceptions import ConfigError
 from ...models.references import TextModelSource, resolve_text_source
 from ...models.text import build_text_model, load_tokenizer
 from ...recipe import RecipeConfig
+from ...run_record import RunRecord
 from ...strategies.base import SourceModel
 from ..metrics import metrics_for
 from ..prepared import FeatureInputs, PreparedTask
@@ -56,16 +57,16 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         processing_class=tokenizer,
         base_model_reference=source.reference,
         source_model_factory=lambda: text_source_model(source, config.model),
-        provenance={
-            "base_model": source.reference,
-            "dataset": data.source,
-            "text_columns": data.text_columns,
-            "pooling": config.model.pooling,
-            "max_seq_length": max_length,
-            "train_samples": len(data.train),
-            "eval_samples": len(data.validation),
-            "eval_set": rows_digest(data.validation, data.row_sources["validation"]),
-        },
+        record=RunRecord(
+            base_model=source.reference,
+            dataset=data.source,
+            text_columns=data.text_columns,
+            pooling=config.model.pooling,
+            max_seq_length=max_length,
+            train_samples=len(data.train),
+            eval_samples=len(data.validation),
+            eval_set=rows_digest(data.validation, data.row_sources["validation"]),
+        ),
         labels=labels,
         feature_inputs=FeatureInputs(
             row_ids={name: list(split[ROW_COLUMN]) for name, split in tokenized.items()},
