@@ -47,6 +47,7 @@ from .strategies import (
 from .strategies.settings import StrategyArgumentsBase
 
 _SECTIONS = ("model", "data", "strategy", "training", "run", "fusion")
+_RUN_RECORD_KEYS = ("task", "chosen_automatically", "provenance")  # what hf_transfer_config.json adds to the sections
 
 
 @dataclass
@@ -62,6 +63,8 @@ class RecipeConfig:
     fusion: FusionArguments = field(default_factory=FusionArguments)
     # (section, field) -> the value resolution chose for a setting the user left unset; recorded in the run's config
     automatic: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    # The config as JSON when it was last resolved: resolving it again is a no-op unless a value changed since.
+    resolved_as: str | None = field(default=None, repr=False, compare=False)
 
     def strategy_spec(self) -> StrategySpec:
         """The run's strategy, parsed: ``--strategy`` for one model; each tower's (``--image_strategy`` /
@@ -73,39 +76,48 @@ class RecipeConfig:
             {tower: chosen[tower] or self.strategy.strategy for tower in self.fusion.modality_list()}
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, training: TrainingArguments | None = None) -> dict[str, Any]:
+        """Every section as JSON keeps it (``training``: these arguments instead of ``self.training``)."""
+        training = training or self.training
         out: dict[str, Any] = {"task": self.task}
         for name in ("model", "data", "strategy", "run") + (
             ("fusion",) if self.task == MULTIMODAL_CLASSIFICATION else ()
         ):
             out[name] = dataclasses.asdict(getattr(self, name))
-        if self.training is not None:
-            out["training"] = json.loads(self.training.to_json_string())
+        if training is not None:
+            out["training"] = json.loads(training.to_json_string())
             out["training"].pop("hub_token", None)
         out["chosen_automatically"] = {f"{section}.{name}": value for (section, name), value in self.automatic.items()}
         return out
+
+
+@dataclass
+class RecipeTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` that know which fields the user set: the others came from the recipe's defaults, and the
+    data-size defaults may choose them. Not a flag (``init=False``), not saved."""
+
+    set_by_user: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 def default_training_arguments(task: str = IMAGE_CLASSIFICATION, **overrides: Any) -> TrainingArguments:
     """The task's recipe defaults as ``TrainingArguments`` (CPU when no accelerator is present). ``overrides`` count as
     set by the user: the data-size-aware defaults (training length, learning rate...) never change them."""
     defaults = {k: v for k, v in TRAINING_DEFAULTS[task].items() if k in TRAINING_ARGUMENT_NAMES}
-    training = TrainingArguments(**{**defaults, "use_cpu": not _has_accelerator(), **overrides})
+    training = RecipeTrainingArguments(**{**defaults, "use_cpu": not _has_accelerator(), **overrides})
     return mark_user_set(training, set(overrides))
-
-
-USER_SET = "_hf_transfer_user_set"  # the attribute of TrainingArguments naming the fields a user set
 
 
 def mark_user_set(training: TrainingArguments, names: set[str]) -> TrainingArguments:
     """Record which fields the user set (the rest came from the recipe's defaults and may be chosen by data size)."""
-    setattr(training, USER_SET, frozenset(names))
+    if not isinstance(training, RecipeTrainingArguments):
+        raise TypeError("Only RecipeTrainingArguments (default_training_arguments, parse_config) record what was set.")
+    training.set_by_user = frozenset(names)
     return training
 
 
 def user_set(training: TrainingArguments, name: str) -> bool:
     """A TrainingArguments built by hand (no record) counts as entirely set by the user: nothing is changed."""
-    names = getattr(training, USER_SET, None)
+    names = getattr(training, "set_by_user", None)
     return names is None or name in names
 
 
@@ -121,7 +133,7 @@ def parse_config(
     argv = list(sys.argv[1:] if argv is None else argv)
     _check_task(task)
     arguments = (ModelArguments, DataArguments, strategy_arguments_class(), RunArguments, FusionArguments)
-    parser = HfArgumentParser((*arguments, TrainingArguments))
+    parser = HfArgumentParser((*arguments, RecipeTrainingArguments))
     merged: dict[str, Any] = dict(TRAINING_DEFAULTS[task] if defaults is None else defaults)
     config_path = _peek_flag(argv, "--config")
     from_file: dict[str, Any] = {}
@@ -151,7 +163,7 @@ def parse_config(
 def resolve_config(config: RecipeConfig) -> RecipeConfig:
     """Fill what the user left unset, then validate; returns ``config`` (changed in place). Idempotent: a config
     resolved before and not changed since is returned as it is."""
-    if getattr(config, "_resolved_as", None) == _snapshot(config):
+    if config.resolved_as == _snapshot(config):
         return config
     _check_task(config.task)
     unset = _unset_fields(config)
@@ -170,7 +182,7 @@ def resolve_config(config: RecipeConfig) -> RecipeConfig:
     chosen = {key: getattr(getattr(config, key[0]), key[1]) for key in unset}
     config.automatic.update({key: value for key, value in chosen.items() if value is not None})
     validate_config(config)
-    config._resolved_as = _snapshot(config)
+    config.resolved_as = _snapshot(config)
     return config
 
 
@@ -181,7 +193,7 @@ def unresolved_copy(config: RecipeConfig) -> RecipeConfig:
     for section, name in copy.automatic:
         setattr(getattr(copy, section), name, None)
     copy.automatic = {}
-    copy.__dict__.pop("_resolved_as", None)
+    copy.resolved_as = None
     return copy
 
 
@@ -346,9 +358,12 @@ def _load_yaml(path: str) -> dict[str, Any]:
         raise ConfigError(
             f"--config: {path} must hold a mapping of flag names to values, got {type(loaded).__name__}."
         )
-    # Accept both flat files and files grouped by section (model:, data:, strategy:, training:).
+    # Accept both flat files and files grouped by section (model:, data:, strategy:, training:), and a finished run's
+    # hf_transfer_config.json (its record of what happened is not a setting): it runs the same run again.
     flat: dict[str, Any] = {}
     for key, value in loaded.items():
+        if key in _RUN_RECORD_KEYS:
+            continue
         if key in _SECTIONS and isinstance(value, dict):
             flat.update(value)
         else:

@@ -3,6 +3,7 @@ weights for imbalanced data, a warning when a run collapses to one class — and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import hf_transfer as ht
-from hf_transfer.recipe import parse_config
+from hf_transfer.recipe import mark_user_set, parse_config
 from hf_transfer.strategies import ComposedStrategy, StrategyArguments
 from hf_transfer.training.budget import MAX_STEPS, MIN_STEPS, choose_training
 from hf_transfer.training.feature_cache import collate_cached
@@ -54,13 +55,13 @@ def test_full_fine_tuning_keeps_the_task_learning_rate(tmp_path):
 
 def test_large_data_is_capped_and_its_epochs_kept():
     def budget(examples: int, epochs: float = 3):
-        training = ht.default_training_arguments(output_dir="unused")
-        training.num_train_epochs = epochs
-        training._hf_transfer_user_set = frozenset()
+        training = ht.default_training_arguments(output_dir="unused", num_train_epochs=epochs)
+        mark_user_set(training, set())
         strategy = ComposedStrategy(StrategyArguments(strategy="full"))
-        choose_training(
+        choices, _ = choose_training(
             training, strategy, examples, [0, 1] * (examples // 2), 2, "single_label_classification", "auto"
         )
+        training = dataclasses.replace(training, **choices.values)
         return training, -(-examples // training.per_device_train_batch_size)
 
     training, per_epoch = budget(10_000)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -80,3 +81,42 @@ def test_a_record_that_drifts_from_its_readers_fails_loudly():
     with pytest.raises(TypeError):
         RunRecord(train_sampels=3)  # a writer's typo
     assert RunRecord.from_dict({"train_samples": 3}).eval_samples == 0  # an older run's missing field: its default
+
+
+def test_one_resolution_per_run_and_the_saved_config_runs_it_again(tmp_path, monkeypatch):
+    """The data-size choices are made once (``resolve_run``), land in ``hf_transfer_config.json``, and that file given
+    back as ``--config`` resolves to the same settings: nothing is chosen twice, nothing is lost on the way."""
+    import hf_transfer as ht
+    from hf_transfer.recipe import parse_config
+
+    from .conftest import write_imagefolder
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    prepare_module = importlib.import_module("hf_transfer.training.prepare")  # the package exports the function
+    calls = []
+    original = prepare_module.resolve_run
+    monkeypatch.setattr(prepare_module, "resolve_run", lambda *a, **k: calls.append(1) or original(*a, **k))
+    data = write_imagefolder(tmp_path / "small", per_class=8)
+    argv = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--train_dir",
+            str(data), "--strategy", "linear_probe", "--output_dir", str(tmp_path / "first")]  # fmt: skip
+    result = ht.fine_tune(parse_config(argv))
+    assert len(calls) == 1
+    saved = json.loads((tmp_path / "first" / "hf_transfer_config.json").read_text())
+    chosen = {key.removeprefix("training."): value for key, value in saved["chosen_automatically"].items()}
+    assert {"num_train_epochs", "learning_rate", "per_device_train_batch_size"} <= set(chosen)
+    for name in ("num_train_epochs", "learning_rate", "per_device_train_batch_size"):
+        assert saved["training"][name] == chosen[name] == getattr(result.trainer.args, name)
+
+    again = ht.prepare(
+        parse_config(
+            ["--config", str(tmp_path / "first" / "hf_transfer_config.json"), "--output_dir", str(tmp_path / "2")]
+        )
+    )
+    assert len(calls) == 2
+    resolved = again.resolved.to_dict()
+    resolved["run"].pop("config"), saved["run"].pop("config")  # the file it was given this time
+    for section in ("model", "data", "strategy", "run"):
+        assert resolved[section] == saved[section], section
+    ignored = {"output_dir", "logging_dir", "run_name"}
+    differing = {k for k in saved["training"] if k not in ignored and resolved["training"][k] != saved["training"][k]}
+    assert not differing

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import TrainingArguments
+from transformers import IntervalStrategy, TrainingArguments
 
 from ..config import SINGLE_LABEL
 from ..recipe import user_set
@@ -55,37 +55,35 @@ def choose_training(
     problem_type: str,
     class_weights: str,
 ) -> tuple[Choices, torch.Tensor | None]:
-    """Fill the training settings the user left to the recipe; returns what was chosen and the class weights."""
+    """The training settings the user left to the recipe, as ``Choices.values`` (``training`` is not changed: the
+    caller applies them through ``TrainingArguments``' own validation); returns them and the class weights."""
     choices = Choices()
     processes = max(1, training.world_size)
     per_class = _examples_per_class(labels, problem_type)
+    batch = training.per_device_train_batch_size
     if not user_set(training, "per_device_train_batch_size"):
-        batch = _batch_size(training.per_device_train_batch_size, train_examples, processes)
-        if batch != training.per_device_train_batch_size:
-            training.per_device_train_batch_size = batch
-            choices.values["per_device_train_batch_size"] = batch
-    steps_per_epoch = math.ceil(
-        train_examples / (training.per_device_train_batch_size * processes * training.gradient_accumulation_steps)
-    )
+        chosen = _batch_size(batch, train_examples, processes)
+        if chosen != batch:
+            batch = choices.values["per_device_train_batch_size"] = chosen
+    steps_per_epoch = math.ceil(train_examples / (batch * processes * training.gradient_accumulation_steps))
+    epochs, max_steps = training.num_train_epochs, training.max_steps
     length_is_ours = not (user_set(training, "num_train_epochs") or user_set(training, "max_steps"))
-    if length_is_ours and training.max_steps <= 0:
-        epochs = training.num_train_epochs
+    if length_is_ours and max_steps <= 0:
         wanted = min(max(epochs * steps_per_epoch, MIN_STEPS), MAX_STEPS)
         if wanted != epochs * steps_per_epoch:
             whole = math.ceil if wanted > epochs * steps_per_epoch else math.floor  # at least MIN_STEPS, at most MAX
-            training.num_train_epochs = max(1, whole(wanted / steps_per_epoch)) if wanted >= steps_per_epoch else 1
+            epochs = max(1, whole(wanted / steps_per_epoch)) if wanted >= steps_per_epoch else 1
+            choices.values["num_train_epochs"] = epochs
             if wanted < steps_per_epoch:
-                training.max_steps = int(wanted)
-            choices.values["num_train_epochs"] = training.num_train_epochs
-    total_steps = training.max_steps if training.max_steps > 0 else int(training.num_train_epochs * steps_per_epoch)
+                max_steps = choices.values["max_steps"] = int(wanted)
+    total_steps = max_steps if max_steps > 0 else int(epochs * steps_per_epoch)
     size = f"{per_class} examples/class" if per_class else f"{train_examples} examples"
-    choices.reasons.append(f"{size} → {total_steps} steps of {training.per_device_train_batch_size * processes}")
+    choices.reasons.append(f"{size} → {total_steps} steps of {batch * processes}")
     if length_is_ours:  # a length the user chose keeps the evaluation schedule they asked for
         _spread_evaluations(training, total_steps, steps_per_epoch, choices)
     if strategy.default_learning_rate and not user_set(training, "learning_rate"):
-        training.learning_rate = strategy.default_learning_rate
-        choices.values["learning_rate"] = training.learning_rate
-        choices.reasons.append(f"lr {training.learning_rate:g} ({strategy.name} default)")
+        choices.values["learning_rate"] = strategy.default_learning_rate
+        choices.reasons.append(f"lr {strategy.default_learning_rate:g} ({strategy.name} default)")
     else:
         choices.reasons.append(f"lr {training.learning_rate:g}")
     weights = _class_weights(labels, n_classes, problem_type, class_weights, choices)
@@ -104,15 +102,13 @@ def _batch_size(default: int, examples: int, processes: int) -> int:
 
 def _spread_evaluations(training: TrainingArguments, total_steps: int, steps_per_epoch: int, choices: Choices) -> None:
     """A long run on little data has many tiny epochs: evaluate (and checkpoint) ~MAX_EVALUATIONS times instead."""
-    if user_set(training, "eval_strategy") or str(training.eval_strategy) not in ("epoch", "IntervalStrategy.EPOCH"):
+    if user_set(training, "eval_strategy") or training.eval_strategy != IntervalStrategy.EPOCH:
         return
     epochs = total_steps / max(steps_per_epoch, 1)
     if epochs <= MAX_EVALUATIONS:
         return
     every = max(steps_per_epoch * MIN_EPOCHS_PER_EVALUATION, math.ceil(total_steps / MAX_EVALUATIONS))
-    training.eval_strategy = training.save_strategy = "steps"
-    training.eval_steps = training.save_steps = every
-    choices.values.update(eval_strategy="steps", eval_steps=every)
+    choices.values.update(eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every)
     choices.reasons.append(f"evaluated every {every} steps")
 
 

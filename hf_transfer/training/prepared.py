@@ -1,5 +1,6 @@
-"""The two shapes a run takes on its way to the Trainer: one task prepared (:class:`PreparedTask`, whatever the
-modality), then the strategy applied to it (:class:`PreparedRun`)."""
+"""The shapes a run takes on its way to the Trainer: one task prepared (:class:`PreparedTask`, whatever the
+modality), every setting resolved once the data is known (:class:`ResolvedRun`), then the strategy applied to the model
+(:class:`PreparedRun`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from ..models.blocks import BlockView
 from ..recipe import RecipeConfig
 from ..run_record import RunRecord
 from ..strategies.base import SourceModel, StrategyContext, TransferStrategy
+from ..strategies.spec import StrategySpec
+from .budget import Choices
 from .metrics import TaskMetrics
 
 
@@ -59,19 +62,43 @@ class PreparedTask:
     extra_evaluation: Callable[[PreparedRun], dict[str, float]] | None = None
 
 
+@dataclass(frozen=True)
+class ResolvedRun:
+    """The run's configuration with every value chosen: what the Trainer, the saved config and the card read."""
+
+    config: RecipeConfig  # the flags, presets and model defaults filled (:func:`~hf_transfer.recipe.resolve_config`)
+    training: TrainingArguments  # ``config.training`` with the data-size choices, validated by TrainingArguments
+    strategy: StrategySpec
+    choices: Choices  # what was chosen automatically from the data (values and the reasons, for the log and card)
+    class_weights: torch.Tensor | None = None  # ``--class_weights``: inverse-frequency weights of the training loss
+
+    def to_dict(self) -> dict[str, Any]:
+        """``hf_transfer_config.json``'s settings: every section as resolved, and what was chosen automatically."""
+        out = self.config.to_dict(training=self.training)
+        out["chosen_automatically"].update({f"training.{k}": v for k, v in self.choices.values.items()})
+        return out
+
+
 @dataclass
 class PreparedRun:
-    """A resolved config, its task (data, model, block view, metrics, saver) and the strategy applied to the model."""
+    """A resolved run, its task (data, model, block view, metrics, saver) and the strategy applied to the model."""
 
-    config: RecipeConfig
+    resolved: ResolvedRun
     task: PreparedTask
     strategy: TransferStrategy
     context: StrategyContext
     model: nn.Module  # what the Trainer trains: the task's model with the strategy applied (and perhaps wrapped)
     trainable_parameters: int
     total_parameters: int
-    class_weights: torch.Tensor | None = None  # --class_weights: inverse-frequency weights of the training loss
+
+    @property
+    def config(self) -> RecipeConfig:
+        return self.resolved.config
 
     @property
     def training(self) -> TrainingArguments:
-        return self.config.training
+        return self.resolved.training
+
+    @property
+    def class_weights(self) -> torch.Tensor | None:
+        return self.resolved.class_weights

@@ -137,13 +137,10 @@ def _save_run(
         task.save(trainer.model, output_dir)
     if task.processing_class is not None:
         task.processing_class.save_pretrained(output_dir)
-    resolved = config.to_dict()
+    resolved = prepared.resolved.to_dict()
     record = task.record
-    resolved["chosen_automatically"].update(
-        {f"training.{name}": value for name, value in record.chosen_automatically.items()}
-    )
     record.from_scratch = config.model.from_scratch
-    record.strategy = str(config.strategy_spec())
+    record.strategy = str(prepared.resolved.strategy)
     record.problem_type = task.problem_type
     record.label_names = task.label_names
     record.wall_time_s = round(wall_time, 1)
