@@ -115,6 +115,18 @@ def mark_user_set(training: TrainingArguments, names: set[str]) -> TrainingArgum
     return training
 
 
+def replace_training(training: TrainingArguments, **changes: Any) -> TrainingArguments:
+    """``training`` with ``changes``, built again so that TrainingArguments validates them; what the user set stays
+    recorded (``changes`` are the caller's, not the user's)."""
+    try:
+        replaced = dataclasses.replace(training, **changes)
+    except ValueError as err:  # TrainingArguments.__post_init__ rejects bad combinations with ValueError
+        raise ConfigError(str(err)) from err
+    if isinstance(replaced, RecipeTrainingArguments):
+        replaced.set_by_user = getattr(training, "set_by_user", None)
+    return replaced
+
+
 def user_set(training: TrainingArguments, name: str) -> bool:
     """A TrainingArguments built by hand (no record) counts as entirely set by the user: nothing is changed."""
     names = getattr(training, "set_by_user", None)

@@ -42,6 +42,21 @@ def choose_pooling(model_name_or_path: str | None, frozen_body: bool) -> str:
     return "mean" if name in _MEAN_POOLING_DEFAULT and frozen_body else "cls"
 
 
+DEFAULT_MAX_SEQ_LENGTH = 128  # tokens, when --max_seq_length is unset (and the model takes that many)
+
+
+def set_max_seq_length(tokenizer: PreTrainedTokenizerBase, requested: int | None, what: str = "this model") -> int:
+    """The length texts are cut to: ``--max_seq_length`` or the default, never more than the model takes. Written
+    into the tokenizer, which is saved with the model, so that ``truncation=True`` cuts where training did."""
+    length = requested or min(DEFAULT_MAX_SEQ_LENGTH, tokenizer.model_max_length)
+    if length > tokenizer.model_max_length:
+        raise ConfigError(
+            f"--max_seq_length {length} exceeds {what}'s maximum of {tokenizer.model_max_length} tokens."
+        )
+    tokenizer.model_max_length = length
+    return length
+
+
 def load_tokenizer(source: TextModelSource, args: ModelArguments) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer; a reference that cannot be loaded (a misspelt Hub id, no network) is one line."""
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CONFIG_FILENAME
-from ..recipe import RecipeConfig, resolve_config, unresolved_copy
+from ..recipe import RecipeConfig, replace_training, resolve_config, unresolved_copy
 from ..run_record import RunRecord
 from ..strategies import restricted_to
 
@@ -80,10 +80,9 @@ def cell_config(base: RecipeConfig, cell: Cell, study_dir: Path, split_seed: int
         config.data, train_samples_per_class=cell.train_size, sampling_seed=cell.seed, split_seed=split_seed
     )
     config.run = dataclasses.replace(config.run, overwrite_output_dir=True)
-    config.training.seed = cell.seed
-    config.training.data_seed = None
-    config.training.output_dir = str(study_dir / cell.run_dir())
-    config.training.push_to_hub = False
+    config.training = replace_training(
+        config.training, seed=cell.seed, data_seed=None, output_dir=str(study_dir / cell.run_dir()), push_to_hub=False
+    )
     return resolve_config(config)
 
 

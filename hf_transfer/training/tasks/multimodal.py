@@ -27,7 +27,7 @@ from ...hub.export import save_fusion_model
 from ...models.blocks import is_frozen
 from ...models.fusion import FusionForClassification, build_fusion_model, fusion_block_view, tower_block_view
 from ...models.references import resolve_image_source, resolve_text_source
-from ...models.text import load_tokenizer
+from ...models.text import load_tokenizer, set_max_seq_length
 from ...recipe import RecipeConfig, tower_strategy_arguments
 from ...run_record import FrozenFeatures, RunRecord
 from ...strategies import ComposedStrategy, StrategyContext
@@ -79,11 +79,9 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
         text_args = ModelArguments(model_name_or_path=fusion.text_model_name_or_path, **hub)
         text_source = resolve_text_source(text_args)
         tokenizer = load_tokenizer(text_source, text_args)
-    max_length = config.data.max_seq_length or min(128, tokenizer.model_max_length if tokenizer else 128)
-    if tokenizer is not None and max_length > tokenizer.model_max_length:
-        raise ConfigError(f"--max_seq_length {max_length} exceeds the text tower's {tokenizer.model_max_length}.")
-    if tokenizer is not None:
-        tokenizer.model_max_length = max_length  # saved with the model: `truncation=True` cuts where training did
+    max_length = (
+        None if tokenizer is None else set_max_seq_length(tokenizer, config.data.max_seq_length, "the text tower")
+    )
 
     with training.main_process_first(desc="loading and tokenising the dataset"):
         data = load_multimodal_data(config.data, seed=training.data_seed or training.seed)

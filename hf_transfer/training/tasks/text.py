@@ -14,7 +14,7 @@ from ...data.labels import ROW_COLUMN, rows_digest
 from ...data.text import load_text_data, tokenize_text_dataset
 from ...exceptions import ConfigError
 from ...models.references import TextModelSource, resolve_text_source
-from ...models.text import build_text_model, load_tokenizer
+from ...models.text import build_text_model, load_tokenizer, set_max_seq_length
 from ...recipe import RecipeConfig
 from ...run_record import RunRecord
 from ...strategies.base import SourceModel
@@ -25,12 +25,7 @@ from ..prepared import FeatureInputs, PreparedTask
 def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:
     source = resolve_text_source(config.model)
     tokenizer = load_tokenizer(source, config.model)
-    max_length = config.data.max_seq_length or min(128, tokenizer.model_max_length)
-    if max_length > tokenizer.model_max_length:
-        raise ConfigError(
-            f"--max_seq_length {max_length} exceeds this model's maximum of {tokenizer.model_max_length} tokens."
-        )
-    tokenizer.model_max_length = max_length  # saved with the model: `truncation=True` cuts where training did
+    max_length = set_max_seq_length(tokenizer, config.data.max_seq_length)
     with training.main_process_first(desc="loading and tokenising the dataset"):
         data = load_text_data(config.data, seed=training.data_seed or training.seed)
         train = tokenize_text_dataset(data.train, tokenizer, data, max_length, "tokenising train")
