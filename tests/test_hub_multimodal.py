@@ -192,9 +192,12 @@ def test_transformers_alone_cannot_load_it_as_the_card_says(hub, pushed):
 
 
 def test_predict_multimodal_reproduces_the_runs_validation_predictions(run):
+    from hf_transfer.config import MULTIMODAL_CLASSIFICATION
+    from hf_transfer.data.builtin import with_data_presets
     from hf_transfer.data.multimodal import load_multimodal_data
 
-    validation = load_multimodal_data(ht.DataArguments(**DATA), seed=42).validation
+    data = with_data_presets(ht.DataArguments(**DATA), MULTIMODAL_CLASSIFICATION)  # as the run resolved them
+    validation = load_multimodal_data(data, seed=42).validation
     recorded = json.loads((run["out"] / "eval_predictions.json").read_text())["predictions"]
     label_names = json.loads((run["out"] / "config.json").read_text())["id2label"]
     assert len(set(recorded)) > 2  # more than yes/no: the image's answers (colours, shapes) are checked too

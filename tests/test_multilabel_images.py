@@ -14,8 +14,17 @@ import torch.nn.functional as F
 from datasets import Image as ImageFeature
 
 import hf_transfer as ht
-from hf_transfer.config import MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataArguments, ModelArguments
+from hf_transfer.config import (
+    IMAGE_CLASSIFICATION,
+    MULTI_LABEL,
+    REGRESSION,
+    SINGLE_LABEL,
+    TEXT_CLASSIFICATION,
+    DataArguments,
+    ModelArguments,
+)
 from hf_transfer.data import collate_image_batch, load_image_data
+from hf_transfer.data.builtin import with_data_presets
 from hf_transfer.exceptions import DataError
 from hf_transfer.inference import predict_images
 from hf_transfer.models import build_image_model
@@ -24,6 +33,11 @@ from .conftest import make_image, run_command
 
 CHANNELS = ("red", "green", "blue")
 LABEL_NAMES = sorted(CHANNELS)
+
+
+def resolved(task: str = IMAGE_CLASSIFICATION, **kwargs) -> DataArguments:
+    """Loaders take resolved arguments: these are the presets and defaults ``resolve_config`` fills."""
+    return with_data_presets(DataArguments(**kwargs), task)
 
 
 def channel_squares(folder: Path, count: int, seed: int = 0) -> dict[str, list[str]]:
@@ -68,7 +82,7 @@ def assert_multi_hot(data, expected: dict[str, list[str]]) -> None:
 
 def test_csv_of_json_lists_is_multi_label(tmp_path):
     path, expected = labelled_csv(tmp_path, "tags.csv", 16)
-    data = load_image_data(DataArguments(train_file=str(path), label_column_name="tags", train_val_split=0.25))
+    data = load_image_data(resolved(train_file=str(path), label_column_name="tags", train_val_split=0.25))
     assert_multi_hot(data, expected)
     assert (len(data.train), len(data.validation)) == (12, 4)
 
@@ -78,9 +92,7 @@ def test_jsonl_of_label_lists_is_multi_label(tmp_path):
     path = tmp_path / "tags.jsonl"
     path.write_text("".join(json.dumps({"image": f"images/{f}", "tags": t}) + "\n" for f, t in expected.items()))
     validation, more = labelled_csv(tmp_path, "validation.csv", 8, seed=100)  # a csv validation split: same labels
-    data = load_image_data(
-        DataArguments(train_file=str(path), validation_file=str(validation), label_column_name="tags")
-    )
+    data = load_image_data(resolved(train_file=str(path), validation_file=str(validation), label_column_name="tags"))
     assert_multi_hot(data, {**expected, **more})
 
 
@@ -95,16 +107,16 @@ def test_imagefolder_metadata_with_a_list_column_is_multi_label(tmp_path, metada
     else:
         lines = (json.dumps({"file_name": f"images/{f}", "tags": t}) for f, t in expected.items())
         (root / metadata).write_text("\n".join(lines) + "\n")
-    data = load_image_data(DataArguments(train_dir=str(root), label_column_name="tags", train_val_split=0.25))
+    data = load_image_data(resolved(train_dir=str(root), label_column_name="tags", train_val_split=0.25))
     assert_multi_hot(data, expected)
     with pytest.raises(DataError, match=r"--label_column_name: column 'label' .* columns are \['image', 'tags'\]"):
-        load_image_data(DataArguments(train_dir=str(root)))
+        load_image_data(resolved(train_dir=str(root)))
 
 
 def test_separated_labels_need_an_explicit_problem_type(tmp_path):
     expected = channel_squares(tmp_path / "images", 16)
     path = write_csv(tmp_path / "tags.csv", [(f"images/{f}", " | ".join(t)) for f, t in expected.items()])
-    args = DataArguments(train_file=str(path), label_column_name="tags", train_val_split=0.25)
+    args = resolved(train_file=str(path), label_column_name="tags", train_val_split=0.25)
     assert_multi_hot(load_image_data(dataclasses.replace(args, problem_type=MULTI_LABEL)), expected)
     with pytest.raises(DataError, match="missing \\(None\\) labels"):  # read as one class per row, black has none
         load_image_data(args)
@@ -140,7 +152,7 @@ def test_bad_label_cells_are_one_line_naming_row_and_column(tmp_path, cells, val
         validation = [("images/0000.png", cell) for cell in validation_cells]
         args["validation_file"] = str(write_csv(tmp_path / "validation.csv", validation))
     with pytest.raises(DataError, match=message) as err:
-        load_image_data(DataArguments(**args, train_val_split=0.5))
+        load_image_data(resolved(**args, train_val_split=0.5))
     assert "\n" not in str(err.value)
 
 
@@ -149,7 +161,7 @@ def test_a_label_that_is_no_list_is_refused_with_an_explicit_problem_type(tmp_pa
     path = tmp_path / "tags.jsonl"
     path.write_text("".join(json.dumps({"image": "images/0000.png", "tags": i}) + "\n" for i in range(4)))
     with pytest.raises(DataError, match=r"Row 0 of the train data: multi-label column 'tags' must hold a list"):
-        load_image_data(DataArguments(train_file=str(path), label_column_name="tags", problem_type=MULTI_LABEL))
+        load_image_data(resolved(train_file=str(path), label_column_name="tags", problem_type=MULTI_LABEL))
 
 
 def test_text_csv_of_json_lists_is_multi_label_through_the_same_code(tmp_path):
@@ -157,7 +169,8 @@ def test_text_csv_of_json_lists_is_multi_label_through_the_same_code(tmp_path):
 
     rows = [("a red and green square", json.dumps(["red", "green"])), ("a black square", "[]")] * 4
     path = write_csv(tmp_path / "texts.csv", [*rows, ("a blue square", '["blue"]')], ("text", "tags"))
-    data = load_text_data(DataArguments(train_file=str(path), label_column_name="tags", train_val_split=0.2))
+    args = resolved(TEXT_CLASSIFICATION, train_file=str(path), label_column_name="tags", train_val_split=0.2)
+    data = load_text_data(args)
     assert data.problem_type == MULTI_LABEL and data.label_names == LABEL_NAMES
     vectors = {
         text: vector for split in (data.train, data.validation) for text, vector in zip(split["text"], split["tags"])

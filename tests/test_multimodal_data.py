@@ -6,19 +6,24 @@ import pytest
 import torch
 from PIL import Image
 
-from hf_transfer.config import MULTIMODAL, DataArguments
+from hf_transfer.config import MULTIMODAL_CLASSIFICATION, DataArguments
 from hf_transfer.data import (
     MultimodalCollator,
     load_multimodal_data,
     multimodal_transform_fn,
     tokenize_multimodal,
 )
-from hf_transfer.data.builtin import apply_data_presets, builtin_dataset_dir
+from hf_transfer.data.builtin import apply_data_presets, builtin_dataset_dir, with_data_presets
 from hf_transfer.exceptions import DataError
 
 from .conftest import COLOURS, make_image, write_text_csv
 
 CAPTIONS = {"red": "a warm red square", "green": "a leafy green patch", "blue": "a cool blue tile"}
+
+
+def multimodal_args(**kwargs) -> DataArguments:
+    """Loaders take resolved arguments: these are the presets and defaults ``resolve_config`` fills."""
+    return with_data_presets(DataArguments(**kwargs), MULTIMODAL_CLASSIFICATION)
 
 
 def write_captioned_images(root: Path, per_class: int = 6) -> list[tuple[str, str, str]]:
@@ -56,7 +61,7 @@ def easy_vqa_dir() -> Path:
 
 
 def test_csv_with_image_paths_text_and_labels(captioned_csv):
-    data = load_multimodal_data(DataArguments(train_file=str(captioned_csv), train_val_split=1 / 6), seed=3)
+    data = load_multimodal_data(multimodal_args(train_file=str(captioned_csv), train_val_split=1 / 6), seed=3)
     assert data.label_names == ["blue", "green", "red"]
     assert (len(data.train), len(data.validation)) == (15, 3)
     assert collections.Counter(data.validation["label"]) == {0: 1, 1: 1, 2: 1}  # stratified
@@ -71,7 +76,7 @@ def test_imagefolder_with_metadata_text_and_class_folder_labels(tmp_path):
     rows = write_captioned_images(root, per_class=4)
     write_text_csv(root / "metadata.csv", [(p, t) for p, t, _ in rows], ("file_name", "caption"))
     data = load_multimodal_data(
-        DataArguments(train_dir=str(root), text_column_names="caption", train_val_split=0.25, max_eval_samples=2)
+        multimodal_args(train_dir=str(root), text_column_names="caption", train_val_split=0.25, max_eval_samples=2)
     )
     assert data.label_names == ["blue", "green", "red"]
     assert len(data.train) + len(data.validation) == 12 - 1 and len(data.validation) == 2
@@ -81,7 +86,7 @@ def test_imagefolder_with_metadata_text_and_class_folder_labels(tmp_path):
     write_text_csv(root / "metadata.csv", [(p, t, "warm" if y == "red" else "cold") for p, t, y in rows],
                    ("file_name", "caption", "temperature"))  # fmt: skip
     by_column = load_multimodal_data(
-        DataArguments(train_dir=str(root), text_column_names="caption", label_column_name="temperature")
+        multimodal_args(train_dir=str(root), text_column_names="caption", label_column_name="temperature")
     )
     assert by_column.label_names == ["cold", "warm"]
 
@@ -90,7 +95,7 @@ def test_imagefolder_without_metadata_says_what_is_missing(tmp_path):
     root = tmp_path / "folder"
     write_captioned_images(root, per_class=2)
     with pytest.raises(DataError, match="metadata.csv"):
-        load_multimodal_data(DataArguments(train_dir=str(root)))
+        load_multimodal_data(multimodal_args(train_dir=str(root)))
 
 
 def test_row_without_an_image_is_named(tmp_path, captioned_csv):
@@ -98,14 +103,14 @@ def test_row_without_an_image_is_named(tmp_path, captioned_csv):
     lines[3] = "," + lines[3].split(",", 1)[1]  # data row 2 loses its image path
     captioned_csv.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"row 2: column 'image'.*data\.csv|data\.csv: row 2: column 'image'"):
-        load_multimodal_data(DataArguments(train_file=str(captioned_csv)))
+        load_multimodal_data(multimodal_args(train_file=str(captioned_csv)))
 
     root = tmp_path / "folder"
     rows = write_captioned_images(root, per_class=2)
     rows[1] = ("", rows[1][1], rows[1][2])
     write_text_csv(root / "metadata.csv", rows, ("file_name", "text", "label"))
     with pytest.raises(DataError, match=r"Row 1 .*metadata\.csv.*column 'image' has no image"):
-        load_multimodal_data(DataArguments(train_dir=str(root)))
+        load_multimodal_data(multimodal_args(train_dir=str(root)))
 
 
 def test_empty_text_names_row_and_column(captioned_csv):
@@ -114,12 +119,12 @@ def test_empty_text_names_row_and_column(captioned_csv):
     lines[5] = f"{path},   ,{label}"
     captioned_csv.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"Row 4 of the train data: column 'text' is empty"):
-        load_multimodal_data(DataArguments(train_file=str(captioned_csv)))
+        load_multimodal_data(multimodal_args(train_file=str(captioned_csv)))
 
 
 def test_missing_text_column_names_the_flag(captioned_csv):
     with pytest.raises(DataError, match=r"--text_column_names: column 'question'.*\['image', 'text', 'label'\]"):
-        load_multimodal_data(DataArguments(train_file=str(captioned_csv), text_column_names="question"))
+        load_multimodal_data(multimodal_args(train_file=str(captioned_csv), text_column_names="question"))
 
 
 def test_regression_or_label_lists_are_refused(tmp_path):
@@ -130,7 +135,7 @@ def test_regression_or_label_lists_are_refused(tmp_path):
         ("image", "text", "label"),
     )
     with pytest.raises(DataError, match="single-label classification only"):
-        load_multimodal_data(DataArguments(train_file=str(scores)))
+        load_multimodal_data(multimodal_args(train_file=str(scores)))
     import json
 
     lists = tmp_path / "lists.jsonl"
@@ -138,11 +143,11 @@ def test_regression_or_label_lists_are_refused(tmp_path):
         "".join(json.dumps({"image": f"images/{p}", "text": t, "label": [y, "x"]}) + "\n" for p, t, y in rows)
     )
     with pytest.raises(DataError, match="single-label classification only"):
-        load_multimodal_data(DataArguments(train_file=str(lists)))
+        load_multimodal_data(multimodal_args(train_file=str(lists)))
 
 
 def test_tokenize_transform_and_collate(captioned_csv, tokenizer):
-    data = load_multimodal_data(DataArguments(train_file=str(captioned_csv)))
+    data = load_multimodal_data(multimodal_args(train_file=str(captioned_csv)))
     tokens = tokenize_multimodal(data.train, tokenizer, data.text_columns, max_length=6, desc="tokenising")
     assert (
         set(tokens.column_names) >= {"image", "label", "input_ids", "attention_mask"}
@@ -185,7 +190,7 @@ def test_collator_stacks_embeddings_and_rejects_a_mixed_batch(tokenizer):
 def test_builtin_easy_vqa_is_real_vqa_data(easy_vqa_dir):
     assert (easy_vqa_dir / "images" / "train" / "0.png").is_file() and (easy_vqa_dir / "test.csv").is_file()
     args = DataArguments(max_train_samples=200, max_eval_samples=100)
-    apply_data_presets(args, MULTIMODAL)  # what the recipe's resolution step does before loading
+    apply_data_presets(args, MULTIMODAL_CLASSIFICATION)  # what the recipe's resolution step does before loading
     data = load_multimodal_data(args)
     assert data.source == "builtin:easy_vqa" and data.text_columns == ["question"]
     assert args.no_augment is True and args.image_size == 64 and args.max_seq_length == 32  # the built-in's presets

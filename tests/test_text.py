@@ -7,13 +7,19 @@ import pytest
 import torch
 
 import hf_transfer as ht
-from hf_transfer.config import ModelArguments
+from hf_transfer.config import TEXT_CLASSIFICATION, ModelArguments
+from hf_transfer.data.builtin import with_data_presets
 from hf_transfer.data.text import load_text_data
 from hf_transfer.exceptions import ConfigError, DataError
 from hf_transfer.models.references import resolve_text_source
 from hf_transfer.models.text import build_text_model
 
 from .conftest import NEGATIVE, POSITIVE, apply_strategy, run_command, write_text_csv
+
+
+def text_args(**kwargs) -> ht.DataArguments:
+    """Loaders take resolved arguments: these are the presets and defaults ``resolve_config`` fills."""
+    return with_data_presets(ht.DataArguments(**kwargs), TEXT_CLASSIFICATION)
 
 
 def run(tmp_path, train_file, model_dir, *extra, **data_kwargs):
@@ -142,7 +148,7 @@ def test_mean_pooled_model_loads_without_hf_transfer(tmp_path, sentiment_csv, ti
 def test_bad_text_data(tmp_path, rows, kwargs, message):
     path = write_text_csv(tmp_path / "bad.csv", rows * 3, ("text", "label"))
     with pytest.raises(DataError) as err:
-        load_text_data(ht.DataArguments(train_file=str(path), **kwargs))
+        load_text_data(text_args(train_file=str(path), **kwargs))
     assert message in str(err.value)
 
 
@@ -151,13 +157,13 @@ def test_empty_or_non_string_text_names_the_row(tmp_path, texts, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(json.dumps({"text": t, "label": "x" if i % 2 else "y"}) for i, t in enumerate(texts)))
     with pytest.raises(DataError, match=re.escape(f"Row 1 of the train data: column 'text' {message}")):
-        load_text_data(ht.DataArguments(train_file=str(path)))
+        load_text_data(text_args(train_file=str(path)))
 
 
 def test_validation_labels_outside_the_training_set(tmp_path, sentiment_csv):
     validation = write_text_csv(tmp_path / "val.csv", [("meh", "neutral"), ("good", "pos")], ("text", "label"))
     with pytest.raises(DataError, match=r"\['neutral'\].*outside the training label set"):
-        load_text_data(ht.DataArguments(train_file=str(sentiment_csv), validation_file=str(validation)))
+        load_text_data(text_args(train_file=str(sentiment_csv), validation_file=str(validation)))
 
 
 def test_max_seq_length_above_the_model_maximum(tmp_path, sentiment_csv, tiny_bert_dir):
@@ -166,7 +172,7 @@ def test_max_seq_length_above_the_model_maximum(tmp_path, sentiment_csv, tiny_be
 
 
 def test_builtin_rotten_tomatoes_is_real_review_data():
-    data = load_text_data(ht.DataArguments())
+    data = load_text_data(text_args())
     assert data.source == "builtin:rotten_tomatoes" and data.label_names == ["fresh", "rotten"]
     assert len(data.train) + len(data.validation) == 4866
     assert abs(len(data.validation) / 4866 - 0.3) < 0.01  # the preset's 30 % hold-out

@@ -1,14 +1,15 @@
 """Datasets in, model-ready batches out."""
 
 from .builtin import builtin_dataset_dir, list_builtin_datasets
-from .loading import ImageData, load_image_data, verify_images
+from .loading import load_image_data, verify_images
 from .multimodal import (
     MultimodalCollator,
-    MultimodalData,
     load_multimodal_data,
     multimodal_transform_fn,
     tokenize_multimodal,
 )
+from .splits import LabelledData
+from .text import load_text_data
 from .transforms import (
     build_image_transforms,
     collate_image_batch,
@@ -18,9 +19,8 @@ from .transforms import (
 )
 
 __all__ = [
-    "ImageData",
+    "LabelledData",
     "MultimodalCollator",
-    "MultimodalData",
     "build_image_transforms",
     "builtin_dataset_dir",
     "collate_image_batch",
@@ -28,6 +28,7 @@ __all__ = [
     "list_builtin_datasets",
     "load_image_data",
     "load_multimodal_data",
+    "load_text_data",
     "multimodal_transform_fn",
     "resolve_image_data_config",
     "to_model_mode",

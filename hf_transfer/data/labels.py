@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
 
 import datasets
 import numpy as np
@@ -20,27 +19,14 @@ from datasets import ClassLabel, Dataset, Sequence, Value
 
 from ..config import MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataArguments
 from ..exceptions import DataError
+from .splits import LabelledData
 
 logger = logging.getLogger(__name__)
 
-VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "test")
 LABEL_SEPARATOR = "|"  # between labels in a plain csv cell, with an explicit --problem_type multi_label_classification
 
 
 ROW_COLUMN = "_row"  # each example's row in the dataset named by ``row_sources``: what the feature cache keys on
-
-
-@dataclass
-class LabelledSplits:
-    """Train and validation splits with their labels encoded for one problem type."""
-
-    train: Dataset
-    validation: Dataset | None  # None until a hold-out is taken (see labelled_splits)
-    label_names: list[str] | None  # None for regression
-    problem_type: str
-    # split -> fingerprint of the dataset its ROW_COLUMN indexes (before hold-out, sampling and limits), so that a
-    # subset of it (another size, another seed) finds the features of rows encoded by an earlier run
-    row_sources: dict[str, str] = field(default_factory=dict)
 
 
 def check_columns(split: Dataset, required: dict[str, str], split_name: str) -> None:
@@ -55,7 +41,7 @@ def check_columns(split: Dataset, required: dict[str, str], split_name: str) -> 
 
 def labelled_splits(
     train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, problem_type: str | None
-) -> LabelledSplits:
+) -> LabelledData:
     """What every loader does with its labels: encode them for ``problem_type`` (None: inferred), hold out a seeded
     validation split when there is none (stratified for single-label), then apply the sample limits."""
     splits = encode_labels(train, validation, args.label_column_name, problem_type)
@@ -113,7 +99,7 @@ def sample_per_class(split: Dataset, column: str, per_class: int, seed: int) -> 
 
 def encode_labels(
     train: Dataset, validation: Dataset | None, column: str, problem_type: str | None = None
-) -> LabelledSplits:
+) -> LabelledData:
     """Both splits' ``column`` encoded for ``problem_type`` (None: inferred from the training labels)."""
     problem_type = problem_type or infer_problem_type(train, column)
     label_names = None
@@ -124,7 +110,7 @@ def encode_labels(
         validation = None if validation is None else as_float_labels(validation, column, "validation")
     else:
         train, validation, label_names = encode_class_labels(train, validation, column)
-    return LabelledSplits(train, validation, label_names, problem_type)
+    return LabelledData(train, validation, label_names, problem_type, column)
 
 
 def infer_problem_type(split: Dataset, column: str) -> str:

@@ -7,81 +7,53 @@ for the mistakes that otherwise surface hours later (missing column, one class, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 from datasets import Dataset
 from datasets import Image as ImageFeature
 
-from ..config import IMAGE_CLASSIFICATION, DataArguments
+from ..config import DataArguments
 from ..exceptions import DataError
-from .builtin import with_data_presets
-from .labels import VALIDATION_SPLIT_NAMES, LabelledSplits, check_columns, labelled_splits
-from .sources import load_raw_splits, read_table
+from .labels import check_columns, labelled_splits
+from .sources import RawSplits, load_raw_splits, read_table
+from .splits import LabelledData
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ImageData:
-    train: Dataset
-    validation: Dataset
-    label_names: list[str] | None  # None for regression
-    image_column: str
-    label_column: str
-    problem_type: str
-    skipped_images: dict[str, int] = field(default_factory=dict)
-    source: str = ""
-    row_sources: dict[str, str] = field(default_factory=dict)  # what each split's `_row` ids index (feature cache)
+def load_image_data(args: DataArguments, seed: int = 42) -> LabelledData:
+    """Train/validation splits with labels of the inferred (or given) problem type and every image decodable.
 
-    def splits(self) -> list[tuple[str, Dataset]]:
-        return [("train", self.train), ("validation", self.validation)]
-
-
-def load_image_data(args: DataArguments, seed: int = 42) -> ImageData:
-    """Train/validation splits with labels of the inferred (or given) problem type and every image decodable."""
-    args = with_data_presets(args, IMAGE_CLASSIFICATION)
-    raw, source = load_raw_splits(args, _load_imagefolder, lambda path, flag: _load_table(path, args, flag))
-    train = raw["train"]
-    validation = next((raw[name] for name in VALIDATION_SPLIT_NAMES if name in raw), None)
+    ``args`` are resolved (presets and defaults filled, as :func:`hf_transfer.recipe.resolve_config` does)."""
+    raw = load_raw_splits(args, _load_imagefolder, lambda path, flag: _load_table(path, args, flag))
     columns = {"--image_column_name": args.image_column_name, "--label_column_name": args.label_column_name}
-    check_columns(train, columns, "train")
-    if validation is not None:
-        check_columns(validation, columns, "validation")
-    splits, skipped = finish_labelled_image_splits(train, validation, args, seed, source, args.problem_type)
-    return ImageData(
-        splits.train,
-        splits.validation,
-        splits.label_names,
-        args.image_column_name,
-        args.label_column_name,
-        splits.problem_type,
-        skipped,
-        source,
-        splits.row_sources,
-    )
+    for split_name, split in raw.present():
+        check_columns(split, columns, split_name)
+    return labelled_image_data(raw, args, seed, args.problem_type)
 
 
-def finish_labelled_image_splits(
-    train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, source: str, problem_type: str | None
-) -> tuple[LabelledSplits, dict[str, int]]:
+def labelled_image_data(
+    raw: RawSplits, args: DataArguments, seed: int, problem_type: str | None, text_columns: list[str] | None = None
+) -> LabelledData:
     """Checked columns in, ready splits out: labels encoded for ``problem_type`` (None: inferred) and aligned across
-    splits, a seeded hold-out when there is no validation split, the sample limits, every image decoded once, no
-    empty split. Returns the splits and the skipped images per split."""
-    splits = labelled_splits(train, validation, args, seed, problem_type)
-    skipped: dict[str, int] = {}
+    splits, a seeded hold-out when there is no validation split, the sample limits, every image decoded once (the
+    unreadable ones counted per split), no empty split."""
+    data = dataclasses.replace(
+        labelled_splits(raw.train, raw.validation, args, seed, problem_type),
+        image_column=args.image_column_name,
+        text_columns=text_columns or [],
+        source=raw.source,
+        validation_split=raw.validation_split,
+    )
     if args.verify_images:
-        splits.train, skipped["train"] = verify_images(splits.train, args, "train")
-        splits.validation, skipped["validation"] = verify_images(splits.validation, args, "validation")
-    for split_name, split in (("train", splits.train), ("validation", splits.validation)):
-        if len(split) == 0:
-            raise DataError(
-                f"The {split_name} split of {source} is empty after filtering; nothing to train/evaluate on."
-            )
-    return splits, skipped
+        data.train, data.skipped_images["train"] = verify_images(data.train, args, "train")
+        data.validation, data.skipped_images["validation"] = verify_images(data.validation, args, "validation")
+    data.require_examples(" after filtering")
+    return data
 
 
 def _read_imagefolder(path: str, flag: str) -> Dataset:

@@ -9,7 +9,7 @@ text: a gap is reported with its row now rather than as a shape error inside a b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,12 @@ import torch
 from datasets import Dataset, Value
 from datasets import Image as ImageFeature
 
-from ..config import MULTI_LABEL, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL, DataArguments
+from ..config import MULTI_LABEL, SINGLE_LABEL, DataArguments
 from ..exceptions import DataError
-from .builtin import with_data_presets
-from .labels import VALIDATION_SPLIT_NAMES, check_columns, infer_problem_type
-from .loading import _load_table, _read_imagefolder, finish_labelled_image_splits
+from .labels import check_columns, infer_problem_type
+from .loading import _load_table, _read_imagefolder, labelled_image_data
 from .sources import load_raw_splits
+from .splits import LabelledData
 from .text import check_texts
 from .transforms import to_model_mode
 
@@ -31,59 +31,29 @@ TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
 
 
-@dataclass
-class MultimodalData:
-    train: Dataset
-    validation: Dataset
-    label_names: list[str]
-    image_column: str
-    text_columns: list[str]
-    label_column: str
-    skipped_images: dict[str, int] = field(default_factory=dict)
-    source: str = ""
-    validation_split: str | None = None  # the source's own split used for validation; None: held out from train
-    row_sources: dict[str, str] = field(default_factory=dict)  # what each split's `_row` ids index (feature cache)
+def load_multimodal_data(args: DataArguments, seed: int = 42) -> LabelledData:
+    """Train/validation splits with an image column, one or two text columns and a ``ClassLabel`` label column.
 
-
-def load_multimodal_data(args: DataArguments, seed: int = 42) -> MultimodalData:
-    """Train/validation splits with an image column, one or two text columns and a ``ClassLabel`` label column."""
-    args = with_data_presets(args, MULTIMODAL_CLASSIFICATION)
+    ``args`` are resolved (presets and defaults filled, as :func:`hf_transfer.recipe.resolve_config` does)."""
     if args.problem_type not in (None, SINGLE_LABEL):
         raise DataError(
             f"--problem_type {args.problem_type}: multimodal classification supports single-label classification only."
         )
     image, label, texts = args.image_column_name, args.label_column_name, args.text_column_list()
-    raw, source = load_raw_splits(
+    raw = load_raw_splits(
         args,
         lambda path, flag: _load_described_folder(path, flag, label),
         lambda path, flag: _load_table(path, args, flag),
     )
-    train = raw["train"]
-    validation_split = next((name for name in VALIDATION_SPLIT_NAMES if name in raw), None)
-    validation = raw[validation_split] if validation_split else None
-    for split_name, split in (("train", train), ("validation", validation)):
-        if split is None:
-            continue
+    for split_name, split in raw.present():
         check_columns(split, {"--image_column_name": image}, split_name)
         for column in texts:
             check_columns(split, {"--text_column_names": column}, split_name)
         check_columns(split, {"--label_column_name": label}, split_name)
         check_texts(split, texts, split_name)
-        _check_images_present(split, image, split_name, source)
+        _check_images_present(split, image, split_name, raw.source)
         _check_single_label(split, label, split_name)
-    splits, skipped = finish_labelled_image_splits(train, validation, args, seed, source, SINGLE_LABEL)
-    return MultimodalData(
-        splits.train,
-        splits.validation,
-        splits.label_names,
-        image,
-        texts,
-        label,
-        skipped,
-        source,
-        validation_split,
-        splits.row_sources,
-    )
+    return labelled_image_data(raw, args, seed, SINGLE_LABEL, text_columns=texts)
 
 
 def _load_described_folder(path: str, flag: str, label_column: str) -> Dataset:

@@ -1,26 +1,48 @@
 """Where the raw splits come from, for every task: a built-in, a Hub dataset, a directory, or csv/json/parquet files.
 
 What a task does with the columns (decode images, check texts, encode labels) is its loader's job; this module only
-turns ``--dataset_name`` / ``--train_dir`` / ``--train_file`` (and their validation twins) into named splits.
+turns ``--dataset_name`` / ``--train_dir`` / ``--train_file`` (and their validation twins) into a training split and,
+when the source has one, its validation split: the one place that decides which split validates.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
 from datasets.exceptions import DatasetGenerationError
 
 from ..config import BUILTIN_PREFIX, DataArguments
 from ..exceptions import DataError
 from .builtin import builtin_dataset_dir
-from .labels import VALIDATION_SPLIT_NAMES
 
 Reader = Callable[[str, str], Dataset]  # (path, the flag that named it) -> one split
 TABLE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "test")  # a source's own validation split, in this order
+
+
+@dataclass
+class RawSplits:
+    """A source's training split and its own validation split if it has one, before any label is read."""
+
+    train: Dataset
+    validation: Dataset | None  # None: the loader holds one out of train
+    validation_split: str | None  # the source's name for ``validation``
+    source: str  # the dataset name, directory or file, as messages and the card name it
+
+    def present(self) -> list[tuple[str, Dataset]]:
+        """The splits there are, by role: what a loader checks the columns of."""
+        roles = (("train", self.train), ("validation", self.validation))
+        return [(name, split) for name, split in roles if split is not None]
+
+
+def validation_split_name(splits: Mapping[str, Dataset]) -> str | None:
+    """The split of a source that validates: the first of :data:`VALIDATION_SPLIT_NAMES` it has."""
+    return next((name for name in VALIDATION_SPLIT_NAMES if name in splits), None)
 
 
 def read_table(path: str, flag: str) -> Dataset:
@@ -48,32 +70,49 @@ def no_folders(path: str, flag: str) -> Dataset:
     raise DataError(f"{flag}: this task reads tables (--train_file) or datasets (--dataset_name), not directories.")
 
 
-def load_raw_splits(
-    args: DataArguments, read_folder: Reader, read_table: Reader = read_table
-) -> tuple[DatasetDict, str]:
-    """The raw splits of any source, and a name for it. A built-in that ships ``train.csv`` (and perhaps a
+def load_raw_splits(args: DataArguments, read_folder: Reader, read_table: Reader = read_table) -> RawSplits:
+    """The training and validation splits of any source. A built-in that ships ``train.csv`` (and perhaps a
     validation split's csv) is read as tables; any other built-in is a folder."""
+    check_resolved(args)
+    splits, source = _named_splits(args, read_folder, read_table)
+    validation_split = validation_split_name(splits)
+    validation = splits[validation_split] if validation_split else None
+    return RawSplits(splits["train"], validation, validation_split, source)
+
+
+def check_resolved(args: DataArguments) -> None:
+    """Loaders read values, never flags: the presets and defaults are filled once, before loading. Unresolved
+    arguments would otherwise hold out a silent 25 % (``datasets``' default) instead of ``--train_val_split``."""
+    if args.train_val_split is None:
+        raise ValueError(
+            "DataArguments are not resolved (train_val_split is unset): pass the config through "
+            "hf_transfer.recipe.resolve_config, or the arguments through "
+            "hf_transfer.data.builtin.with_data_presets(args, task), before loading."
+        )
+
+
+def _named_splits(args: DataArguments, read_folder: Reader, read_table: Reader) -> tuple[dict[str, Dataset], str]:
+    """The source's splits by their own names, and a name for the source."""
     name = args.dataset_name
     if name and name.startswith(BUILTIN_PREFIX):
         folder = builtin_dataset_dir(name)
         if (folder / "train.csv").is_file():
             tables = {split: folder / f"{split}.csv" for split in ("train", *VALIDATION_SPLIT_NAMES)}
-            splits = {split: read_table(str(p), "--dataset_name") for split, p in tables.items() if p.is_file()}
-            return DatasetDict(splits), name
-        return DatasetDict(train=read_folder(str(folder), "--dataset_name")), name
+            return {split: read_table(str(p), "--dataset_name") for split, p in tables.items() if p.is_file()}, name
+        return {"train": read_folder(str(folder), "--dataset_name")}, name
     if name:
         loaded = datasets.load_dataset(name, args.dataset_config_name)
         if "train" not in loaded:
             raise DataError(f"Dataset {name!r} has no 'train' split; it has {list(loaded)}.")
-        return loaded, name
+        return dict(loaded), name
     if args.train_dir:
         splits = {"train": read_folder(args.train_dir, "--train_dir")}
         if args.validation_dir:
             splits["validation"] = read_folder(args.validation_dir, "--validation_dir")
-        return DatasetDict(splits), args.train_dir
+        return splits, args.train_dir
     if not args.train_file:
         raise DataError("No data: give --dataset_name, --train_dir or --train_file.")
     splits = {"train": read_table(args.train_file, "--train_file")}
     if args.validation_file:
         splits["validation"] = read_table(args.validation_file, "--validation_file")
-    return DatasetDict(splits), args.train_file
+    return splits, args.train_file

@@ -6,56 +6,36 @@ shares (:mod:`hf_transfer.data.labels`); this module only adds what is particula
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 
 from datasets import Dataset
 
-from ..config import TEXT_CLASSIFICATION, DataArguments
+from ..config import DataArguments
 from ..exceptions import DataError
-from .builtin import with_data_presets
-from .labels import ROW_COLUMN, VALIDATION_SPLIT_NAMES, check_columns, labelled_splits
+from .labels import ROW_COLUMN, check_columns, labelled_splits
 from .sources import load_raw_splits, no_folders
+from .splits import LabelledData
 
 
-@dataclass
-class TextData:
-    train: Dataset
-    validation: Dataset
-    label_names: list[str] | None  # None for regression
-    text_columns: list[str]
-    label_column: str
-    problem_type: str
-    source: str = ""
-    row_sources: dict[str, str] = field(default_factory=dict)  # what each split's `_row` ids index (feature cache)
+def load_text_data(args: DataArguments, seed: int = 42) -> LabelledData:
+    """Train/validation splits of one or two text columns and labels of the inferred (or given) problem type.
 
-
-def load_text_data(args: DataArguments, seed: int = 42) -> TextData:
-    """Train/validation splits of one or two text columns and labels of the inferred (or given) problem type."""
-    args = with_data_presets(args, TEXT_CLASSIFICATION)
-    raw, source = load_raw_splits(args, no_folders)
-    train = raw["train"]
-    validation = next((raw[name] for name in VALIDATION_SPLIT_NAMES if name in raw), None)
+    ``args`` are resolved (presets and defaults filled, as :func:`hf_transfer.recipe.resolve_config` does)."""
+    raw = load_raw_splits(args, no_folders)
     columns = args.text_column_list()
-    for split_name, split in (("train", train), ("validation", validation)):
-        if split is not None:
-            for column in columns:
-                check_columns(split, {"--text_column_names": column}, split_name)
-            check_columns(split, {"--label_column_name": args.label_column_name}, split_name)
-            check_texts(split, columns, split_name)
-    splits = labelled_splits(train, validation, args, seed, args.problem_type)
-    for split_name, split in (("train", splits.train), ("validation", splits.validation)):
-        if len(split) == 0:
-            raise DataError(f"The {split_name} split of {source} is empty; nothing to train/evaluate on.")
-    return TextData(
-        splits.train,
-        splits.validation,
-        splits.label_names,
-        columns,
-        args.label_column_name,
-        splits.problem_type,
-        source,
-        splits.row_sources,
+    for split_name, split in raw.present():
+        for column in columns:
+            check_columns(split, {"--text_column_names": column}, split_name)
+        check_columns(split, {"--label_column_name": args.label_column_name}, split_name)
+        check_texts(split, columns, split_name)
+    data = dataclasses.replace(
+        labelled_splits(raw.train, raw.validation, args, seed, args.problem_type),
+        text_columns=columns,
+        source=raw.source,
+        validation_split=raw.validation_split,
     )
+    data.require_examples()
+    return data
 
 
 def check_texts(split: Dataset, columns: list[str], split_name: str) -> None:
@@ -73,7 +53,7 @@ def check_texts(split: Dataset, columns: list[str], split_name: str) -> None:
                 )
 
 
-def tokenize_text_dataset(split: Dataset, tokenizer, data: TextData, max_length: int, desc: str) -> Dataset:
+def tokenize_text_dataset(split: Dataset, tokenizer, data: LabelledData, max_length: int, desc: str) -> Dataset:
     """Truncate to ``max_length``; padding is left to the collator (dynamic, per batch). Keeps the row ids."""
 
     def tokenize(batch: dict[str, list]) -> dict:

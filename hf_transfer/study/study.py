@@ -126,8 +126,7 @@ def check_sizes(base: RecipeConfig, sizes: list[int | None], split_seed: int) ->
     naming it. Returns the training pool's examples per class."""
     from collections import Counter
 
-    from ..data import load_image_data
-    from ..data.text import load_text_data
+    from ..data import load_image_data, load_text_data
 
     data_args = dataclasses.replace(base.data, train_samples_per_class=None, max_train_samples=None)
     data_args.split_seed = split_seed

@@ -14,13 +14,8 @@ from transformers import PreTrainedTokenizerBase, TrainingArguments
 
 from ...config import SINGLE_LABEL, ModelArguments
 from ...data.labels import rows_digest
-from ...data.multimodal import (
-    MultimodalCollator,
-    MultimodalData,
-    load_multimodal_data,
-    multimodal_transform_fn,
-    tokenize_multimodal,
-)
+from ...data.multimodal import MultimodalCollator, load_multimodal_data, multimodal_transform_fn, tokenize_multimodal
+from ...data.splits import LabelledData
 from ...data.transforms import build_image_transforms, jsonable_data_config, resolve_image_data_config
 from ...exceptions import ConfigError
 from ...hub.export import save_fusion_model
@@ -45,7 +40,7 @@ logger = logging.getLogger(__name__)
 class FusionInputs:
     """How raw rows become model inputs: what caching frozen towers (after the strategies ran) needs to redo it."""
 
-    data: MultimodalData
+    data: LabelledData
     splits: dict[str, Dataset]  # "train"/"validation", tokenised, images still raw
     transforms: dict[str, Any]  # "train"/"validation" image transforms (None without an image tower)
     tokenizer: PreTrainedTokenizerBase | None
