@@ -52,6 +52,7 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
             dataset=data.source,
             train_samples=len(data.train),
             eval_samples=len(data.validation),
+            validation_split=data.validation_split,
             skipped_images=data.skipped_images,
             data_config=jsonable_data_config(data_config),
             checkpoint_load=_load_summary(model),

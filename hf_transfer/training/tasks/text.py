@@ -60,6 +60,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
             max_seq_length=max_length,
             train_samples=len(data.train),
             eval_samples=len(data.validation),
+            validation_split=data.validation_split,
             eval_set=rows_digest(data.validation, data.row_sources["validation"]),
         ),
         labels=labels,
