@@ -70,3 +70,39 @@ def test_a_class_without_examples_is_kept_and_never_predicted():
 def test_one_class_is_refused():
     with pytest.raises(ValueError, match="two classes"):
         fit_linear_head(np.ones((4, 3)), np.zeros(4, dtype=int), 2)
+
+
+def test_a_linear_probe_fits_its_head_in_closed_form_into_the_native_model(tmp_path, monkeypatch):
+    """`--strategy linear_probe` on cached features: no SGD step, the head lands in the model's own classifier (timm
+    loads the saved run and predicts what the run evaluated), and the record, config and card say how it was fitted."""
+    import json
+
+    import timm
+
+    import hf_transfer as ht
+    from hf_transfer.recipe import parse_config
+
+    from .conftest import write_imagefolder
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_imagefolder(tmp_path / "colours", per_class=10)
+    out = tmp_path / "run"
+    argv = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--train_dir",
+            str(data), "--strategy", "linear_probe", "--output_dir", str(out)]  # fmt: skip
+    result = ht.fine_tune(parse_config(argv))
+    assert result.trainer.state.global_step == 0  # no optimizer step: one solve
+    assert result.metrics["head_c"] > 0 and 0.0 <= result.metrics["head_cv_accuracy"] <= 1.0
+    record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
+    assert "cross-validation" in record["head_fit"] and "closed form" in record["chosen_automatically_line"]
+    card = (out / "README.md").read_text()
+    assert "fitted in closed form" in card
+
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    evaluated = json.loads((out / "eval_predictions.json").read_text())["predictions"]
+    validation = result.trainer.eval_dataset
+    assert len(evaluated) == len(validation) > 0
+    # the same numbers through the saved native model: the head that was fitted is the head that was saved
+    features = validation.tensors["features"].float()
+    with torch.no_grad():
+        logits = model.get_classifier()(features)
+    assert logits.argmax(-1).tolist() == evaluated

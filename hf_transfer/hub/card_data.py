@@ -194,7 +194,7 @@ class TransferCardData(ModelCardData):
             eval_samples=record.eval_samples or eval_results.get("eval_samples"),
             eval_split=EVAL_SPLIT,
             preprocessing=preprocessing_rows(artifacts),
-            hyperparameters=hyperparameter_rows(training, results),
+            hyperparameters=hyperparameter_rows(training, results, record.head_fit),
             training_notes=training_notes(record),
             study=StudyChoice.of_cell(root),
             results=rows,

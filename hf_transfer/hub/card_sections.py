@@ -348,7 +348,12 @@ def training_notes(record: RunRecord) -> list[str]:
             f"by this run, {cached.frozen_features_reused:,} reused from earlier runs); the frozen part "
             "ran in evaluation mode, so the saved model computes exactly what was trained on."
         )
-    if record.chosen_automatically_line:
+    if record.head_fit:
+        notes.append(
+            f"The head was fitted in closed form on the cached features ({record.head_fit}): one solve instead of "
+            "SGD steps, so no learning rate, schedule or training length applied."
+        )
+    elif record.chosen_automatically_line:
         notes.append(f"Chosen automatically from the data size and the strategy: {record.chosen_automatically_line}.")
     balance = record.class_balance
     if balance and any(len(counts) <= 30 for counts in balance.values()):
@@ -362,14 +367,22 @@ def training_notes(record: RunRecord) -> list[str]:
     return notes
 
 
-def hyperparameter_rows(training: dict[str, Any], results: dict[str, Any]) -> list[TableRow]:
+def hyperparameter_rows(training: dict[str, Any], results: dict[str, Any], head_fit: str | None) -> list[TableRow]:
+    """The training settings that shaped the weights (a closed-form head: only the solve, the seed and the time)."""
+    runtime = results.get("train_runtime")
+    if head_fit:
+        rows = [
+            TableRow("head", head_fit),
+            TableRow("seed", training.get("seed")),
+            TableRow("training time", f"{runtime:.1f} s" if runtime is not None else None),
+        ]
+        return [row for row in rows if row.value is not None]
     world = int(results.get("world_size") or 1)
     per_device = training.get("per_device_train_batch_size")
     accumulation = training.get("gradient_accumulation_steps") or 1
     max_steps = training.get("max_steps") or -1
     batch = f"{per_device} × {world} × {accumulation} = {per_device * world * accumulation}" if per_device else None
     kept = f"best by {training.get('metric_for_best_model')}" if training.get("load_best_model_at_end") else "last"
-    runtime = results.get("train_runtime")
     rows = [
         TableRow("learning rate", training.get("learning_rate")),
         TableRow(

@@ -32,6 +32,9 @@ class PrefixSplit:
     encode: Callable[[Tensors], Tensors]
     rest: Callable[[Tensors], torch.Tensor]
     description: str
+    # The one linear layer ``rest`` applies to ``features`` (after dropout), when that is all it does: a head that can
+    # be fitted in closed form on the cached features.
+    head: nn.Linear | None = None
 
     def check(self, model: nn.Module, probe: Tensors, atol: float = 1e-4) -> str | None:
         """Why this split does not reproduce ``model`` on ``probe`` (eval mode), or None when it does."""
@@ -79,6 +82,7 @@ def _timm_split(m: nn.Module, view: BlockView, depth: int | None) -> PrefixSplit
             lambda inputs: {"features": m.forward_head(m.forward_features(inputs["pixel_values"]), pre_logits=True)},
             lambda cached: head(cached["features"]),
             "pooled features (the head's input)",
+            classifier if isinstance(classifier, nn.Linear) else None,
         )
     family = _timm_family(m)
     if family is None:
@@ -224,7 +228,8 @@ def _text_split(model: nn.Module, view: BlockView, depth: int | None) -> PrefixS
                 return model.classifier(model.dropout(features))
             return model.classifier(model.dropout(encoder.pooler(features.unsqueeze(1))))
 
-        return PrefixSplit(None, prefix_modules, encode, rest, "pooled features (the head's input)")
+        linear = model.classifier if mean_pooled and isinstance(model.classifier, nn.Linear) else None
+        return PrefixSplit(None, prefix_modules, encode, rest, "pooled features (the head's input)", linear)
 
     def rest_from_hidden(cached: Tensors) -> torch.Tensor:
         mask = cached["attention_mask"]

@@ -66,6 +66,13 @@ class OptimizerSettings:
         return replace(self, prefix=self.prefix + prefix)
 
 
+@dataclass(frozen=True)
+class ClosedFormHead:
+    """Fit the head in one solve on the cached features (:mod:`hf_transfer.training.linear_head`), not by SGD."""
+
+    c: float | None = None  # inverse L2 strength; None: chosen by cross-validation on the training features
+
+
 @dataclass
 class StrategyContext:
     """What a strategy may need beyond the model: set by the task before ``apply``."""
@@ -142,6 +149,11 @@ class TransferStrategy:
     def regularisation(self, model: nn.Module, inputs: dict, outputs: Any) -> dict[str, torch.Tensor]:
         """Extra loss terms, by name; each is added to the loss and logged as its own metric."""
         return {}
+
+    def closed_form_head(self) -> ClosedFormHead | None:
+        """How to fit the head in closed form where the frozen features are cached and the head is one linear layer;
+        None: train it with the Trainer, as every other parameter."""
+        return None
 
     def after_train(self, trainer: Trainer, context: StrategyContext) -> dict[str, float]:
         """Runs after training, before the final evaluation; returns metrics to report."""

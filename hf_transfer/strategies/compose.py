@@ -96,6 +96,10 @@ class ComposedStrategy(TransferStrategy):
                 return names
         return None
 
+    def closed_form_head(self):
+        """Only a strategy alone: a regulariser, a schedule or a post-hoc step needs the Trainer's loop."""
+        return self.parts[0].closed_form_head() if len(self.parts) == 1 else None
+
     def callbacks(self, context: StrategyContext):
         return [callback for part in self.parts for callback in part.callbacks(context)]
 

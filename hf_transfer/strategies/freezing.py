@@ -5,9 +5,16 @@ from __future__ import annotations
 from torch import nn
 
 from ..exceptions import ConfigError
-from .base import StrategyContext, TransferStrategy, freeze_batchnorm_statistics, modules_owning, set_trainable
+from .base import (
+    ClosedFormHead,
+    StrategyContext,
+    TransferStrategy,
+    freeze_batchnorm_statistics,
+    modules_owning,
+    set_trainable,
+)
 from .registry import register_strategy
-from .settings import Setting, non_negative
+from .settings import Setting, non_negative, one_of, positive
 
 # Read by every strategy that leaves part of a batch-norm backbone frozen for a while.
 TRAIN_BN = Setting(
@@ -37,6 +44,27 @@ class LinearProbe(TransferStrategy):
     summary = "the new head only; the backbone's batch-norm statistics are frozen too"
     frozen_backbone = True
     default_learning_rate = 1e-2
+    settings = (
+        Setting(
+            "head_solver",
+            str,
+            "closed_form",
+            "closed_form: on cached features, fit the head in one L-BFGS solve of L2-regularised logistic regression "
+            "(single-label); sgd: train it with the Trainer for the run's steps",
+            check=one_of("closed_form", "sgd"),
+        ),
+        Setting(
+            "head_c",
+            float,
+            None,
+            "inverse L2 strength of the closed-form head",
+            check=positive,
+            default_text="cross-validated on the training features",
+        ),
+    )
+
+    def closed_form_head(self) -> ClosedFormHead | None:
+        return ClosedFormHead(self.setting("head_c")) if self.setting("head_solver") == "closed_form" else None
 
     def apply(self, context: StrategyContext) -> None:
         view = context.view

@@ -83,3 +83,12 @@ def in_half_open_unit(value: float) -> str | None:
 def probability_below_one(value: float) -> str | None:
     """[0, 1): a dropout rate."""
     return None if 0.0 <= value < 1.0 else "must be in [0, 1)"
+
+
+def one_of(*choices: str) -> Check:
+    """A check that a value is one of ``choices``."""
+
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check

@@ -141,6 +141,7 @@ def cache_frozen_prefix(prepared: PreparedRun, prefix: FrozenPrefix, store: Feat
     task.eval_dataset = CachedRows(tables["validation"], inputs.labels["validation"])
     task.data_collator = collate_cached
     model.forward = _cached_forward(model, split)  # an instance attribute: `del model.forward` restores the class's
+    prepared.cached_split = split
     task.record.frozen_features = FrozenFeatures(split.description, dtype, **report.metrics())
     logger.info(
         "Frozen-feature cache (%s, %s, %s): %s.",

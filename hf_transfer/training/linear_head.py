@@ -10,10 +10,15 @@ the model's own classifier: the saved model is unchanged in format.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from ..config import SINGLE_LABEL
+from .prepared import PreparedRun
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +89,30 @@ def _logistic_regression(c: float):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return LogisticRegression(C=c, max_iter=MAX_ITER)
+
+
+def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
+    """Fit the run's head in closed form on its cached training features, where the strategy asks for it and the
+    run allows it (single-label, the whole body cached, a linear head); the metrics the Trainer's ``train`` would
+    report, or None to train the usual way."""
+    wanted, split, task = prepared.strategy.closed_form_head(), prepared.cached_split, prepared.task
+    if wanted is None or split is None or split.head is None:
+        return None
+    if task.problem_type != SINGLE_LABEL:
+        logger.info("Closed-form head not used: %s is trained by the Trainer.", task.problem_type)
+        return None
+    started = time.perf_counter()
+    features = task.train_dataset.tensors["features"].float().numpy()
+    labels = np.asarray(task.train_dataset.labels)
+    head = fit_linear_head(features, labels, split.head.out_features, wanted.c, prepared.training.seed)
+    with torch.no_grad():
+        split.head.weight.copy_(torch.from_numpy(head.weight))
+        split.head.bias.copy_(torch.from_numpy(head.bias))
+    runtime = time.perf_counter() - started
+    task.record.head_fit = head.describe()
+    task.record.chosen_automatically_line = f"head fitted in closed form on {len(labels)} examples: {head.describe()}"
+    logger.info("Closed-form head (%.1f s): %s.", runtime, head.describe())
+    metrics = {"train_runtime": round(runtime, 4), "head_c": head.c}
+    if head.cv_accuracy is not None:
+        metrics["head_cv_accuracy"] = head.cv_accuracy
+    return metrics

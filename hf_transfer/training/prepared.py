@@ -13,6 +13,7 @@ from torch import nn
 from transformers import PreTrainedModel, TrainingArguments
 
 from ..models.blocks import BlockView
+from ..models.prefix import PrefixSplit
 from ..recipe import RecipeConfig
 from ..run_record import RunRecord
 from ..strategies.base import SourceModel, StrategyContext, TransferStrategy
@@ -90,6 +91,7 @@ class PreparedRun:
     model: nn.Module  # what the Trainer trains: the task's model with the strategy applied (and perhaps wrapped)
     trainable_parameters: int
     total_parameters: int
+    cached_split: PrefixSplit | None = None  # the cut the run trains past on cached features, when it does
 
     @property
     def config(self) -> RecipeConfig:

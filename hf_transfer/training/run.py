@@ -20,6 +20,7 @@ from ..hub import HubPushSettings, push_to_hub, write_model_card
 from ..recipe import RecipeConfig, resolve_config
 from ..run_record import SECTION as RECORD_SECTION
 from .feature_cache import release_cached_forward
+from .linear_head import fit_cached_head
 from .output_dir import OutputDirLock, check_previous_run
 from .prepare import prepare
 from .prepared import PreparedRun
@@ -96,8 +97,9 @@ def run_identity(prepared: PreparedRun) -> dict[str, Any]:
 
 def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer) -> dict[str, Any]:
     task, strategy, training = prepared.task, prepared.strategy, prepared.training
-    train_result = trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
-    train_metrics = dict(train_result.metrics)
+    train_metrics = fit_cached_head(prepared)  # a closed-form head: one solve instead of the Trainer's steps
+    if train_metrics is None:
+        train_metrics = dict(trainer.train(resume_from_checkpoint=training.resume_from_checkpoint).metrics)
     train_metrics.update(strategy.after_train(trainer, prepared.context))  # e.g. WiSE-FT's interpolation sweep
     train_metrics.update(
         **(task.record.frozen_features.counts() if task.record.frozen_features else {}),
