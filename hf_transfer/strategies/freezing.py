@@ -41,7 +41,10 @@ class FullFineTuning(TransferStrategy):
 class LinearProbe(TransferStrategy):
     """Only the new head trains; the backbone is a fixed feature extractor, batch-norm statistics included."""
 
-    summary = "the new head only; the backbone's batch-norm statistics are frozen too"
+    summary = (
+        "the new head only, fitted in closed form on the cached features (or by SGD); the backbone's batch-norm "
+        "statistics are frozen too"
+    )
     frozen_backbone = True
     default_learning_rate = 1e-2
     settings = (
