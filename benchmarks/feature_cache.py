@@ -43,17 +43,11 @@ log per configuration to ``<out>/logs/``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import json
-import os
-import platform
 import re
-import resource
 import shlex
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -62,12 +56,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import git_commit, remove_temporary_cache, run_worker, snapshot_library, temporary_cache  # noqa: E402
+from harness import markdown_table  # noqa: E402
 
 BENCH = "hf_transfer-feature-cache-bench"
 
-REPO = Path(__file__).resolve().parent.parent
-WORKER_ENV = {**harness.WORKER_ENV}  # a copy: --threads changes it
+REPO = harness.REPO
 SEED = 0
 DIGEST = re.compile(r"[0-9a-f]{64}")
 COMMON = [
@@ -213,9 +206,7 @@ def worker_main(result_path: str, task: str, argv: list[str]) -> None:
     """Runs in the subprocess: ``fine_tune`` with a callback timing the steps and the in-training evaluations, and
     ``use_frozen_feature_cache`` (the encoding or loading of the features, inside ``prepare``) timed."""
     started = time.perf_counter()
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    harness.start_worker()
     from transformers import TrainerCallback
 
     import hf_transfer
@@ -301,81 +292,27 @@ def describe_entry(path: Path) -> dict[str, Any]:
     return {"description": meta.get("description"), "tensors": meta.get("tensors"), "rows_of": meta["key"]["rows_of"]}
 
 
-def run_job(job: Job, out: Path, cache: Path, timeout_s: int) -> dict[str, Any]:
+def run_job(bench: harness.Bench, job: Job, out: Path, timeout_s: int) -> dict[str, Any]:
     logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     target = logs / f"{job.name}.json"
-    target.unlink(missing_ok=True)
     argv = [*job.flags, "--output_dir", str(out / "runs" / job.name)]
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(target), MODALITIES[job.modality].task]
-    features = cache / "features"
+    features = bench.cache / "features"
     before = entry_sizes(features)
-    load_before = os.getloadavg()[0]
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    env = {**os.environ, **WORKER_ENV, "HF_TRANSFER_CACHE": str(cache)}
-    process_s = run_worker([*command, "--", *argv], env, logs / f"{job.name}.log", target, timeout_s)
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    args = [str(target), MODALITIES[job.modality].task, "--", *argv]
+    run = bench.run(__file__, args, logs / f"{job.name}.log", target, timeout_s)
     metrics = json.loads(target.read_text())
     after = entry_sizes(features)
     new = {digest: size for digest, size in after.items() if digest not in before}
     metrics.update(
         job=asdict(job),
         command=shlex.join(["python", "benchmarks/feature_cache.py", "--worker", "RESULT", "TASK", "--", *argv]),
-        process_s=process_s,
-        cpu_s=(cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime),
-        load_1min=[load_before, os.getloadavg()[0]],
+        process_s=run.seconds,
+        cpu_s=run.cpu_s,
+        load_1min=run.load_1min,
         new_entries={digest: {"bytes": size, **describe_entry(features / digest)} for digest, size in new.items()},
         new_entries_bytes=sum(new.values()),
     )
     return metrics
-
-
-def materialise_builtins(parts: list[str]) -> Path:
-    """Materialise the built-in checkpoints and datasets in the normal cache (untimed); return that cache's root."""
-    names = {"image": ("efficientnet_lite0", "mnist"), "text": ("all-MiniLM-L6-v2", "rotten_tomatoes")}
-    wanted = [names[p] for p in parts]
-    code = (
-        "import json, sys\n"
-        "from hf_transfer._cache import cache_dir\n"
-        "from hf_transfer.models.builtin import builtin_checkpoint_dir\n"
-        "from hf_transfer.data.builtin import builtin_dataset_dir\n"
-        "for model, data in json.loads(sys.argv[1]):\n"
-        "    builtin_checkpoint_dir(model); builtin_dataset_dir('builtin:' + data)\n"
-        "print(cache_dir())\n"
-    )
-    env = {**os.environ, **WORKER_ENV}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(wanted)], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"materialising the built-ins failed:\n{proc.stderr[-3000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
-
-
-def environment(command: str, library: Path, digest: str) -> dict[str, str]:
-    import psutil
-    import timm
-    import torch
-    import transformers
-
-    import hf_transfer
-
-    threads = WORKER_ENV["OMP_NUM_THREADS"]
-    return {
-        "command": command,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "timm": timm.__version__,
-        "cpu": f"{os.cpu_count()} logical cores ({platform.processor() or platform.machine()}), "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, GPU: {'yes' if torch.cuda.is_available() else 'none'}",
-        "threads": f"torch.set_num_threads({threads}) and OMP_NUM_THREADS={threads} in every configuration",
-        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "hf_transfer": f"{hf_transfer.__version__}: a copy of {Path(hf_transfer.__file__).parent} taken at the start "
-        f"(files' sha256 {digest[:16]}), imported by every configuration from {library}",
-        "repository_commit": git_commit(),
-    }
 
 
 # ------------------------------------------------------------------------------------------------------ the tables
@@ -423,19 +360,67 @@ def _shapes(entries: dict[str, Any]) -> str:
     return ", ".join(parts) or "–"
 
 
+PAIR_COLUMNS = (
+    "model, data",
+    "strategy",
+    "epochs",
+    "train runtime (s) cached / uncached",
+    "training-time ratio",
+    "whole-process wall (s) cached / uncached",
+    "wall-time ratio",
+    "eval accuracy cached / uncached",
+    "Δ accuracy (points)",
+    "targets met (≥ 20×, ≤ 0.5 point)",
+)
+RUN_COLUMNS = (
+    "configuration",
+    "features",
+    "encoded / reused",
+    "process wall (s)",
+    "cache step (s)",
+    "train runtime (s)",
+    "steps × median (ms)",
+    "steps total (s)",
+    "evals in training (s)",
+    "rest of train runtime (s)",
+    "CPU (s)",
+    "eval accuracy",
+    "1-min load before → after",
+)
+WARM_COLUMNS = (
+    "model, data",
+    "whole-process wall (s) cold / warm",
+    "warm / cold",
+    "cache step (s) cold / warm",
+    "encoded cold / warm",
+    "reused warm",
+    "eval accuracy cold / warm",
+    "`frozen_features_encoded == 0` when warm",
+)
+SIZE_COLUMNS = (
+    "configuration",
+    "cut",
+    "dtype",
+    "stored per example",
+    "entries",
+    "examples encoded",
+    "on disk (MiB)",
+    "MiB per 1,000 examples",
+)
+
+
 def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
     results, env, mode = saved["results"], saved["environment"], saved["mode"]
     checks = Checks()
     budget = BUDGETS[mode]
-    loads = [x for r in results.values() for x in r.get("load_1min", []) if r["job"]["timed"]]
+    timed = [r for r in results.values() if r["job"]["timed"]]
     out = [
         f"Mode: {mode}. Total wall time of the benchmark: {saved['total_s'] / 60:.1f} min.",
         "",
-        *[f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in env.items()],
+        *harness.environment_lines(env),
     ]
-    if loads:
-        out.append(f"- 1-min load average before/after each configuration: {min(loads):.2f} to {max(loads):.2f}")
-    timed = [r for r in results.values() if r["job"]["timed"]]
+    if any(r.get("load_1min") for r in timed):
+        out.append(f"- 1-min load average before/after each configuration: {harness.load_range(timed, digits=2)}")
     modalities = [m for m in MODALITIES if any(r["job"]["modality"] == m for r in timed)]
     first = {m: next(r for r in timed if r["job"]["modality"] == m) for m in modalities}
     batches = ", ".join(
@@ -457,12 +442,8 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
         "`train_runtime` (all steps and the per-epoch evaluations; the one-off encoding is not part of it); "
         "whole process: wall time of the cached (cold cache) and the uncached process from start to exit.",
         "",
-        "| model, data | strategy | epochs | train runtime (s) cached / uncached | training-time ratio | "
-        "whole-process wall (s) cached / uncached | wall-time ratio | eval accuracy cached / uncached | "
-        "Δ accuracy (points) | targets met (≥ 20×, ≤ 0.5 point) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    pairs = []
+    pairs, rows = [], []
     for key in modalities:
         m = MODALITIES[key]
         pairs.append((m, "`linear_probe`", f"{key}-probe-cold", f"{key}-probe-uncached", True))
@@ -482,11 +463,21 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
             targets = f"{speed} ({train_ratio / 20:.2f} of 20×), {same}"
         else:
             targets = "– (no target)"
-        out.append(
-            f"| {m.title} | {strategy} | {c['epoch']:.0f} | {c['train_runtime']:.1f} / {u['train_runtime']:.1f} | "
-            f"**{train_ratio:.1f}×** | {c['process_s']:.1f} / {u['process_s']:.1f} | **{wall_ratio:.1f}×** | "
-            f"{c['eval_accuracy']:.4f} / {u['eval_accuracy']:.4f} | {delta:+.2f} | {targets} |"
+        rows.append(
+            [
+                m.title,
+                strategy,
+                f"{c['epoch']:.0f}",
+                f"{c['train_runtime']:.1f} / {u['train_runtime']:.1f}",
+                f"**{train_ratio:.1f}×**",
+                f"{c['process_s']:.1f} / {u['process_s']:.1f}",
+                f"**{wall_ratio:.1f}×**",
+                f"{c['eval_accuracy']:.4f} / {u['eval_accuracy']:.4f}",
+                f"{delta:+.2f}",
+                targets,
+            ]
         )
+    out += markdown_table(PAIR_COLUMNS, rows)
 
     # -- per run
     out += [
@@ -500,11 +491,8 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
         "decoding and transforms when uncached, and the Trainer's per-step bookkeeping). CPU: user + system time of "
         "the process.",
         "",
-        "| configuration | features | encoded / reused | process wall (s) | cache step (s) | train runtime (s) | "
-        "steps × median (ms) | steps total (s) | evals in training (s) | rest of train runtime (s) | CPU (s) | "
-        "eval accuracy | 1-min load before → after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for r in results.values():
         job = r["job"]
         if not job["timed"]:
@@ -519,11 +507,24 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
         )
         rest = r["train_runtime"] - r["steps_total_s"] - r["evals_in_training_s"]
         cache_step = f"{r['cache_step_s']:.1f}" if job["variant"] != "uncached" and "cache_step_s" in r else "–"
-        out.append(
-            f"| {_case(r)} | {features} | {encoded} | {r['process_s']:.1f} | {cache_step} | {r['train_runtime']:.1f} "
-            f"| {r['steps']} × {_ms(r['step_median_s'])} | {r['steps_total_s']:.1f} | {r['evals_in_training_s']:.1f} "
-            f"| {rest:.1f} | {r['cpu_s']:.1f} | {r['eval_accuracy']:.4f} | {_load(r)} |"
+        rows.append(
+            [
+                _case(r),
+                features,
+                encoded,
+                f"{r['process_s']:.1f}",
+                cache_step,
+                f"{r['train_runtime']:.1f}",
+                f"{r['steps']} × {_ms(r['step_median_s'])}",
+                f"{r['steps_total_s']:.1f}",
+                f"{r['evals_in_training_s']:.1f}",
+                f"{rest:.1f}",
+                f"{r['cpu_s']:.1f}",
+                f"{r['eval_accuracy']:.4f}",
+                _load(r),
+            ]
         )
+    out += markdown_table(RUN_COLUMNS, rows)
 
     # -- 3: warm cache
     out += [
@@ -531,10 +532,8 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
         "### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`"
         + (" (quick)" if mode == "quick" else ""),
         "",
-        "| model, data | whole-process wall (s) cold / warm | warm / cold | cache step (s) cold / warm | "
-        "encoded cold / warm | reused warm | eval accuracy cold / warm | `frozen_features_encoded == 0` when warm |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for key in modalities:
         cold, warm = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-warm")
         if cold is None or warm is None:
@@ -548,13 +547,19 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
             f"{key}-probe-warm reused {warm.get('frozen_features_reused')} examples, the cold run encoded "
             f"{cold.get('frozen_features_encoded')}",
         )
-        out.append(
-            f"| {MODALITIES[key].title} | {cold['process_s']:.1f} / {warm['process_s']:.1f} | "
-            f"**{warm['process_s'] / cold['process_s']:.2f}** | {cold['cache_step_s']:.1f} / "
-            f"{warm['cache_step_s']:.1f} | {cold['frozen_features_encoded']} / {warm['frozen_features_encoded']} | "
-            f"{warm['frozen_features_reused']} | {cold['eval_accuracy']:.4f} / {warm['eval_accuracy']:.4f} | "
-            f"{none_encoded} |"
+        rows.append(
+            [
+                MODALITIES[key].title,
+                f"{cold['process_s']:.1f} / {warm['process_s']:.1f}",
+                f"**{warm['process_s'] / cold['process_s']:.2f}**",
+                f"{cold['cache_step_s']:.1f} / {warm['cache_step_s']:.1f}",
+                f"{cold['frozen_features_encoded']} / {warm['frozen_features_encoded']}",
+                warm["frozen_features_reused"],
+                f"{cold['eval_accuracy']:.4f} / {warm['eval_accuracy']:.4f}",
+                none_encoded,
+            ]
         )
+    out += markdown_table(WARM_COLUMNS, rows)
 
     # -- 4: size on disk
     out += [
@@ -565,10 +570,8 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
         "`$HF_TRANSFER_CACHE/features`, scaled per 1,000 encoded examples (train + validation). Token states are "
         "stored padded to `--max_seq_length`, with their attention mask.",
         "",
-        "| configuration | cut | dtype | stored per example | entries | examples encoded | on disk (MiB) | "
-        "MiB per 1,000 examples |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for name, r in results.items():
         job = r["job"]
         if job["variant"] != "cold":
@@ -578,10 +581,19 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
         cut = next(iter(r["new_entries"].values()), {}).get("description", "–") or "–"
         cut = cut.split(" of ")[0]
         checks.expect(encoded > 0 and r["new_entries"], f"{name}: the cold cached run stored nothing")
-        out.append(
-            f"| {_case(r)} | {cut} | {job['dtype']} | {_shapes(r['new_entries'])} | {len(r['new_entries'])} | "
-            f"{encoded} | {_mib(r['new_entries_bytes'])} | **{per_1000}** |"
+        rows.append(
+            [
+                _case(r),
+                cut,
+                job["dtype"],
+                _shapes(r["new_entries"]),
+                len(r["new_entries"]),
+                encoded,
+                _mib(r["new_entries_bytes"]),
+                f"**{per_1000}**",
+            ]
         )
+    out += markdown_table(SIZE_COLUMNS, rows)
     for name, r in results.items():
         if saved.get("library"):
             imported = r.get("hf_transfer_file", "")
@@ -621,37 +633,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.render:
         print(render(json.loads(Path(args.render).read_text()))[0], end="")
         return
-    WORKER_ENV["OMP_NUM_THREADS"] = WORKER_ENV["MKL_NUM_THREADS"] = str(args.threads)
-    for key, value in WORKER_ENV.items():  # so that environment() and the imports below see what workers see
-        os.environ.setdefault(key, value)
     mode = "quick" if args.quick else "full"
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in MODALITIES]
     if unknown or not parts:
         parser.error(f"--parts: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODALITIES)}")
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if not kinds or set(kinds) - {"probe", "freeze"}:
+        parser.error(f"--kinds: choose from probe, freeze (got {args.kinds!r})")
     default_out = REPO / "outputs" / "benchmarks" / ("feature_cache-quick" if args.quick else "feature_cache")
     out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)
     command = shlex.join([".venv/bin/python", "benchmarks/feature_cache.py", *argv])
     started = time.perf_counter()
-    library, digest = snapshot_library(BENCH)
-    WORKER_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), os.environ.get("PYTHONPATH")]))
-    env = environment(command, library, digest)
-    normal = materialise_builtins(parts)
-    cache = temporary_cache(normal, BENCH)
-    print(f"temporary HF_TRANSFER_CACHE {cache} (checkpoints, datasets -> {normal})", flush=True)
-    results: dict[str, dict[str, Any]] = {}
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if not kinds or set(kinds) - {"probe", "freeze"}:
-        parser.error(f"--kinds: choose from probe, freeze (got {args.kinds!r})")
-    jobs = build_jobs(mode, parts, kinds)
-    saved = {"mode": mode, "environment": env, "results": results, "total_s": 0.0, "library": str(library)}
-    try:
+    with harness.session(
+        BENCH,
+        threads=args.threads,
+        checkpoints=[MODALITIES[p].model for p in parts],
+        datasets=[MODALITIES[p].dataset for p in parts],
+        keep_cache=args.keep_cache,
+    ) as bench:
+        env = bench.environment(command, ("torch", "transformers", "timm"))
+        results: dict[str, dict[str, Any]] = {}
+        jobs = build_jobs(mode, parts, kinds)
+        saved = {"mode": mode, "environment": env, "results": results, "total_s": 0.0, "library": str(bench.library)}
         number = 0
         while jobs:
             job = jobs.pop(0)
             number += 1
-            results[job.name] = run_job(job, out, cache, args.timeout)
+            results[job.name] = run_job(bench, job, out, args.timeout)
             r = results[job.name]
             print(
                 f"[{number}/{number + len(jobs)}] {job.name}: process {r['process_s']:.1f} s, train_runtime "
@@ -666,12 +676,6 @@ def main(argv: list[str] | None = None) -> None:
                     jobs.append(float16_job(Job(**largest)))
             saved["total_s"] = time.perf_counter() - started
             (out / "results.json").write_text(json.dumps(saved, indent=2))
-    finally:
-        shutil.rmtree(library, ignore_errors=True)
-        if args.keep_cache:
-            print(f"kept {cache}", flush=True)
-        else:
-            remove_temporary_cache(cache)
     saved["total_s"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(saved, indent=2))
     tables, failures = render(saved)
