@@ -349,6 +349,10 @@ def _case(r: dict[str, Any]) -> str:
     return f"{job['modality']} {what}"
 
 
+def _heading(title: str, mode: str) -> str:
+    return title + (" (quick)" if mode == "quick" else "")
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:.2f}"
 
@@ -436,7 +440,7 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
     # -- 1 + 2: cached vs uncached
     out += [
         "",
-        "### Cached vs uncached frozen features" + (" (quick)" if mode == "quick" else ""),
+        _heading("### Cached vs uncached frozen features", mode),
         "",
         "Ratios are uncached / cached, measured side by side in this run. Training time: the Trainer's "
         "`train_runtime` (all steps and the per-epoch evaluations; the one-off encoding is not part of it); "
@@ -482,7 +486,7 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
     # -- per run
     out += [
         "",
-        "### Every configuration" + (" (quick)" if mode == "quick" else ""),
+        _heading("### Every configuration", mode),
         "",
         "Where the time goes. *Cache step*: `use_frozen_feature_cache` in `prepare` (encoding, or loading the stored "
         "features, and checking the cut). *Steps*: the optimisation steps, `on_step_begin` → `on_step_end` (median "
@@ -529,8 +533,7 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
     # -- 3: warm cache
     out += [
         "",
-        "### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`"
-        + (" (quick)" if mode == "quick" else ""),
+        _heading("### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`", mode),
         "",
     ]
     rows = []
@@ -564,7 +567,7 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
     # -- 4: size on disk
     out += [
         "",
-        "### Cache size on disk" + (" (quick)" if mode == "quick" else ""),
+        _heading("### Cache size on disk", mode),
         "",
         "The entry folders (`features.safetensors` + `meta.json`, one per split) each cold cached run added to "
         "`$HF_TRANSFER_CACHE/features`, scaled per 1,000 encoded examples (train + validation). Token states are "
@@ -613,11 +616,12 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:  # --worker RESULT TASK -- recipe flags...
-        result_path, task, rest = argv[1], argv[2], argv[3:]
+    worker = harness.worker_args(argv)
+    if worker is not None:  # --worker RESULT TASK -- recipe flags...
+        result_path, task, rest = worker[0], worker[1], worker[2:]
         worker_main(result_path, task, rest[1:] if rest[:1] == ["--"] else rest)
         return
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke check of every code path")
     parser.add_argument("--parts", default="image,text", help="comma-separated subset of image,text")

@@ -7,6 +7,7 @@ interpreter that imports the library snapshot, writes its result to a JSON file 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import hashlib
 import importlib.metadata
@@ -131,6 +132,35 @@ def run_worker(
         load_1min=[load_before, os.getloadavg()[0]],
         error=failure_reason(output, returncode) if failed else None,
     )
+
+
+def worker_args(argv: list[str] | None = None) -> list[str] | None:
+    """The arguments after ``--worker`` when this process is a measured one (see :meth:`Bench.run`), else None."""
+    argv = sys.argv[1:] if argv is None else argv
+    return argv[1:] if argv[:1] == [WORKER_FLAG] else None
+
+
+def argument_parser(
+    description: str,
+    *,
+    quick: str,
+    parts: str,
+    out: str,
+    out_default: str | None = None,
+    render: bool = True,
+    formatter: type[argparse.HelpFormatter] = argparse.RawDescriptionHelpFormatter,
+) -> argparse.ArgumentParser:
+    """The flags the benchmarks share: ``--quick`` (help ``quick``), ``--parts`` (default ``parts``), ``--out``
+    (help ``out``) and, with ``render``, ``--render`` to print the tables of an earlier run again."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=formatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--parts", default=parts, help=f"comma-separated subset of {parts}")
+    parser.add_argument("--out", default=out_default, help=out)
+    if render:
+        parser.add_argument(
+            "--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json"
+        )
+    return parser
 
 
 def start_worker() -> None:

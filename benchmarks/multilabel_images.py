@@ -203,9 +203,9 @@ def render(results: dict[str, dict], baseline: dict[str, float], setup: dict, co
 
 
 def main(argv: list[str] | None = None) -> int:
-    worker = sys.argv[1:] if argv is None else argv
-    if worker[:1] == [harness.WORKER_FLAG]:  # --worker RESULT SPEC_JSON
-        worker_main(worker[1], json.loads(worker[2]))
+    worker = harness.worker_args(argv)
+    if worker is not None:  # --worker RESULT SPEC_JSON
+        worker_main(worker[0], json.loads(worker[1]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train_samples", type=int, default=1000)

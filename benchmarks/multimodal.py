@@ -23,7 +23,6 @@ often the benchmark has run before. A markdown table goes to stdout and ``<out>/
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -134,14 +133,18 @@ def render(results: dict[str, dict], quick: bool) -> str:
 
 
 def main() -> None:
-    if sys.argv[1:2] == [harness.WORKER_FLAG]:  # --worker RESULT -- recipe flags...
-        result_path, rest = sys.argv[2], sys.argv[3:]
-        worker_main(result_path, rest[1:] if rest[:1] == ["--"] else rest)
+    worker = harness.worker_args()
+    if worker is not None:  # --worker RESULT -- recipe flags...
+        worker_main(worker[0], worker[2:] if worker[1:2] == ["--"] else worker[1:])
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="outputs/benchmarks/multimodal")
-    parser.add_argument("--parts", default="cache,fusion", help="comma-separated: cache, fusion")
+    parser = harness.argument_parser(
+        __doc__,
+        quick="tiny budgets: a smoke check",
+        parts="cache,fusion",
+        out="output folder",
+        out_default="outputs/benchmarks/multimodal",
+        render=False,
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,6 @@ run's features); every run imports a copy of ``hf_transfer/`` taken at the start
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -674,19 +673,21 @@ def pick_best(results: dict[str, Any], plan: Plan) -> dict[int, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:  # --worker RESULT_JSON SPEC_JSON
-        worker_main(json.loads(argv[2]), Path(argv[1]))
+    worker = harness.worker_args(argv)
+    if worker is not None:  # --worker RESULT_JSON SPEC_JSON
+        worker_main(json.loads(worker[1]), Path(worker[0]))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one size, one seed, tiny caps: a smoke check")
-    parser.add_argument("--parts", default="rt,second,image", help="comma-separated subset of rt,second,image")
-    parser.add_argument("--out", default=None, help="default: outputs/benchmarks/small_data[-quick]")
+    argv = sys.argv[1:] if argv is None else argv
+    parser = harness.argument_parser(
+        __doc__,
+        quick="one size, one seed, tiny caps: a smoke check",
+        parts="rt,second,image",
+        out="default: outputs/benchmarks/small_data[-quick]",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run (default 1)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
     parser.add_argument("--keep_runs", action="store_true", help="keep every run's output folder (models)")
     parser.add_argument("--resume", action="store_true", help="reuse the finished runs in <out>/results.json")
-    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
     args = parser.parse_args(argv)
     if args.render:
         print(render(json.loads(Path(args.render).read_text()))[0], end="")

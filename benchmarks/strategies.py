@@ -638,19 +638,21 @@ def render(mode: str, env: dict[str, str], rows: dict[str, list[Variant]], resul
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke check of every code path")
-    parser.add_argument("--parts", default="image,text,vit", help="comma-separated subset of image,text,vit")
+    worker = harness.worker_args(argv)
+    if worker is not None:  # --worker JOB RESULT
+        worker_main(*worker)
+        return
+    parser = harness.argument_parser(
+        __doc__.split("\n\n")[0],
+        quick="tiny budgets: a smoke check of every code path",
+        parts="image,text,vit",
+        out="output folder (default: outputs/benchmarks[-quick])",
+        formatter=argparse.HelpFormatter,
+    )
     parser.add_argument("--strategies", default=None, help="comma-separated subset of the strategy rows")
-    parser.add_argument("--out", default=None, help="output folder (default: outputs/benchmarks[-quick])")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per configuration")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per configuration")
-    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
-    parser.add_argument("--worker", nargs=2, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        worker_main(*args.worker)
-        return
     if args.render:
         saved = json.loads(Path(args.render).read_text())
         _, rows = build_jobs(saved["mode"], ["image", "text"], None)
