@@ -42,7 +42,6 @@ log per configuration to ``<out>/logs/``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import re
@@ -202,10 +201,12 @@ def float16_job(job: Job) -> Job:
 # ------------------------------------------------------------------------------------------------------- the worker
 
 
-def worker_main(result_path: str, task: str, argv: list[str]) -> None:
-    """Runs in the subprocess: ``fine_tune`` with a callback timing the steps and the in-training evaluations, and
-    ``use_frozen_feature_cache`` (the encoding or loading of the features, inside ``prepare``) timed."""
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT TASK -- recipe flags...``): ``fine_tune`` with a callback timing the
+    steps and the in-training evaluations, and ``use_frozen_feature_cache`` (the encoding or loading of the features,
+    inside ``prepare``) timed."""
     started = time.perf_counter()
+    task, argv = args[0], args[2:] if args[1:2] == ["--"] else args[1:]
     harness.start_worker()
     from transformers import TrainerCallback
 
@@ -298,7 +299,7 @@ def run_job(bench: harness.Bench, job: Job, out: Path, timeout_s: int) -> dict[s
     argv = [*job.flags, "--output_dir", str(out / "runs" / job.name)]
     features = bench.cache / "features"
     before = entry_sizes(features)
-    args = [str(target), MODALITIES[job.modality].task, "--", *argv]
+    args = [MODALITIES[job.modality].task, "--", *argv]
     run = bench.run(__file__, args, logs / f"{job.name}.log", target, timeout_s)
     metrics = json.loads(target.read_text())
     after = entry_sizes(features)
@@ -347,10 +348,6 @@ def _case(r: dict[str, Any]) -> str:
     blocks = MODALITIES[job["modality"]].num_blocks
     what = "linear_probe" if job["kind"] == "probe" else f"freeze {job['blocks']}/{blocks}"
     return f"{job['modality']} {what}"
-
-
-def _heading(title: str, mode: str) -> str:
-    return title + (" (quick)" if mode == "quick" else "")
 
 
 def _mib(n: float) -> str:
@@ -413,6 +410,128 @@ SIZE_COLUMNS = (
 )
 
 
+def _section(title: str, mode: str, intro: str | None, columns: tuple[str, ...], rows: list[list[Any]]) -> list[str]:
+    """One table of the report: a blank line, its heading (marked when quick), its explanation, the table."""
+    heading = title + (" (quick)" if mode == "quick" else "")
+    return ["", heading, "", *([intro, ""] if intro else []), *markdown_table(columns, rows)]
+
+
+def _pair_row(m: Modality, strategy: str, names: tuple[str, str], probe: bool, c: dict, u: dict, checks: Checks):
+    """Cached against uncached: the ratios, and for the linear probe the targets (≥ 20×, ≤ 0.5 point)."""
+    train_ratio = u["train_runtime"] / c["train_runtime"]
+    wall_ratio = u["process_s"] / c["process_s"]
+    delta = 100 * (c["eval_accuracy"] - u["eval_accuracy"])
+    targets = "– (no target)"
+    if probe:
+        speed = checks.target(train_ratio >= 20, f"{names[0]}: training-time ratio {train_ratio:.1f}x < 20x")
+        same = checks.target(abs(delta) <= 0.5, f"{names[0]}: accuracy differs by {delta:+.2f} points")
+        targets = f"{speed} ({train_ratio / 20:.2f} of 20×), {same}"
+    return [
+        *(m.title, strategy, f"{c['epoch']:.0f}", f"{c['train_runtime']:.1f} / {u['train_runtime']:.1f}"),
+        *(f"**{train_ratio:.1f}×**", f"{c['process_s']:.1f} / {u['process_s']:.1f}", f"**{wall_ratio:.1f}×**"),
+        *(f"{c['eval_accuracy']:.4f} / {u['eval_accuracy']:.4f}", f"{delta:+.2f}", targets),
+    ]
+
+
+def _pairs_section(results: dict[str, Any], modalities: list[str], mode: str, checks: Checks) -> list[str]:
+    pairs = []
+    for key in modalities:
+        m = MODALITIES[key]
+        pairs.append((m, "`linear_probe`", (f"{key}-probe-cold", f"{key}-probe-uncached"), True))
+        for n in m.freeze_blocks:
+            strategy = f"`freeze --freeze_blocks {n}` ({n}/{m.num_blocks}) `--train_bn False`"
+            pairs.append((m, strategy, (f"{key}-freeze{n}-cold", f"{key}-freeze{n}-uncached"), False))
+    rows = [
+        _pair_row(m, strategy, names, probe, results[names[0]], results[names[1]], checks)
+        for m, strategy, names, probe in pairs
+        if names[0] in results and names[1] in results
+    ]
+    intro = (
+        "Ratios are uncached / cached, measured side by side in this run. Training time: the Trainer's "
+        "`train_runtime` (all steps and the per-epoch evaluations; the one-off encoding is not part of it); "
+        "whole process: wall time of the cached (cold cache) and the uncached process from start to exit."
+    )
+    return _section("### Cached vs uncached frozen features", mode, intro, PAIR_COLUMNS, rows)
+
+
+def _run_row(r: dict[str, Any]) -> list[Any]:
+    job = r["job"]
+    features = {"uncached": "uncached", "cold": "cached, cold", "warm": "cached, warm"}[job["variant"]]
+    if job["dtype"] != "float32":
+        features += f" ({job['dtype']})"
+    encoded = (
+        f"{r.get('frozen_features_encoded', 0)} / {r.get('frozen_features_reused', 0)}"
+        if "frozen_features_encoded" in r
+        else "–"
+    )
+    rest = r["train_runtime"] - r["steps_total_s"] - r["evals_in_training_s"]
+    cache_step = f"{r['cache_step_s']:.1f}" if job["variant"] != "uncached" and "cache_step_s" in r else "–"
+    return [
+        *(_case(r), features, encoded, f"{r['process_s']:.1f}", cache_step, f"{r['train_runtime']:.1f}"),
+        *(f"{r['steps']} × {_ms(r['step_median_s'])}", f"{r['steps_total_s']:.1f}", f"{r['evals_in_training_s']:.1f}"),
+        *(f"{rest:.1f}", f"{r['cpu_s']:.1f}", f"{r['eval_accuracy']:.4f}", _load(r)),
+    ]
+
+
+def _runs_section(results: dict[str, Any], mode: str) -> list[str]:
+    intro = (
+        "Where the time goes. *Cache step*: `use_frozen_feature_cache` in `prepare` (encoding, or loading the stored "
+        "features, and checking the cut). *Steps*: the optimisation steps, `on_step_begin` → `on_step_end` (median "
+        "after 3 warm-up steps; batches loaded outside it). *Evals*: the per-epoch evaluations inside "
+        "`train_runtime`. *Rest of train runtime*: `train_runtime` minus steps and evals (batch loading, i.e. image "
+        "decoding and transforms when uncached, and the Trainer's per-step bookkeeping). CPU: user + system time of "
+        "the process."
+    )
+    rows = [_run_row(r) for r in results.values() if r["job"]["timed"]]
+    return _section("### Every configuration", mode, intro, RUN_COLUMNS, rows)
+
+
+def _warm_section(results: dict[str, Any], modalities: list[str], mode: str, checks: Checks) -> list[str]:
+    """The warm run must encode nothing and reuse every example the cold run encoded (checks, not targets)."""
+    rows = []
+    for key in modalities:
+        cold, warm = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-warm")
+        if cold is None or warm is None:
+            continue
+        none_encoded = checks.expect(
+            warm.get("frozen_features_encoded") == 0,
+            f"{key}-probe-warm encoded {warm.get('frozen_features_encoded')} examples (expected 0)",
+        )
+        checks.expect(
+            warm.get("frozen_features_reused") == cold.get("frozen_features_encoded"),
+            f"{key}-probe-warm reused {warm.get('frozen_features_reused')} examples, the cold run encoded "
+            f"{cold.get('frozen_features_encoded')}",
+        )
+        wall = f"{cold['process_s']:.1f} / {warm['process_s']:.1f}"
+        cache_step = f"{cold['cache_step_s']:.1f} / {warm['cache_step_s']:.1f}"
+        encoded = f"{cold['frozen_features_encoded']} / {warm['frozen_features_encoded']}"
+        accuracy = f"{cold['eval_accuracy']:.4f} / {warm['eval_accuracy']:.4f}"
+        ratio = f"**{warm['process_s'] / cold['process_s']:.2f}**"
+        rows.append([MODALITIES[key].title, wall, ratio, cache_step, encoded, warm["frozen_features_reused"]])
+        rows[-1] += [accuracy, none_encoded]
+    title = "### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`"
+    return _section(title, mode, None, WARM_COLUMNS, rows)
+
+
+def _size_section(results: dict[str, Any], mode: str, checks: Checks) -> list[str]:
+    rows = []
+    for name, r in results.items():
+        if r["job"]["variant"] != "cold":
+            continue
+        encoded = r.get("frozen_features_encoded") or 0
+        per_1000 = _mib(r["new_entries_bytes"] / encoded * 1000) if encoded else "–"
+        cut = next(iter(r["new_entries"].values()), {}).get("description", "–") or "–"
+        checks.expect(encoded > 0 and r["new_entries"], f"{name}: the cold cached run stored nothing")
+        stored = (_shapes(r["new_entries"]), len(r["new_entries"]), encoded, _mib(r["new_entries_bytes"]))
+        rows.append([_case(r), cut.split(" of ")[0], r["job"]["dtype"], *stored, f"**{per_1000}**"])
+    intro = (
+        "The entry folders (`features.safetensors` + `meta.json`, one per split) each cold cached run added to "
+        "`$HF_TRANSFER_CACHE/features`, scaled per 1,000 encoded examples (train + validation). Token states are "
+        "stored padded to `--max_seq_length`, with their attention mask."
+    )
+    return _section("### Cache size on disk", mode, intro, SIZE_COLUMNS, rows)
+
+
 def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
     results, env, mode = saved["results"], saved["environment"], saved["mode"]
     checks = Checks()
@@ -436,167 +555,10 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
         f"recipes' default batch sizes ({batches}); linear_probe {budget.probe_epochs:g} epochs, freeze "
         f"{budget.freeze_epochs:g} epochs; evaluation every epoch, no checkpoints; a fresh process per configuration",
     ]
-
-    # -- 1 + 2: cached vs uncached
-    out += [
-        "",
-        _heading("### Cached vs uncached frozen features", mode),
-        "",
-        "Ratios are uncached / cached, measured side by side in this run. Training time: the Trainer's "
-        "`train_runtime` (all steps and the per-epoch evaluations; the one-off encoding is not part of it); "
-        "whole process: wall time of the cached (cold cache) and the uncached process from start to exit.",
-        "",
-    ]
-    pairs, rows = [], []
-    for key in modalities:
-        m = MODALITIES[key]
-        pairs.append((m, "`linear_probe`", f"{key}-probe-cold", f"{key}-probe-uncached", True))
-        for n in m.freeze_blocks:
-            strategy = f"`freeze --freeze_blocks {n}` ({n}/{m.num_blocks}) `--train_bn False`"
-            pairs.append((m, strategy, f"{key}-freeze{n}-cold", f"{key}-freeze{n}-uncached", False))
-    for m, strategy, cached_name, uncached_name, probe in pairs:
-        c, u = results.get(cached_name), results.get(uncached_name)
-        if c is None or u is None:
-            continue
-        train_ratio = u["train_runtime"] / c["train_runtime"]
-        wall_ratio = u["process_s"] / c["process_s"]
-        delta = 100 * (c["eval_accuracy"] - u["eval_accuracy"])
-        if probe:
-            speed = checks.target(train_ratio >= 20, f"{cached_name}: training-time ratio {train_ratio:.1f}x < 20x")
-            same = checks.target(abs(delta) <= 0.5, f"{cached_name}: accuracy differs by {delta:+.2f} points")
-            targets = f"{speed} ({train_ratio / 20:.2f} of 20×), {same}"
-        else:
-            targets = "– (no target)"
-        rows.append(
-            [
-                m.title,
-                strategy,
-                f"{c['epoch']:.0f}",
-                f"{c['train_runtime']:.1f} / {u['train_runtime']:.1f}",
-                f"**{train_ratio:.1f}×**",
-                f"{c['process_s']:.1f} / {u['process_s']:.1f}",
-                f"**{wall_ratio:.1f}×**",
-                f"{c['eval_accuracy']:.4f} / {u['eval_accuracy']:.4f}",
-                f"{delta:+.2f}",
-                targets,
-            ]
-        )
-    out += markdown_table(PAIR_COLUMNS, rows)
-
-    # -- per run
-    out += [
-        "",
-        _heading("### Every configuration", mode),
-        "",
-        "Where the time goes. *Cache step*: `use_frozen_feature_cache` in `prepare` (encoding, or loading the stored "
-        "features, and checking the cut). *Steps*: the optimisation steps, `on_step_begin` → `on_step_end` (median "
-        "after 3 warm-up steps; batches loaded outside it). *Evals*: the per-epoch evaluations inside "
-        "`train_runtime`. *Rest of train runtime*: `train_runtime` minus steps and evals (batch loading, i.e. image "
-        "decoding and transforms when uncached, and the Trainer's per-step bookkeeping). CPU: user + system time of "
-        "the process.",
-        "",
-    ]
-    rows = []
-    for r in results.values():
-        job = r["job"]
-        if not job["timed"]:
-            continue
-        features = {"uncached": "uncached", "cold": "cached, cold", "warm": "cached, warm"}[job["variant"]]
-        if job["dtype"] != "float32":
-            features += f" ({job['dtype']})"
-        encoded = (
-            f"{r.get('frozen_features_encoded', 0)} / {r.get('frozen_features_reused', 0)}"
-            if "frozen_features_encoded" in r
-            else "–"
-        )
-        rest = r["train_runtime"] - r["steps_total_s"] - r["evals_in_training_s"]
-        cache_step = f"{r['cache_step_s']:.1f}" if job["variant"] != "uncached" and "cache_step_s" in r else "–"
-        rows.append(
-            [
-                _case(r),
-                features,
-                encoded,
-                f"{r['process_s']:.1f}",
-                cache_step,
-                f"{r['train_runtime']:.1f}",
-                f"{r['steps']} × {_ms(r['step_median_s'])}",
-                f"{r['steps_total_s']:.1f}",
-                f"{r['evals_in_training_s']:.1f}",
-                f"{rest:.1f}",
-                f"{r['cpu_s']:.1f}",
-                f"{r['eval_accuracy']:.4f}",
-                _load(r),
-            ]
-        )
-    out += markdown_table(RUN_COLUMNS, rows)
-
-    # -- 3: warm cache
-    out += [
-        "",
-        _heading("### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`", mode),
-        "",
-    ]
-    rows = []
-    for key in modalities:
-        cold, warm = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-warm")
-        if cold is None or warm is None:
-            continue
-        none_encoded = checks.expect(
-            warm.get("frozen_features_encoded") == 0,
-            f"{key}-probe-warm encoded {warm.get('frozen_features_encoded')} examples (expected 0)",
-        )
-        checks.expect(
-            warm.get("frozen_features_reused") == cold.get("frozen_features_encoded"),
-            f"{key}-probe-warm reused {warm.get('frozen_features_reused')} examples, the cold run encoded "
-            f"{cold.get('frozen_features_encoded')}",
-        )
-        rows.append(
-            [
-                MODALITIES[key].title,
-                f"{cold['process_s']:.1f} / {warm['process_s']:.1f}",
-                f"**{warm['process_s'] / cold['process_s']:.2f}**",
-                f"{cold['cache_step_s']:.1f} / {warm['cache_step_s']:.1f}",
-                f"{cold['frozen_features_encoded']} / {warm['frozen_features_encoded']}",
-                warm["frozen_features_reused"],
-                f"{cold['eval_accuracy']:.4f} / {warm['eval_accuracy']:.4f}",
-                none_encoded,
-            ]
-        )
-    out += markdown_table(WARM_COLUMNS, rows)
-
-    # -- 4: size on disk
-    out += [
-        "",
-        _heading("### Cache size on disk", mode),
-        "",
-        "The entry folders (`features.safetensors` + `meta.json`, one per split) each cold cached run added to "
-        "`$HF_TRANSFER_CACHE/features`, scaled per 1,000 encoded examples (train + validation). Token states are "
-        "stored padded to `--max_seq_length`, with their attention mask.",
-        "",
-    ]
-    rows = []
-    for name, r in results.items():
-        job = r["job"]
-        if job["variant"] != "cold":
-            continue
-        encoded = r.get("frozen_features_encoded") or 0
-        per_1000 = _mib(r["new_entries_bytes"] / encoded * 1000) if encoded else "–"
-        cut = next(iter(r["new_entries"].values()), {}).get("description", "–") or "–"
-        cut = cut.split(" of ")[0]
-        checks.expect(encoded > 0 and r["new_entries"], f"{name}: the cold cached run stored nothing")
-        rows.append(
-            [
-                _case(r),
-                cut,
-                job["dtype"],
-                _shapes(r["new_entries"]),
-                len(r["new_entries"]),
-                encoded,
-                _mib(r["new_entries_bytes"]),
-                f"**{per_1000}**",
-            ]
-        )
-    out += markdown_table(SIZE_COLUMNS, rows)
+    out += _pairs_section(results, modalities, mode, checks)
+    out += _runs_section(results, mode)
+    out += _warm_section(results, modalities, mode, checks)
+    out += _size_section(results, mode, checks)
     for name, r in results.items():
         if saved.get("library"):
             imported = r.get("hf_transfer_file", "")
@@ -616,39 +578,21 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    worker = harness.worker_args(argv)
-    if worker is not None:  # --worker RESULT TASK -- recipe flags...
-        result_path, task, rest = worker[0], worker[1], worker[2:]
-        worker_main(result_path, task, rest[1:] if rest[:1] == ["--"] else rest)
-        return
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke check of every code path")
-    parser.add_argument("--parts", default="image,text", help="comma-separated subset of image,text")
-    parser.add_argument("--out", default=None, help="default: outputs/benchmarks/feature_cache[-quick]")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per configuration")
-    parser.add_argument("--kinds", default="probe,freeze", help="comma-separated subset of probe,freeze")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch/OpenMP threads per configuration (default 1: see the docstring)"
+    parser = harness.argument_parser(
+        __doc__, parts="image,text", out="default: outputs/benchmarks/feature_cache[-quick]", threads=1, timeout=1200
     )
+    parser.add_argument("--kinds", default="probe,freeze", help="comma-separated subset of probe,freeze")
     parser.add_argument("--keep_cache", action="store_true", help="keep the temporary HF_TRANSFER_CACHE")
-    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
-    args = parser.parse_args(argv)
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text()))[0], end="")
+    args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
+    if args is None:
         return
     mode = "quick" if args.quick else "full"
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in MODALITIES]
-    if unknown or not parts:
-        parser.error(f"--parts: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODALITIES)}")
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if not kinds or set(kinds) - {"probe", "freeze"}:
-        parser.error(f"--kinds: choose from probe, freeze (got {args.kinds!r})")
+    parts = harness.split_choices(parser, "--parts", args.parts, tuple(MODALITIES))
+    kinds = harness.split_choices(parser, "--kinds", args.kinds, ("probe", "freeze"))
     default_out = REPO / "outputs" / "benchmarks" / ("feature_cache-quick" if args.quick else "feature_cache")
     out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join([".venv/bin/python", "benchmarks/feature_cache.py", *argv])
+    command = harness.command_line(__file__, argv)
     started = time.perf_counter()
     with harness.session(
         BENCH,

@@ -15,12 +15,13 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ WORKER_ENV = {
     "TRANSFORMERS_VERBOSITY": "warning",
     "PYTHONUNBUFFERED": "1",
 }
-WORKER_FLAG = "--worker"  # argv[1] of a measured process: the script runs its worker, not the benchmark
+WORKER_FLAG = "--worker"  # a measured process: ``script --worker RESULT ARGS...`` runs the script's worker
 
 
 def snapshot_library(prefix: str) -> tuple[Path, str]:
@@ -134,33 +135,71 @@ def run_worker(
     )
 
 
-def worker_args(argv: list[str] | None = None) -> list[str] | None:
-    """The arguments after ``--worker`` when this process is a measured one (see :meth:`Bench.run`), else None."""
+def parse_args(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    worker: Callable[[Path, list[str]], None],
+    render: Callable[[dict[str, Any]], str] | None = None,
+) -> argparse.Namespace | None:
+    """A benchmark's command line. ``--worker RESULT ARGS...`` (a measured process, see :meth:`Bench.run`) runs
+    ``worker(RESULT, ARGS)``; ``--render RESULTS_JSON`` prints ``render`` of that saved run; both return None.
+    Otherwise the parsed flags of a benchmark run."""
     argv = sys.argv[1:] if argv is None else argv
-    return argv[1:] if argv[:1] == [WORKER_FLAG] else None
+    if argv[:1] == [WORKER_FLAG]:
+        worker(Path(argv[1]), argv[2:])
+        return None
+    args = parser.parse_args(argv)
+    if render is not None and args.render:
+        print(render(json.loads(Path(args.render).read_text())), end="")
+        return None
+    return args
+
+
+def split_choices(parser: argparse.ArgumentParser, flag: str, value: str, allowed: Sequence[str]) -> list[str]:
+    """A comma-separated flag's values; none, or one not in ``allowed``, is a usage error that names the choices."""
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in allowed]
+    if unknown or not chosen:
+        parser.error(f"{flag}: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}")
+    return chosen
 
 
 def argument_parser(
     description: str,
     *,
-    quick: str,
     parts: str,
     out: str,
+    quick: str = "tiny budgets: a smoke check of every code path",
     out_default: str | None = None,
+    threads: int | None = None,
+    timeout: int | None = None,
     render: bool = True,
     formatter: type[argparse.HelpFormatter] = argparse.RawDescriptionHelpFormatter,
 ) -> argparse.ArgumentParser:
     """The flags the benchmarks share: ``--quick`` (help ``quick``), ``--parts`` (default ``parts``), ``--out``
-    (help ``out``) and, with ``render``, ``--render`` to print the tables of an earlier run again."""
+    (help ``out``); ``--threads`` and ``--timeout`` where given a default; with ``render``, ``--render`` to print the
+    tables of an earlier run again."""
     parser = argparse.ArgumentParser(description=description, formatter_class=formatter)
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--parts", default=parts, help=f"comma-separated subset of {parts}")
     parser.add_argument("--out", default=out_default, help=out)
+    if threads is not None:
+        threads_help = f"torch/OpenMP threads per configuration (default {threads})"
+        parser.add_argument("--threads", type=int, default=threads, help=threads_help)
+    if timeout is not None:
+        parser.add_argument("--timeout", type=int, default=timeout, help="seconds allowed per configuration")
     if render:
-        parser.add_argument(
-            "--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json"
-        )
+        render_help = "print the tables of an earlier run's results.json"
+        parser.add_argument("--render", metavar="RESULTS_JSON", help=render_help)
     return parser
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How this benchmark was started, from the repository root, for the record."""
+    return shlex.join(
+        [".venv/bin/python", f"benchmarks/{Path(script).name}", *(sys.argv[1:] if argv is None else argv)]
+    )
 
 
 def start_worker() -> None:
@@ -189,8 +228,9 @@ class Bench:
     def run(
         self, script: str, args: Sequence[str], log: Path, result: Path, timeout_s: int, *, check: bool = True
     ) -> WorkerRun:
-        """``python <script> --worker <args>`` as one measured process on the snapshot and the temporary cache."""
-        command = [sys.executable, str(Path(script).resolve()), WORKER_FLAG, *args]
+        """``python <script> --worker <result> <args>`` as one measured process on the snapshot and the temporary
+        cache (see :func:`parse_args`)."""
+        command = [sys.executable, str(Path(script).resolve()), WORKER_FLAG, str(result), *args]
         return run_worker(command, {**os.environ, **self.env}, log, result, timeout_s, check=check)
 
     def clear_features(self) -> None:

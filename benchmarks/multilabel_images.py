@@ -31,7 +31,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -109,8 +108,10 @@ def constant_prediction_metrics(train: dict[str, list[str]], test: dict[str, lis
     return multilabel_metrics()(EvalPrediction(predictions=logits, label_ids=references))
 
 
-def worker_main(result_path: str, spec: dict[str, Any]) -> None:
-    """Runs in the subprocess: one configuration through the public API, ``fine_tune`` timed."""
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT SPEC_JSON``): one configuration through the public API, ``fine_tune``
+    timed."""
+    spec = json.loads(args[0])
     harness.start_worker()
     import hf_transfer as ht
     from hf_transfer.config import IMAGE_CLASSIFICATION
@@ -146,7 +147,7 @@ def worker_main(result_path: str, spec: dict[str, Any]) -> None:
     result = ht.fine_tune(config)
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     metrics["wall_s"] = time.perf_counter() - started
-    Path(result_path).write_text(json.dumps(metrics))
+    result_path.write_text(json.dumps(metrics))
 
 
 def run(
@@ -162,7 +163,7 @@ def run(
         "output_dir": str(out / slug),
     }
     target = out / "logs" / f"{slug}.json"
-    measured = bench.run(__file__, [str(target), json.dumps(spec)], out / "logs" / f"{slug}.log", target, TIMEOUT_S)
+    measured = bench.run(__file__, [json.dumps(spec)], out / "logs" / f"{slug}.log", target, TIMEOUT_S)
     return {**json.loads(target.read_text()), "process_s": measured.seconds}
 
 
@@ -203,17 +204,15 @@ def render(results: dict[str, dict], baseline: dict[str, float], setup: dict, co
 
 
 def main(argv: list[str] | None = None) -> int:
-    worker = harness.worker_args(argv)
-    if worker is not None:  # --worker RESULT SPEC_JSON
-        worker_main(worker[0], json.loads(worker[1]))
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train_samples", type=int, default=1000)
     parser.add_argument("--eval_samples", type=int, default=500)
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--out", default="outputs/benchmarks/multilabel_images")
     parser.add_argument("--quick", action="store_true", help="A smoke check: 64/64 images, one epoch each.")
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, worker=worker_main)
+    if args is None:
+        return 0
     if args.quick:
         args.train_samples, args.eval_samples = 64, 64
     out = Path(args.out)
@@ -237,9 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": args.image_size,
         "quick_note": " (quick)" if args.quick else "",
     }
-    command = " ".join(
-        [".venv/bin/python", "benchmarks/multilabel_images.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    command = harness.command_line(__file__, argv)
     tables = render(results, baseline, setup, command)
     (out / "tables.md").write_text(tables)
     (out / "results.json").write_text(json.dumps({"setup": setup, "results": results, "constant": baseline}, indent=2))

@@ -51,9 +51,11 @@ def configurations(quick: bool) -> list[tuple[str, str, list[str]]]:
     ]
 
 
-def worker_main(result_path: str, argv: list[str]) -> None:
-    """Runs in the subprocess: ``fine_tune`` on the recipe flags; its numeric metrics and wall time to JSON."""
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT -- recipe flags...``): ``fine_tune`` on the recipe flags; its numeric
+    metrics and wall time to JSON."""
     started = time.perf_counter()
+    argv = args[1:] if args[:1] == ["--"] else args
     harness.start_worker()
     import hf_transfer as ht
     from hf_transfer.recipe import parse_config
@@ -61,13 +63,13 @@ def worker_main(result_path: str, argv: list[str]) -> None:
     result = ht.fine_tune(parse_config(argv, task=TASK))
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     metrics["wall_s"] = time.perf_counter() - started
-    Path(result_path).write_text(json.dumps(metrics))
+    result_path.write_text(json.dumps(metrics))
 
 
 def run(bench: harness.Bench, name: str, flags: list[str], out: Path) -> dict:
     target = out / f"{name}.json"
     argv = [*COMMON, *flags, "--output_dir", str(out / name), "--overwrite_output_dir"]
-    measured = bench.run(__file__, [str(target), "--", *argv], out / f"{name}.log", target, TIMEOUT_S)
+    measured = bench.run(__file__, ["--", *argv], out / f"{name}.log", target, TIMEOUT_S)
     metrics = json.loads(target.read_text())
     metrics["process_s"] = measured.seconds
     return metrics
@@ -133,10 +135,6 @@ def render(results: dict[str, dict], quick: bool) -> str:
 
 
 def main() -> None:
-    worker = harness.worker_args()
-    if worker is not None:  # --worker RESULT -- recipe flags...
-        worker_main(worker[0], worker[2:] if worker[1:2] == ["--"] else worker[1:])
-        return
     parser = harness.argument_parser(
         __doc__,
         quick="tiny budgets: a smoke check",
@@ -145,12 +143,14 @@ def main() -> None:
         out_default="outputs/benchmarks/multimodal",
         render=False,
     )
-    args = parser.parse_args()
+    args = harness.parse_args(parser, None, worker=worker_main)
+    if args is None:
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}  # parts not re-run are kept
-    parts = args.parts.split(",")
+    parts = harness.split_choices(parser, "--parts", args.parts, ("cache", "fusion"))
     chosen = [(part, name, flags) for part, name, flags in configurations(args.quick) if part in parts]
     with harness.session(
         BENCH,

@@ -109,7 +109,9 @@ class Job:
 # ----------------------------------------------------------------------------------------------------- the workers
 
 
-def worker_main(spec: dict[str, Any], result_path: Path) -> None:
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT SPEC_JSON``): one SetFit or toolkit run."""
+    spec = json.loads(args[0])
     harness.start_worker()
     result = setfit_run(spec) if spec["tool"] == "setfit" else toolkit_run(spec)
     result_path.write_text(json.dumps(result, indent=2, default=str))
@@ -358,7 +360,7 @@ def run_job(bench: harness.Bench, job: Job, out: Path, timeout_s: int, keep_runs
     # SetFit loads the built-in MiniLM folder (the toolkit resolves TEXT_MODEL itself)
     spec["model_dir"] = bench.folders[TEXT_MODEL]
     try:
-        run = bench.run(__file__, [str(target), json.dumps(spec)], logs / f"{job.name}.log", target, timeout_s)
+        run = bench.run(__file__, [json.dumps(spec)], logs / f"{job.name}.log", target, timeout_s)
     finally:
         if not keep_runs:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -673,34 +675,21 @@ def pick_best(results: dict[str, Any], plan: Plan) -> dict[int, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    worker = harness.worker_args(argv)
-    if worker is not None:  # --worker RESULT_JSON SPEC_JSON
-        worker_main(json.loads(worker[1]), Path(worker[0]))
-        return
-    argv = sys.argv[1:] if argv is None else argv
-    parser = harness.argument_parser(
-        __doc__,
-        quick="one size, one seed, tiny caps: a smoke check",
-        parts="rt,second,image",
-        out="default: outputs/benchmarks/small_data[-quick]",
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run (default 1)")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
+    quick = "one size, one seed, tiny caps: a smoke check"
+    out = "default: outputs/benchmarks/small_data[-quick]"
+    parser = harness.argument_parser(__doc__, quick=quick, parts="rt,second,image", out=out, threads=1, timeout=3600)
     parser.add_argument("--keep_runs", action="store_true", help="keep every run's output folder (models)")
     parser.add_argument("--resume", action="store_true", help="reuse the finished runs in <out>/results.json")
-    args = parser.parse_args(argv)
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text()))[0], end="")
+    args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
+    if args is None:
         return
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    if not parts or set(parts) - {"rt", "second", "image"}:
-        parser.error(f"--parts: choose from rt, second, image (got {args.parts!r})")
+    parts = harness.split_choices(parser, "--parts", args.parts, ("rt", "second", "image"))
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
     out = Path(args.out or REPO / "outputs" / "benchmarks" / ("small_data-quick" if args.quick else "small_data"))
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    command = shlex.join([".venv/bin/python", "benchmarks/small_data.py", *argv])
+    command = harness.command_line(__file__, argv)
     previous = (
         json.loads((out / "results.json").read_text()) if args.resume and (out / "results.json").is_file() else {}
     )

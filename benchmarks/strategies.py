@@ -25,7 +25,6 @@ import gc
 import json
 import math
 import resource
-import shlex
 import statistics
 import sys
 import tempfile
@@ -421,9 +420,10 @@ def run_vit_profile(job: Job) -> dict[str, Any]:
 WORKERS = {"transfer": run_transfer, "vit-rss": run_vit_rss, "vit-profile": run_vit_profile}
 
 
-def worker_main(job_path: str, result_path: str) -> None:
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT JOB``): the job its JSON file describes."""
     harness.start_worker()
-    job = Job(**json.loads(Path(job_path).read_text()))
+    job = Job(**json.loads(Path(args[0]).read_text()))
     started = time.perf_counter()
     result = WORKERS[job.kind](job)
     result["wall_s"] = time.perf_counter() - started
@@ -477,7 +477,7 @@ def run_job(bench: harness.Bench, job: Job, out_dir: Path, timeout_s: int) -> di
     job_path.parent.mkdir(parents=True, exist_ok=True)
     job_path.write_text(json.dumps(dataclasses.asdict(job)))
     log = out_dir / "logs" / f"{job.name}.log"
-    run = bench.run(__file__, [str(job_path), str(result_path)], log, result_path, timeout_s, check=False)
+    run = bench.run(__file__, [str(job_path)], log, result_path, timeout_s, check=False)
     timing = {"process_s": run.seconds, "load_1min": run.load_1min}
     if run.ok:
         return {"ok": True, **timing, **json.loads(result_path.read_text())}
@@ -637,27 +637,25 @@ def render(mode: str, env: dict[str, str], rows: dict[str, list[Variant]], resul
     return "\n".join(out) + "\n"
 
 
+def render_saved(saved: dict[str, Any]) -> str:
+    """The tables of an earlier run's results.json."""
+    _, rows = build_jobs(saved["mode"], ["image", "text"], None)
+    rows = {task: r for task, r in rows.items() if any(k.startswith(task.split("-")[0]) for k in saved["results"])}
+    return render(saved["mode"], saved["environment"], rows, saved["results"], saved["total_s"])
+
+
 def main(argv: list[str] | None = None) -> None:
-    worker = harness.worker_args(argv)
-    if worker is not None:  # --worker JOB RESULT
-        worker_main(*worker)
-        return
     parser = harness.argument_parser(
         __doc__.split("\n\n")[0],
-        quick="tiny budgets: a smoke check of every code path",
         parts="image,text,vit",
         out="output folder (default: outputs/benchmarks[-quick])",
         formatter=argparse.HelpFormatter,
+        threads=2,
+        timeout=1200,
     )
     parser.add_argument("--strategies", default=None, help="comma-separated subset of the strategy rows")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per configuration")
-    parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per configuration")
-    args = parser.parse_args(argv)
-    if args.render:
-        saved = json.loads(Path(args.render).read_text())
-        _, rows = build_jobs(saved["mode"], ["image", "text"], None)
-        rows = {task: r for task, r in rows.items() if any(k.startswith(task.split("-")[0]) for k in saved["results"])}
-        print(render(saved["mode"], saved["environment"], rows, saved["results"], saved["total_s"]), end="")
+    args = harness.parse_args(parser, argv, worker=worker_main, render=render_saved)
+    if args is None:
         return
     mode = "quick" if args.quick else "full"
     out_dir = Path(args.out or REPO / "outputs" / ("benchmarks-quick" if args.quick else "benchmarks"))
@@ -665,7 +663,7 @@ def main(argv: list[str] | None = None) -> None:
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     only = {s.strip() for s in args.strategies.split(",")} if args.strategies else None
     tasks = [task for task in MODELS if task.split("-")[0] in parts]
-    command = shlex.join([".venv/bin/python", "benchmarks/strategies.py", *(sys.argv[1:] if argv is None else argv)])
+    command = harness.command_line(__file__, argv)
     with harness.session(
         BENCH,
         threads=args.threads,
