@@ -600,10 +600,10 @@ def _vit_row(budget: VitBudget, strategy: str, results: dict[str, dict[str, Any]
 
 def render(mode: str, env: dict[str, str], rows: dict[str, list[Variant]], results: dict, total_s: float) -> str:
     budgets = BUDGETS[mode]
-    loads = any(r.get("load_1min") for r in results.values())
+    measured_load = any(r.get("load_1min") for r in results.values())
     out = [f"Mode: {mode}. Total wall time: {total_s / 60:.1f} min.", ""]
     out += harness.environment_lines(env)
-    if loads:
+    if measured_load:
         out.append(f"- 1-min load average before/after each configuration: {harness.load_range(results.values())}")
     for task, title in (("image-classification", "EfficientNet-Lite0 on MNIST"), ("text-classification", "MiniLM")):
         if task not in rows:
