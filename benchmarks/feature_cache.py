@@ -42,18 +42,11 @@ log per configuration to ``<out>/logs/``.
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import importlib
 import json
-import os
-import platform
 import re
-import resource
 import shlex
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -62,12 +55,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import git_commit, remove_temporary_cache, run_worker, snapshot_library, temporary_cache  # noqa: E402
+from harness import markdown_table  # noqa: E402
 
 BENCH = "hf_transfer-feature-cache-bench"
 
-REPO = Path(__file__).resolve().parent.parent
-WORKER_ENV = {**harness.WORKER_ENV}  # a copy: --threads changes it
+REPO = harness.REPO
 SEED = 0
 DIGEST = re.compile(r"[0-9a-f]{64}")
 COMMON = [
@@ -209,13 +201,13 @@ def float16_job(job: Job) -> Job:
 # ------------------------------------------------------------------------------------------------------- the worker
 
 
-def worker_main(result_path: str, task: str, argv: list[str]) -> None:
-    """Runs in the subprocess: ``fine_tune`` with a callback timing the steps and the in-training evaluations, and
-    ``use_frozen_feature_cache`` (the encoding or loading of the features, inside ``prepare``) timed."""
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT TASK -- recipe flags...``): ``fine_tune`` with a callback timing the
+    steps and the in-training evaluations, and ``use_frozen_feature_cache`` (the encoding or loading of the features,
+    inside ``prepare``) timed."""
     started = time.perf_counter()
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    task, argv = args[0], args[2:] if args[1:2] == ["--"] else args[1:]
+    harness.start_worker()
     from transformers import TrainerCallback
 
     import hf_transfer
@@ -301,81 +293,27 @@ def describe_entry(path: Path) -> dict[str, Any]:
     return {"description": meta.get("description"), "tensors": meta.get("tensors"), "rows_of": meta["key"]["rows_of"]}
 
 
-def run_job(job: Job, out: Path, cache: Path, timeout_s: int) -> dict[str, Any]:
+def run_job(bench: harness.Bench, job: Job, out: Path, timeout_s: int) -> dict[str, Any]:
     logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     target = logs / f"{job.name}.json"
-    target.unlink(missing_ok=True)
     argv = [*job.flags, "--output_dir", str(out / "runs" / job.name)]
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(target), MODALITIES[job.modality].task]
-    features = cache / "features"
+    features = bench.cache / "features"
     before = entry_sizes(features)
-    load_before = os.getloadavg()[0]
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    env = {**os.environ, **WORKER_ENV, "HF_TRANSFER_CACHE": str(cache)}
-    process_s = run_worker([*command, "--", *argv], env, logs / f"{job.name}.log", target, timeout_s)
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    args = [MODALITIES[job.modality].task, "--", *argv]
+    run = bench.run(__file__, args, logs / f"{job.name}.log", target, timeout_s)
     metrics = json.loads(target.read_text())
     after = entry_sizes(features)
     new = {digest: size for digest, size in after.items() if digest not in before}
     metrics.update(
         job=asdict(job),
         command=shlex.join(["python", "benchmarks/feature_cache.py", "--worker", "RESULT", "TASK", "--", *argv]),
-        process_s=process_s,
-        cpu_s=(cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime),
-        load_1min=[load_before, os.getloadavg()[0]],
+        process_s=run.seconds,
+        cpu_s=run.cpu_s,
+        load_1min=run.load_1min,
         new_entries={digest: {"bytes": size, **describe_entry(features / digest)} for digest, size in new.items()},
         new_entries_bytes=sum(new.values()),
     )
     return metrics
-
-
-def materialise_builtins(parts: list[str]) -> Path:
-    """Materialise the built-in checkpoints and datasets in the normal cache (untimed); return that cache's root."""
-    names = {"image": ("efficientnet_lite0", "mnist"), "text": ("all-MiniLM-L6-v2", "rotten_tomatoes")}
-    wanted = [names[p] for p in parts]
-    code = (
-        "import json, sys\n"
-        "from hf_transfer._cache import cache_dir\n"
-        "from hf_transfer.models.builtin import builtin_checkpoint_dir\n"
-        "from hf_transfer.data.builtin import builtin_dataset_dir\n"
-        "for model, data in json.loads(sys.argv[1]):\n"
-        "    builtin_checkpoint_dir(model); builtin_dataset_dir('builtin:' + data)\n"
-        "print(cache_dir())\n"
-    )
-    env = {**os.environ, **WORKER_ENV}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(wanted)], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"materialising the built-ins failed:\n{proc.stderr[-3000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
-
-
-def environment(command: str, library: Path, digest: str) -> dict[str, str]:
-    import psutil
-    import timm
-    import torch
-    import transformers
-
-    import hf_transfer
-
-    threads = WORKER_ENV["OMP_NUM_THREADS"]
-    return {
-        "command": command,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "timm": timm.__version__,
-        "cpu": f"{os.cpu_count()} logical cores ({platform.processor() or platform.machine()}), "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, GPU: {'yes' if torch.cuda.is_available() else 'none'}",
-        "threads": f"torch.set_num_threads({threads}) and OMP_NUM_THREADS={threads} in every configuration",
-        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "hf_transfer": f"{hf_transfer.__version__}: a copy of {Path(hf_transfer.__file__).parent} taken at the start "
-        f"(files' sha256 {digest[:16]}), imported by every configuration from {library}",
-        "repository_commit": git_commit(),
-    }
 
 
 # ------------------------------------------------------------------------------------------------------ the tables
@@ -423,118 +361,134 @@ def _shapes(entries: dict[str, Any]) -> str:
     return ", ".join(parts) or "–"
 
 
-def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
-    results, env, mode = saved["results"], saved["environment"], saved["mode"]
-    checks = Checks()
-    budget = BUDGETS[mode]
-    loads = [x for r in results.values() for x in r.get("load_1min", []) if r["job"]["timed"]]
-    out = [
-        f"Mode: {mode}. Total wall time of the benchmark: {saved['total_s'] / 60:.1f} min.",
-        "",
-        *[f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in env.items()],
-    ]
-    if loads:
-        out.append(f"- 1-min load average before/after each configuration: {min(loads):.2f} to {max(loads):.2f}")
-    timed = [r for r in results.values() if r["job"]["timed"]]
-    modalities = [m for m in MODALITIES if any(r["job"]["modality"] == m for r in timed)]
-    first = {m: next(r for r in timed if r["job"]["modality"] == m) for m in modalities}
-    batches = ", ".join(
-        f"{m} {first[m].get('train_batch_size', '?')} (evaluation {first[m].get('eval_batch_size', '?')})"
-        for m in modalities
-    )
-    out += [
-        f"- budgets: {budget.train_samples} train / {budget.eval_samples} validation samples, seed {SEED}, the "
-        f"recipes' default batch sizes ({batches}); linear_probe {budget.probe_epochs:g} epochs, freeze "
-        f"{budget.freeze_epochs:g} epochs; evaluation every epoch, no checkpoints; a fresh process per configuration",
+PAIR_COLUMNS = (
+    "model, data",
+    "strategy",
+    "epochs",
+    "train runtime (s) cached / uncached",
+    "training-time ratio",
+    "whole-process wall (s) cached / uncached",
+    "wall-time ratio",
+    "eval accuracy cached / uncached",
+    "Δ accuracy (points)",
+    "targets met (≥ 20×, ≤ 0.5 point)",
+)
+RUN_COLUMNS = (
+    "configuration",
+    "features",
+    "encoded / reused",
+    "process wall (s)",
+    "cache step (s)",
+    "train runtime (s)",
+    "steps × median (ms)",
+    "steps total (s)",
+    "evals in training (s)",
+    "rest of train runtime (s)",
+    "CPU (s)",
+    "eval accuracy",
+    "1-min load before → after",
+)
+WARM_COLUMNS = (
+    "model, data",
+    "whole-process wall (s) cold / warm",
+    "warm / cold",
+    "cache step (s) cold / warm",
+    "encoded cold / warm",
+    "reused warm",
+    "eval accuracy cold / warm",
+    "`frozen_features_encoded == 0` when warm",
+)
+SIZE_COLUMNS = (
+    "configuration",
+    "cut",
+    "dtype",
+    "stored per example",
+    "entries",
+    "examples encoded",
+    "on disk (MiB)",
+    "MiB per 1,000 examples",
+)
+
+
+def _section(title: str, mode: str, intro: str | None, columns: tuple[str, ...], rows: list[list[Any]]) -> list[str]:
+    """One table of the report: a blank line, its heading (marked when quick), its explanation, the table."""
+    heading = title + (" (quick)" if mode == "quick" else "")
+    return ["", heading, "", *([intro, ""] if intro else []), *markdown_table(columns, rows)]
+
+
+def _pair_row(m: Modality, strategy: str, names: tuple[str, str], probe: bool, c: dict, u: dict, checks: Checks):
+    """Cached against uncached: the ratios, and for the linear probe the targets (≥ 20×, ≤ 0.5 point)."""
+    train_ratio = u["train_runtime"] / c["train_runtime"]
+    wall_ratio = u["process_s"] / c["process_s"]
+    delta = 100 * (c["eval_accuracy"] - u["eval_accuracy"])
+    targets = "– (no target)"
+    if probe:
+        speed = checks.target(train_ratio >= 20, f"{names[0]}: training-time ratio {train_ratio:.1f}x < 20x")
+        same = checks.target(abs(delta) <= 0.5, f"{names[0]}: accuracy differs by {delta:+.2f} points")
+        targets = f"{speed} ({train_ratio / 20:.2f} of 20×), {same}"
+    return [
+        *(m.title, strategy, f"{c['epoch']:.0f}", f"{c['train_runtime']:.1f} / {u['train_runtime']:.1f}"),
+        *(f"**{train_ratio:.1f}×**", f"{c['process_s']:.1f} / {u['process_s']:.1f}", f"**{wall_ratio:.1f}×**"),
+        *(f"{c['eval_accuracy']:.4f} / {u['eval_accuracy']:.4f}", f"{delta:+.2f}", targets),
     ]
 
-    # -- 1 + 2: cached vs uncached
-    out += [
-        "",
-        "### Cached vs uncached frozen features" + (" (quick)" if mode == "quick" else ""),
-        "",
-        "Ratios are uncached / cached, measured side by side in this run. Training time: the Trainer's "
-        "`train_runtime` (all steps and the per-epoch evaluations; the one-off encoding is not part of it); "
-        "whole process: wall time of the cached (cold cache) and the uncached process from start to exit.",
-        "",
-        "| model, data | strategy | epochs | train runtime (s) cached / uncached | training-time ratio | "
-        "whole-process wall (s) cached / uncached | wall-time ratio | eval accuracy cached / uncached | "
-        "Δ accuracy (points) | targets met (≥ 20×, ≤ 0.5 point) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+
+def _pairs_section(results: dict[str, Any], modalities: list[str], mode: str, checks: Checks) -> list[str]:
     pairs = []
     for key in modalities:
         m = MODALITIES[key]
-        pairs.append((m, "`linear_probe`", f"{key}-probe-cold", f"{key}-probe-uncached", True))
+        pairs.append((m, "`linear_probe`", (f"{key}-probe-cold", f"{key}-probe-uncached"), True))
         for n in m.freeze_blocks:
             strategy = f"`freeze --freeze_blocks {n}` ({n}/{m.num_blocks}) `--train_bn False`"
-            pairs.append((m, strategy, f"{key}-freeze{n}-cold", f"{key}-freeze{n}-uncached", False))
-    for m, strategy, cached_name, uncached_name, probe in pairs:
-        c, u = results.get(cached_name), results.get(uncached_name)
-        if c is None or u is None:
-            continue
-        train_ratio = u["train_runtime"] / c["train_runtime"]
-        wall_ratio = u["process_s"] / c["process_s"]
-        delta = 100 * (c["eval_accuracy"] - u["eval_accuracy"])
-        if probe:
-            speed = checks.target(train_ratio >= 20, f"{cached_name}: training-time ratio {train_ratio:.1f}x < 20x")
-            same = checks.target(abs(delta) <= 0.5, f"{cached_name}: accuracy differs by {delta:+.2f} points")
-            targets = f"{speed} ({train_ratio / 20:.2f} of 20×), {same}"
-        else:
-            targets = "– (no target)"
-        out.append(
-            f"| {m.title} | {strategy} | {c['epoch']:.0f} | {c['train_runtime']:.1f} / {u['train_runtime']:.1f} | "
-            f"**{train_ratio:.1f}×** | {c['process_s']:.1f} / {u['process_s']:.1f} | **{wall_ratio:.1f}×** | "
-            f"{c['eval_accuracy']:.4f} / {u['eval_accuracy']:.4f} | {delta:+.2f} | {targets} |"
-        )
+            pairs.append((m, strategy, (f"{key}-freeze{n}-cold", f"{key}-freeze{n}-uncached"), False))
+    rows = [
+        _pair_row(m, strategy, names, probe, results[names[0]], results[names[1]], checks)
+        for m, strategy, names, probe in pairs
+        if names[0] in results and names[1] in results
+    ]
+    intro = (
+        "Ratios are uncached / cached, measured side by side in this run. Training time: the Trainer's "
+        "`train_runtime` (all steps and the per-epoch evaluations; the one-off encoding is not part of it); "
+        "whole process: wall time of the cached (cold cache) and the uncached process from start to exit."
+    )
+    return _section("### Cached vs uncached frozen features", mode, intro, PAIR_COLUMNS, rows)
 
-    # -- per run
-    out += [
-        "",
-        "### Every configuration" + (" (quick)" if mode == "quick" else ""),
-        "",
+
+def _run_row(r: dict[str, Any]) -> list[Any]:
+    job = r["job"]
+    features = {"uncached": "uncached", "cold": "cached, cold", "warm": "cached, warm"}[job["variant"]]
+    if job["dtype"] != "float32":
+        features += f" ({job['dtype']})"
+    encoded = (
+        f"{r.get('frozen_features_encoded', 0)} / {r.get('frozen_features_reused', 0)}"
+        if "frozen_features_encoded" in r
+        else "–"
+    )
+    rest = r["train_runtime"] - r["steps_total_s"] - r["evals_in_training_s"]
+    cache_step = f"{r['cache_step_s']:.1f}" if job["variant"] != "uncached" and "cache_step_s" in r else "–"
+    return [
+        *(_case(r), features, encoded, f"{r['process_s']:.1f}", cache_step, f"{r['train_runtime']:.1f}"),
+        *(f"{r['steps']} × {_ms(r['step_median_s'])}", f"{r['steps_total_s']:.1f}", f"{r['evals_in_training_s']:.1f}"),
+        *(f"{rest:.1f}", f"{r['cpu_s']:.1f}", f"{r['eval_accuracy']:.4f}", _load(r)),
+    ]
+
+
+def _runs_section(results: dict[str, Any], mode: str) -> list[str]:
+    intro = (
         "Where the time goes. *Cache step*: `use_frozen_feature_cache` in `prepare` (encoding, or loading the stored "
         "features, and checking the cut). *Steps*: the optimisation steps, `on_step_begin` → `on_step_end` (median "
         "after 3 warm-up steps; batches loaded outside it). *Evals*: the per-epoch evaluations inside "
         "`train_runtime`. *Rest of train runtime*: `train_runtime` minus steps and evals (batch loading, i.e. image "
         "decoding and transforms when uncached, and the Trainer's per-step bookkeeping). CPU: user + system time of "
-        "the process.",
-        "",
-        "| configuration | features | encoded / reused | process wall (s) | cache step (s) | train runtime (s) | "
-        "steps × median (ms) | steps total (s) | evals in training (s) | rest of train runtime (s) | CPU (s) | "
-        "eval accuracy | 1-min load before → after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in results.values():
-        job = r["job"]
-        if not job["timed"]:
-            continue
-        features = {"uncached": "uncached", "cold": "cached, cold", "warm": "cached, warm"}[job["variant"]]
-        if job["dtype"] != "float32":
-            features += f" ({job['dtype']})"
-        encoded = (
-            f"{r.get('frozen_features_encoded', 0)} / {r.get('frozen_features_reused', 0)}"
-            if "frozen_features_encoded" in r
-            else "–"
-        )
-        rest = r["train_runtime"] - r["steps_total_s"] - r["evals_in_training_s"]
-        cache_step = f"{r['cache_step_s']:.1f}" if job["variant"] != "uncached" and "cache_step_s" in r else "–"
-        out.append(
-            f"| {_case(r)} | {features} | {encoded} | {r['process_s']:.1f} | {cache_step} | {r['train_runtime']:.1f} "
-            f"| {r['steps']} × {_ms(r['step_median_s'])} | {r['steps_total_s']:.1f} | {r['evals_in_training_s']:.1f} "
-            f"| {rest:.1f} | {r['cpu_s']:.1f} | {r['eval_accuracy']:.4f} | {_load(r)} |"
-        )
+        "the process."
+    )
+    rows = [_run_row(r) for r in results.values() if r["job"]["timed"]]
+    return _section("### Every configuration", mode, intro, RUN_COLUMNS, rows)
 
-    # -- 3: warm cache
-    out += [
-        "",
-        "### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`"
-        + (" (quick)" if mode == "quick" else ""),
-        "",
-        "| model, data | whole-process wall (s) cold / warm | warm / cold | cache step (s) cold / warm | "
-        "encoded cold / warm | reused warm | eval accuracy cold / warm | `frozen_features_encoded == 0` when warm |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+
+def _warm_section(results: dict[str, Any], modalities: list[str], mode: str, checks: Checks) -> list[str]:
+    """The warm run must encode nothing and reuse every example the cold run encoded (checks, not targets)."""
+    rows = []
     for key in modalities:
         cold, warm = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-warm")
         if cold is None or warm is None:
@@ -548,40 +502,63 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
             f"{key}-probe-warm reused {warm.get('frozen_features_reused')} examples, the cold run encoded "
             f"{cold.get('frozen_features_encoded')}",
         )
-        out.append(
-            f"| {MODALITIES[key].title} | {cold['process_s']:.1f} / {warm['process_s']:.1f} | "
-            f"**{warm['process_s'] / cold['process_s']:.2f}** | {cold['cache_step_s']:.1f} / "
-            f"{warm['cache_step_s']:.1f} | {cold['frozen_features_encoded']} / {warm['frozen_features_encoded']} | "
-            f"{warm['frozen_features_reused']} | {cold['eval_accuracy']:.4f} / {warm['eval_accuracy']:.4f} | "
-            f"{none_encoded} |"
-        )
+        wall = f"{cold['process_s']:.1f} / {warm['process_s']:.1f}"
+        cache_step = f"{cold['cache_step_s']:.1f} / {warm['cache_step_s']:.1f}"
+        encoded = f"{cold['frozen_features_encoded']} / {warm['frozen_features_encoded']}"
+        accuracy = f"{cold['eval_accuracy']:.4f} / {warm['eval_accuracy']:.4f}"
+        ratio = f"**{warm['process_s'] / cold['process_s']:.2f}**"
+        rows.append([MODALITIES[key].title, wall, ratio, cache_step, encoded, warm["frozen_features_reused"]])
+        rows[-1] += [accuracy, none_encoded]
+    title = "### Warm cache: the cached linear probe run again on the same `HF_TRANSFER_CACHE`"
+    return _section(title, mode, None, WARM_COLUMNS, rows)
 
-    # -- 4: size on disk
-    out += [
-        "",
-        "### Cache size on disk" + (" (quick)" if mode == "quick" else ""),
-        "",
-        "The entry folders (`features.safetensors` + `meta.json`, one per split) each cold cached run added to "
-        "`$HF_TRANSFER_CACHE/features`, scaled per 1,000 encoded examples (train + validation). Token states are "
-        "stored padded to `--max_seq_length`, with their attention mask.",
-        "",
-        "| configuration | cut | dtype | stored per example | entries | examples encoded | on disk (MiB) | "
-        "MiB per 1,000 examples |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+
+def _size_section(results: dict[str, Any], mode: str, checks: Checks) -> list[str]:
+    rows = []
     for name, r in results.items():
-        job = r["job"]
-        if job["variant"] != "cold":
+        if r["job"]["variant"] != "cold":
             continue
         encoded = r.get("frozen_features_encoded") or 0
         per_1000 = _mib(r["new_entries_bytes"] / encoded * 1000) if encoded else "–"
         cut = next(iter(r["new_entries"].values()), {}).get("description", "–") or "–"
-        cut = cut.split(" of ")[0]
         checks.expect(encoded > 0 and r["new_entries"], f"{name}: the cold cached run stored nothing")
-        out.append(
-            f"| {_case(r)} | {cut} | {job['dtype']} | {_shapes(r['new_entries'])} | {len(r['new_entries'])} | "
-            f"{encoded} | {_mib(r['new_entries_bytes'])} | **{per_1000}** |"
-        )
+        stored = (_shapes(r["new_entries"]), len(r["new_entries"]), encoded, _mib(r["new_entries_bytes"]))
+        rows.append([_case(r), cut.split(" of ")[0], r["job"]["dtype"], *stored, f"**{per_1000}**"])
+    intro = (
+        "The entry folders (`features.safetensors` + `meta.json`, one per split) each cold cached run added to "
+        "`$HF_TRANSFER_CACHE/features`, scaled per 1,000 encoded examples (train + validation). Token states are "
+        "stored padded to `--max_seq_length`, with their attention mask."
+    )
+    return _section("### Cache size on disk", mode, intro, SIZE_COLUMNS, rows)
+
+
+def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
+    results, env, mode = saved["results"], saved["environment"], saved["mode"]
+    checks = Checks()
+    budget = BUDGETS[mode]
+    timed = [r for r in results.values() if r["job"]["timed"]]
+    out = [
+        f"Mode: {mode}. Total wall time of the benchmark: {saved['total_s'] / 60:.1f} min.",
+        "",
+        *harness.environment_lines(env),
+    ]
+    if any(r.get("load_1min") for r in timed):
+        out.append(f"- 1-min load average before/after each configuration: {harness.load_range(timed, digits=2)}")
+    modalities = [m for m in MODALITIES if any(r["job"]["modality"] == m for r in timed)]
+    first = {m: next(r for r in timed if r["job"]["modality"] == m) for m in modalities}
+    batches = ", ".join(
+        f"{m} {first[m].get('train_batch_size', '?')} (evaluation {first[m].get('eval_batch_size', '?')})"
+        for m in modalities
+    )
+    out += [
+        f"- budgets: {budget.train_samples} train / {budget.eval_samples} validation samples, seed {SEED}, the "
+        f"recipes' default batch sizes ({batches}); linear_probe {budget.probe_epochs:g} epochs, freeze "
+        f"{budget.freeze_epochs:g} epochs; evaluation every epoch, no checkpoints; a fresh process per configuration",
+    ]
+    out += _pairs_section(results, modalities, mode, checks)
+    out += _runs_section(results, mode)
+    out += _warm_section(results, modalities, mode, checks)
+    out += _size_section(results, mode, checks)
     for name, r in results.items():
         if saved.get("library"):
             imported = r.get("hf_transfer_file", "")
@@ -601,57 +578,38 @@ def render(saved: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:  # --worker RESULT TASK -- recipe flags...
-        result_path, task, rest = argv[1], argv[2], argv[3:]
-        worker_main(result_path, task, rest[1:] if rest[:1] == ["--"] else rest)
-        return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke check of every code path")
-    parser.add_argument("--parts", default="image,text", help="comma-separated subset of image,text")
-    parser.add_argument("--out", default=None, help="default: outputs/benchmarks/feature_cache[-quick]")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per configuration")
-    parser.add_argument("--kinds", default="probe,freeze", help="comma-separated subset of probe,freeze")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch/OpenMP threads per configuration (default 1: see the docstring)"
+    parser = harness.argument_parser(
+        __doc__, parts="image,text", out="default: outputs/benchmarks/feature_cache[-quick]", threads=1, timeout=1200
     )
+    parser.add_argument("--kinds", default="probe,freeze", help="comma-separated subset of probe,freeze")
     parser.add_argument("--keep_cache", action="store_true", help="keep the temporary HF_TRANSFER_CACHE")
-    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
-    args = parser.parse_args(argv)
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text()))[0], end="")
+    args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
+    if args is None:
         return
-    WORKER_ENV["OMP_NUM_THREADS"] = WORKER_ENV["MKL_NUM_THREADS"] = str(args.threads)
-    for key, value in WORKER_ENV.items():  # so that environment() and the imports below see what workers see
-        os.environ.setdefault(key, value)
     mode = "quick" if args.quick else "full"
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in MODALITIES]
-    if unknown or not parts:
-        parser.error(f"--parts: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODALITIES)}")
+    parts = harness.split_choices(parser, "--parts", args.parts, tuple(MODALITIES))
+    kinds = harness.split_choices(parser, "--kinds", args.kinds, ("probe", "freeze"))
     default_out = REPO / "outputs" / "benchmarks" / ("feature_cache-quick" if args.quick else "feature_cache")
     out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join([".venv/bin/python", "benchmarks/feature_cache.py", *argv])
+    command = harness.command_line(__file__, argv)
     started = time.perf_counter()
-    library, digest = snapshot_library(BENCH)
-    WORKER_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), os.environ.get("PYTHONPATH")]))
-    env = environment(command, library, digest)
-    normal = materialise_builtins(parts)
-    cache = temporary_cache(normal, BENCH)
-    print(f"temporary HF_TRANSFER_CACHE {cache} (checkpoints, datasets -> {normal})", flush=True)
-    results: dict[str, dict[str, Any]] = {}
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if not kinds or set(kinds) - {"probe", "freeze"}:
-        parser.error(f"--kinds: choose from probe, freeze (got {args.kinds!r})")
-    jobs = build_jobs(mode, parts, kinds)
-    saved = {"mode": mode, "environment": env, "results": results, "total_s": 0.0, "library": str(library)}
-    try:
+    with harness.session(
+        BENCH,
+        threads=args.threads,
+        checkpoints=[MODALITIES[p].model for p in parts],
+        datasets=[MODALITIES[p].dataset for p in parts],
+        keep_cache=args.keep_cache,
+    ) as bench:
+        env = bench.environment(command, ("torch", "transformers", "timm"))
+        results: dict[str, dict[str, Any]] = {}
+        jobs = build_jobs(mode, parts, kinds)
+        saved = {"mode": mode, "environment": env, "results": results, "total_s": 0.0, "library": str(bench.library)}
         number = 0
         while jobs:
             job = jobs.pop(0)
             number += 1
-            results[job.name] = run_job(job, out, cache, args.timeout)
+            results[job.name] = run_job(bench, job, out, args.timeout)
             r = results[job.name]
             print(
                 f"[{number}/{number + len(jobs)}] {job.name}: process {r['process_s']:.1f} s, train_runtime "
@@ -666,12 +624,6 @@ def main(argv: list[str] | None = None) -> None:
                     jobs.append(float16_job(Job(**largest)))
             saved["total_s"] = time.perf_counter() - started
             (out / "results.json").write_text(json.dumps(saved, indent=2))
-    finally:
-        shutil.rmtree(library, ignore_errors=True)
-        if args.keep_cache:
-            print(f"kept {cache}", flush=True)
-        else:
-            remove_temporary_cache(cache)
     saved["total_s"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(saved, indent=2))
     tables, failures = render(saved)

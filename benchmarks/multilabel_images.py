@@ -13,8 +13,10 @@ Usage (from the repository root)::
 Every configuration runs ``hf_transfer.fine_tune`` (the public API) on the same training images and is scored on the
 same held-out images of easy-vqa's test split: the real pretrained ``builtin:efficientnet_lite0`` with ``linear_probe``
 and ``full``, and the same architecture from random initialisation (``full``, ``from_scratch``) as the baseline; a
-constant prediction (the most frequent shape and colour) shows what no learning scores. A markdown table goes to
-stdout and ``<out>/tables.md``; raw numbers to ``<out>/results.json``.
+constant prediction (the most frequent shape and colour) shows what no learning scores. Each configuration runs
+through ``harness.py``: a fresh process that imports a copy of ``hf_transfer/`` taken at the start, with a temporary
+``HF_TRANSFER_CACHE`` for its frozen features. A markdown table goes to stdout and ``<out>/tables.md``; raw numbers to
+``<out>/results.json``, one log per configuration to ``<out>/logs/``.
 """
 
 from __future__ import annotations
@@ -23,23 +25,23 @@ import argparse
 import collections
 import csv
 import json
-import os
 import random
+import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
-import hf_transfer as ht  # noqa: E402
-from hf_transfer.config import DEFAULT_IMAGE_MODEL, IMAGE_CLASSIFICATION  # noqa: E402
-from hf_transfer.data.builtin import builtin_dataset_dir  # noqa: E402
-
+BENCH = "hf_transfer-multilabel-images-bench"
+IMAGE_MODEL = "builtin:efficientnet_lite0"  # the toolkit's default image model (``DEFAULT_IMAGE_MODEL``)
+DATASET = "builtin:easy_vqa"
+THREADS = 2  # torch/OpenMP threads per configuration
+TIMEOUT_S = 3600  # per configuration
 SHAPES = ("circle", "rectangle", "triangle")
 COLOURS = ("black", "blue", "brown", "gray", "green", "red", "teal", "yellow")
 TAG_COLUMN = "tags"
@@ -79,9 +81,9 @@ def image_tags(questions_csv: Path) -> dict[str, list[str]]:
     return tags
 
 
-def write_tag_csv(split: str, limit: int, out: Path, seed: int = 0) -> tuple[Path, dict[str, list[str]]]:
-    """A seeded sample of ``limit`` tagged images of easy-vqa's ``split`` as a csv of image path and JSON list."""
-    source = builtin_dataset_dir("builtin:easy_vqa")
+def write_tag_csv(source: Path, split: str, limit: int, out: Path, seed: int = 0) -> tuple[Path, dict[str, list[str]]]:
+    """A seeded sample of ``limit`` tagged images of easy-vqa's ``split`` (in ``source``) as a csv of image path and
+    JSON list."""
     tags = image_tags(source / f"{split}.csv")
     chosen = sorted(random.Random(seed).sample(sorted(tags), min(limit, len(tags))))
     path = out / f"{split}.csv"
@@ -106,20 +108,28 @@ def constant_prediction_metrics(train: dict[str, list[str]], test: dict[str, lis
     return multilabel_metrics()(EvalPrediction(predictions=logits, label_ids=references))
 
 
-def run(configuration: Configuration, train: Path, test: Path, image_size: int, out: Path) -> dict[str, float]:
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT SPEC_JSON``): one configuration through the public API, ``fine_tune``
+    timed."""
+    spec = json.loads(args[0])
+    harness.start_worker()
+    import hf_transfer as ht
+    from hf_transfer.config import IMAGE_CLASSIFICATION
+
+    configuration = Configuration(**spec["configuration"])
     config = ht.RecipeConfig(
-        model=ht.ModelArguments(model_name_or_path=DEFAULT_IMAGE_MODEL, from_scratch=configuration.from_scratch),
+        model=ht.ModelArguments(model_name_or_path=IMAGE_MODEL, from_scratch=configuration.from_scratch),
         data=ht.DataArguments(
-            train_file=str(train),
-            validation_file=str(test),
+            train_file=spec["train"],
+            validation_file=spec["test"],
             label_column_name=TAG_COLUMN,
-            image_size=image_size,
+            image_size=spec["image_size"],
             no_augment=True,  # a crop could cut the shape away, a colour jitter change its colour
         ),
         strategy=ht.StrategyArguments(strategy=configuration.strategy),
         training=ht.default_training_arguments(
             IMAGE_CLASSIFICATION,
-            output_dir=str(out / configuration.name.replace(", ", "_").replace(" ", "_")),
+            output_dir=spec["output_dir"],
             num_train_epochs=configuration.epochs,
             learning_rate=configuration.learning_rate,
             per_device_train_batch_size=32,
@@ -137,30 +147,60 @@ def run(configuration: Configuration, train: Path, test: Path, image_size: int, 
     result = ht.fine_tune(config)
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     metrics["wall_s"] = time.perf_counter() - started
-    return metrics
+    result_path.write_text(json.dumps(metrics))
+
+
+def run(
+    bench: harness.Bench, configuration: Configuration, train: Path, test: Path, image_size: int, out: Path
+) -> dict[str, float]:
+    """One configuration in a measured process; its metrics, ``wall_s`` being ``fine_tune``'s own time."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", configuration.name)  # "full, random init" → full_random_init
+    spec = {
+        "configuration": asdict(configuration),
+        "train": str(train),
+        "test": str(test),
+        "image_size": image_size,
+        "output_dir": str(out / slug),
+    }
+    target = out / "logs" / f"{slug}.json"
+    measured = bench.run(__file__, [json.dumps(spec)], out / "logs" / f"{slug}.log", target, TIMEOUT_S)
+    return {**json.loads(target.read_text()), "process_s": measured.seconds}
 
 
 def render(results: dict[str, dict], baseline: dict[str, float], setup: dict, command: str) -> str:
     lines = [
-        f"### Multi-label images: easy-vqa shape + colour tags (`{DEFAULT_IMAGE_MODEL}`)" + setup["quick_note"],
+        f"### Multi-label images: easy-vqa shape + colour tags (`{IMAGE_MODEL}`)" + setup["quick_note"],
         "",
         f"{setup['train']} training / {setup['test']} held-out test-split images, 11 tags (3 shapes, 8 colours; two "
         f"per image), {setup['image_size']} px, no augmentation, batch 32, seed 0. Command: `{command}`",
         "",
-        "| configuration | lr | epochs | trainable params | micro-F1 | macro-F1 | subset accuracy | train time (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, m in results.items():
-        lines.append(
-            f"| {name} | {m['learning_rate']:g} | {m['epochs']} | {int(m['trainable_parameters']):,} | "
-            f"{m['eval_micro_f1']:.3f} | {m['eval_macro_f1']:.3f} | {m['eval_subset_accuracy']:.3f} | "
-            f"{m['train_runtime']:.1f} |"
-        )
-    lines.append(
-        f"| constant: most frequent shape + colour | | | | {baseline['micro_f1']:.3f} | {baseline['macro_f1']:.3f} | "
-        f"{baseline['subset_accuracy']:.3f} | |"
+    rows = [
+        [
+            name,
+            f"{m['learning_rate']:g}",
+            m["epochs"],
+            f"{int(m['trainable_parameters']):,}",
+            f"{m['eval_micro_f1']:.3f}",
+            f"{m['eval_macro_f1']:.3f}",
+            f"{m['eval_subset_accuracy']:.3f}",
+            f"{m['train_runtime']:.1f}",
+        ]
+        for name, m in results.items()
+    ]
+    constant = [f"{baseline[k]:.3f}" for k in ("micro_f1", "macro_f1", "subset_accuracy")]
+    rows.append(["constant: most frequent shape + colour", "", "", "", *constant, ""])
+    columns = (
+        "configuration",
+        "lr",
+        "epochs",
+        "trainable params",
+        "micro-F1",
+        "macro-F1",
+        "subset accuracy",
+        "train time (s)",
     )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *harness.markdown_table(columns, rows)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,31 +210,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--out", default="outputs/benchmarks/multilabel_images")
     parser.add_argument("--quick", action="store_true", help="A smoke check: 64/64 images, one epoch each.")
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, worker=worker_main)
+    if args is None:
+        return 0
     if args.quick:
         args.train_samples, args.eval_samples = 64, 64
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train, train_tags = write_tag_csv("train", args.train_samples, out)
-    test, test_tags = write_tag_csv("test", args.eval_samples, out)
-    results = {}
-    for configuration in configurations(args.quick):
-        metrics = run(configuration, train, test, args.image_size, out)
-        results[configuration.name] = {
-            **metrics,
-            "learning_rate": configuration.learning_rate,
-            "epochs": configuration.epochs,
-        }
-    baseline = constant_prediction_metrics(train_tags, test_tags)
+    with harness.session(BENCH, threads=THREADS, checkpoints=(IMAGE_MODEL,), datasets=(DATASET,)) as bench:
+        source = Path(bench.folders[DATASET])
+        train, train_tags = write_tag_csv(source, "train", args.train_samples, out)
+        test, test_tags = write_tag_csv(source, "test", args.eval_samples, out)
+        results = {}
+        for configuration in configurations(args.quick):
+            metrics = run(bench, configuration, train, test, args.image_size, out)
+            results[configuration.name] = {
+                **metrics,
+                "learning_rate": configuration.learning_rate,
+                "epochs": configuration.epochs,
+            }
+        baseline = constant_prediction_metrics(train_tags, test_tags)
     setup = {
         "train": len(train_tags),
         "test": len(test_tags),
         "image_size": args.image_size,
         "quick_note": " (quick)" if args.quick else "",
     }
-    command = " ".join(
-        [".venv/bin/python", "benchmarks/multilabel_images.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    command = harness.command_line(__file__, argv)
     tables = render(results, baseline, setup, command)
     (out / "tables.md").write_text(tables)
     (out / "results.json").write_text(json.dumps({"setup": setup, "results": results, "constant": baseline}, indent=2))

@@ -15,30 +15,27 @@ so the timings sit side by side under the same conditions:
   where the uncached cost grows 5-fold and the cached one barely.
 * ``fusion``: ``--fusion concat`` vs ``--fusion gated`` on all of easy-vqa (cached towers), test-split accuracy.
 
-A markdown table goes to stdout and ``<out>/tables.md``; raw numbers to ``<out>/results.json``.
+Every configuration goes through ``harness.py``: it imports a copy of ``hf_transfer/`` taken at the start and writes
+its features to a temporary ``HF_TRANSFER_CACHE`` (removed at the end), so the cached run encodes from scratch however
+often the benchmark has run before. A markdown table goes to stdout and ``<out>/tables.md``; raw numbers to
+``<out>/results.json``, one log per configuration to ``<out>/<name>.log``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-WORKER_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_EVALUATE_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "OMP_NUM_THREADS": "2",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-    "TRANSFORMERS_VERBOSITY": "warning",
-    "PYTHONUNBUFFERED": "1",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+from harness import markdown_table  # noqa: E402
+
+BENCH = "hf_transfer-multimodal-bench"
+TASK = "multimodal-classification"
+THREADS = 2  # torch/OpenMP threads per configuration
+TIMEOUT_S = 4 * 3600  # per configuration: a hung run fails instead of blocking the benchmark
 COMMON = ["--seed", "0", "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "False"]
 
 
@@ -54,34 +51,27 @@ def configurations(quick: bool) -> list[tuple[str, str, list[str]]]:
     ]
 
 
-WORKER = """
-import json, sys, time
-started = time.perf_counter()
-import hf_transfer as ht
-from hf_transfer.recipe import parse_config
-result = ht.fine_tune(parse_config(sys.argv[2:], task="multimodal-classification"))
-metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
-metrics["wall_s"] = time.perf_counter() - started
-open(sys.argv[1], "w").write(json.dumps(metrics))
-"""
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT -- recipe flags...``): ``fine_tune`` on the recipe flags; its numeric
+    metrics and wall time to JSON."""
+    started = time.perf_counter()
+    argv = args[1:] if args[:1] == ["--"] else args
+    harness.start_worker()
+    import hf_transfer as ht
+    from hf_transfer.recipe import parse_config
+
+    result = ht.fine_tune(parse_config(argv, task=TASK))
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    metrics["wall_s"] = time.perf_counter() - started
+    result_path.write_text(json.dumps(metrics))
 
 
-def run(name: str, flags: list[str], out: Path) -> dict:
+def run(bench: harness.Bench, name: str, flags: list[str], out: Path) -> dict:
     target = out / f"{name}.json"
     argv = [*COMMON, *flags, "--output_dir", str(out / name), "--overwrite_output_dir"]
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", WORKER, str(target), *argv],
-        cwd=REPO,
-        env={**os.environ, **WORKER_ENV},
-        capture_output=True,
-        text=True,
-    )
-    (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} failed; see {out / f'{name}.log'}:\n{proc.stderr[-2000:]}")
+    measured = bench.run(__file__, ["--", *argv], out / f"{name}.log", target, TIMEOUT_S)
     metrics = json.loads(target.read_text())
-    metrics["process_s"] = time.perf_counter() - started
+    metrics["process_s"] = measured.seconds
     return metrics
 
 
@@ -93,15 +83,29 @@ def render(results: dict[str, dict], quick: bool) -> str:
         lines += [
             "### Frozen towers: cached vs uncached features" + (" (quick)" if quick else ""),
             "",
-            "| features | train samples | epochs | run wall time (s) | train runtime (s) | eval accuracy | macro-F1 |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for name, m in (("cached", cached), ("uncached", uncached)):
-            lines.append(
-                f"| {name} | {int(m['train_samples'])} | {m['epoch']:.0f} | {m['wall_s']:.1f} | "
-                f"{m['train_runtime']:.1f} | {m['eval_accuracy']:.4f} | {m.get('eval_macro_f1', float('nan')):.4f} |"
-            )
-        lines += [
+            *markdown_table(
+                (
+                    "features",
+                    "train samples",
+                    "epochs",
+                    "run wall time (s)",
+                    "train runtime (s)",
+                    "eval accuracy",
+                    "macro-F1",
+                ),
+                (
+                    [
+                        name,
+                        int(m["train_samples"]),
+                        f"{m['epoch']:.0f}",
+                        f"{m['wall_s']:.1f}",
+                        f"{m['train_runtime']:.1f}",
+                        f"{m['eval_accuracy']:.4f}",
+                        f"{m.get('eval_macro_f1', float('nan')):.4f}",
+                    ]
+                    for name, m in (("cached", cached), ("uncached", uncached))
+                ),
+            ),
             "",
             "Speed-up of the whole run (uncached / cached wall time): "
             f"**{uncached['wall_s'] / cached['wall_s']:.1f}x**; of training alone: "
@@ -113,35 +117,51 @@ def render(results: dict[str, dict], quick: bool) -> str:
         lines += [
             "### Fusion heads on easy-vqa (frozen towers, 5 epochs, test split)" + (" (quick)" if quick else ""),
             "",
-            "| fusion | eval accuracy | image only | text only | run wall time (s) |",
-            "| --- | --- | --- | --- | --- |",
+            *markdown_table(
+                ("fusion", "eval accuracy", "image only", "text only", "run wall time (s)"),
+                (
+                    [
+                        name,
+                        f"{results[name]['eval_accuracy']:.4f}",
+                        f"{results[name].get('eval_image_only_accuracy', float('nan')):.4f}",
+                        f"{results[name].get('eval_text_only_accuracy', float('nan')):.4f}",
+                        f"{results[name]['wall_s']:.1f}",
+                    ]
+                    for name in ("concat", "gated")
+                ),
+            ),
         ]
-        for name in ("concat", "gated"):
-            m = results[name]
-            lines.append(
-                f"| {name} | {m['eval_accuracy']:.4f} | {m.get('eval_image_only_accuracy', float('nan')):.4f} | "
-                f"{m.get('eval_text_only_accuracy', float('nan')):.4f} | {m['wall_s']:.1f} |"
-            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="outputs/benchmarks/multimodal")
-    parser.add_argument("--parts", default="cache,fusion", help="comma-separated: cache, fusion")
-    args = parser.parse_args()
+    parser = harness.argument_parser(
+        __doc__,
+        quick="tiny budgets: a smoke check",
+        parts="cache,fusion",
+        out="output folder",
+        out_default="outputs/benchmarks/multimodal",
+        render=False,
+    )
+    args = harness.parse_args(parser, None, worker=worker_main)
+    if args is None:
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}  # parts not re-run are kept
-    parts = args.parts.split(",")
-    for part, name, flags in configurations(args.quick):
-        if part not in parts:
-            continue
-        print(f"[{part}] {name} ...", flush=True)
-        results[name] = run(name, flags, out)
-        print(f"  eval_accuracy {results[name]['eval_accuracy']:.4f}, {results[name]['wall_s']:.1f} s", flush=True)
+    parts = harness.split_choices(parser, "--parts", args.parts, ("cache", "fusion"))
+    chosen = [(part, name, flags) for part, name, flags in configurations(args.quick) if part in parts]
+    with harness.session(
+        BENCH,
+        threads=THREADS,
+        checkpoints=("builtin:efficientnet_lite0", "builtin:all-MiniLM-L6-v2"),
+        datasets=("builtin:easy_vqa",),
+    ) as bench:
+        for part, name, flags in chosen:
+            print(f"[{part}] {name} ...", flush=True)
+            results[name] = run(bench, name, flags, out)
+            print(f"  eval_accuracy {results[name]['eval_accuracy']:.4f}, {results[name]['wall_s']:.1f} s", flush=True)
     results_path.write_text(json.dumps(results, indent=2))
     tables = render(results, args.quick)
     (out / "tables.md").write_text(tables)

@@ -41,18 +41,13 @@ run's features); every run imports a copy of ``hf_transfer/`` taken at the start
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import hashlib
 import json
-import os
-import platform
 import random
 import re
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -62,18 +57,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 import small_data_sets as sets  # noqa: E402  (the benchmark's own helper module, next to this file)
-from harness import git_commit, remove_temporary_cache, run_worker, snapshot_library, temporary_cache  # noqa: E402
+from harness import markdown_table  # noqa: E402
 
 BENCH = "hf_transfer-small-data-bench"
 
-REPO = Path(__file__).resolve().parent.parent
-WORKER_ENV = {**harness.WORKER_ENV, "TQDM_DISABLE": "1"}  # a copy: --threads changes it
+REPO = harness.REPO
 TEXT_MODEL = "builtin:all-MiniLM-L6-v2"
 IMAGE_MODEL = "builtin:efficientnet_lite0"
 DIAGNOSTICS = ("linear_probe", "full", "lp_ft")
 IMAGE_SEARCH_SEED = 100  # sampling (and training) seed of the search runs
 IMAGE_SEARCH_SPLIT = 1  # their held-out split; the reported runs use --split_seed 0
 TEXT_PARTS = {"rt": "rt", "second": "second"}
+PACKAGES = ("torch", "transformers", "sentence-transformers", "setfit", "timm")  # their versions go with the results
 
 
 @dataclass(frozen=True)
@@ -114,10 +109,10 @@ class Job:
 # ----------------------------------------------------------------------------------------------------- the workers
 
 
-def worker_main(spec: dict[str, Any], result_path: Path) -> None:
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT SPEC_JSON``): one SetFit or toolkit run."""
+    spec = json.loads(args[0])
+    harness.start_worker()
     result = setfit_run(spec) if spec["tool"] == "setfit" else toolkit_run(spec)
     result_path.write_text(json.dumps(result, indent=2, default=str))
 
@@ -354,22 +349,18 @@ def job_argv(job: Job, output_dir: Path) -> list[str]:
     return ["--train_file", str(job.train_csv), "--seed", str(job.seed), *job.flags, "--output_dir", str(output_dir)]
 
 
-def run_job(job: Job, out: Path, cache: Path, model_dir: str, timeout_s: int, keep_runs: bool) -> dict[str, Any]:
+def run_job(bench: harness.Bench, job: Job, out: Path, timeout_s: int, keep_runs: bool) -> dict[str, Any]:
     logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     target = logs / f"{job.name}.json"
-    target.unlink(missing_ok=True)
     run_dir = out / "runs" / job.name
     shutil.rmtree(run_dir, ignore_errors=True)
-    shutil.rmtree(cache / "features", ignore_errors=True)  # every run starts without cached features
+    bench.clear_features()  # every run starts without cached features
     task = "image-classification" if job.part == "image" else "text-classification"
     spec = {**asdict(job), "task": task, "argv": job_argv(job, run_dir), "output_dir": str(run_dir)}
-    spec["model_dir"] = model_dir  # SetFit loads the built-in MiniLM folder (the toolkit resolves TEXT_MODEL itself)
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(target), json.dumps(spec)]
-    load_before = os.getloadavg()[0]
-    env = {**os.environ, **WORKER_ENV, "HF_TRANSFER_CACHE": str(cache)}
+    # SetFit loads the built-in MiniLM folder (the toolkit resolves TEXT_MODEL itself)
+    spec["model_dir"] = bench.folders[TEXT_MODEL]
     try:
-        wall_s = run_worker(command, env, logs / f"{job.name}.log", target, timeout_s)
+        run = bench.run(__file__, [json.dumps(spec)], logs / f"{job.name}.log", target, timeout_s)
     finally:
         if not keep_runs:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -377,56 +368,8 @@ def run_job(job: Job, out: Path, cache: Path, model_dir: str, timeout_s: int, ke
     shown = ["python", "benchmarks/small_data.py", "--worker", "RESULT", "SPEC"]
     if job.tool == "toolkit":
         shown = ["hf-transfer", "train", "--task", task, *job_argv(job, Path("OUT"))]
-    result.update(
-        job=asdict(job), command=shlex.join(shown), wall_s=wall_s, load_1min=[load_before, os.getloadavg()[0]]
-    )
+    result.update(job=asdict(job), command=shlex.join(shown), wall_s=run.seconds, load_1min=run.load_1min)
     return result
-
-
-def materialise_builtins() -> tuple[Path, str]:
-    """The built-in checkpoints and MNIST in the normal cache (untimed), and one untimed process that imports both
-    tools and reads the model files, so that no timed run pays a first use of the page cache. Returns the normal
-    cache's root and the MiniLM folder."""
-    code = (
-        "from hf_transfer._cache import cache_dir\n"
-        "from hf_transfer.models.builtin import builtin_checkpoint_dir\n"
-        "from hf_transfer.data.builtin import builtin_dataset_dir\n"
-        f"builtin_checkpoint_dir({IMAGE_MODEL!r}); builtin_dataset_dir('builtin:mnist')\n"
-        f"folder = builtin_checkpoint_dir({TEXT_MODEL!r})\n"
-        "import setfit, timm, transformers\n"
-        "for f in folder.rglob('*'):\n"
-        "    f.is_file() and f.read_bytes()\n"
-        "print(folder)\n"
-        "print(cache_dir())\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env={**os.environ, **WORKER_ENV}, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"materialising the built-ins failed:\n{proc.stderr[-3000:]}")
-    *_, model_dir, root = proc.stdout.strip().splitlines()
-    return Path(root), model_dir
-
-
-def environment(command: str, digest: str) -> dict[str, str]:
-    from importlib.metadata import version
-
-    import psutil
-
-    threads = WORKER_ENV["OMP_NUM_THREADS"]
-    return {
-        "command": command,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-        "packages": ", ".join(
-            f"{p} {version(p)}" for p in ("torch", "transformers", "sentence-transformers", "setfit", "timm")
-        ),
-        "cpu": f"{os.cpu_count()} logical cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, no GPU used",
-        "threads": f"torch.set_num_threads({threads}) and OMP_NUM_THREADS={threads} in every run",
-        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "hf_transfer": f"a copy of hf_transfer/ taken at the start (files' sha256 {digest[:16]})",
-        "repository_commit": git_commit(),
-    }
 
 
 # ------------------------------------------------------------------------------------------------------ the tables
@@ -452,19 +395,19 @@ def _runs(results: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
     return [r for r in results.values() if all(r["job"][k] == v for k, v in match.items())]
 
 
-def _load_range(runs: list[dict[str, Any]]) -> str:
-    loads = [x for r in runs for x in r["load_1min"]]
-    return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "–"
-
-
 @dataclass
 class Findings:
     failures: list[str] = field(default_factory=list)  # correctness (different examples, ...): exit non-zero
     missed: list[str] = field(default_factory=list)  # the issue's target: reported, not fatal
 
 
+def _loads(runs: list[dict[str, Any]]) -> str:
+    return harness.load_range(runs, between="–")
+
+
 def render_text(part: str, saved: dict[str, Any], findings: Findings) -> list[str]:
     results, data = saved["results"], saved["data"][part]
+    sizes = sorted({r["job"]["size"] for r in _runs(results, part=part)})
     lines = [
         f"### {data['title']}",
         "",
@@ -475,67 +418,13 @@ def render_text(part: str, saved: dict[str, Any], findings: Findings) -> list[st
         "process, mean per run; ratio: mean toolkit wall time / mean SetFit wall time, the per-seed pair ratios in "
         "brackets)",
         "",
-        "| per class | seeds | SetFit acc | toolkit default acc | Δ acc | SetFit wall s | toolkit wall s | "
-        "wall ratio | target met | load (1-min) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    sizes = sorted({r["job"]["size"] for r in _runs(results, part=part)})
-    for size in sizes:
-        setfit = _runs(results, part=part, size=size, tool="setfit")
-        default = _runs(results, part=part, size=size, tool="toolkit", variant="default")
-        by_seed = {r["job"]["seed"]: r for r in setfit}
-        pairs = [(d, by_seed[d["job"]["seed"]]) for d in default if d["job"]["seed"] in by_seed]
-        for d, s in pairs:
-            if d["train_csv_sha256"] != s["train_csv_sha256"] or d["held_out_csv_sha256"] != s["held_out_csv_sha256"]:
-                findings.failures.append(
-                    f"{part} {size}/class seed {d['job']['seed']}: the tools read different files"
-                )
-        acc_s, acc_d = [r["accuracy"] for r in setfit], [r["accuracy"] for r in default]
-        wall_s, wall_d = _mean([r["wall_s"] for r in setfit]), _mean([r["wall_s"] for r in default])
-        ratio = wall_d / wall_s if wall_s and wall_d else None
-        pair_ratios = ", ".join(f"{d['wall_s'] / s['wall_s']:.2f}" for d, s in pairs)
-        delta = _mean(acc_d) - _mean(acc_s) if acc_s and acc_d else None
-        met = None if delta is None or ratio is None else delta >= 0 and ratio <= 1
-        if met is False:
-            findings.missed.append(
-                f"{data['title']}, {size}/class: toolkit default {_mean(acc_d):.3f} vs SetFit {_mean(acc_s):.3f} "
-                f"(Δ {delta:+.3f}), wall ratio {ratio:.2f}"
-            )
-        lines.append(
-            f"| {size} | {len(pairs)} | {_mean_std(acc_s)} | {_mean_std(acc_d)} | "
-            f"{'–' if delta is None else f'{delta:+.3f}'} | {_s(wall_s)} | {_s(wall_d)} | "
-            f"{'–' if ratio is None else f'{ratio:.2f}'} ({pair_ratios}) | "
-            f"{'–' if met is None else ('yes' if met else '**no**')} | {_load_range(setfit + default)} |"
-        )
-    lines += [
+        *markdown_table(COMPARISON_COLUMNS, (_comparison_row(part, size, results, data, findings) for size in sizes)),
         "",
         "**What each run did** (means over seeds; toolkit: its own hold-out of the examples, the steps it chose, the "
         "step whose checkpoint it kept; SetFit: contrastive pairs and steps)",
         "",
-        "| per class | tool | trains on | validation | steps | kept step | batch | lr | train s | predict s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *markdown_table(RUNS_COLUMNS, (row for size in sizes for row in _what_ran_rows(part, size, results))),
     ]
-    for size in sizes:
-        setfit = _runs(results, part=part, size=size, tool="setfit")
-        if setfit:
-            args = setfit[0]["setfit_arguments"]
-            lines.append(
-                f"| {size} | SetFit | {setfit[0]['train_examples']} ({_s(_mean([r['pairs'] for r in setfit]))} "
-                f"pairs) | none | {_s(_mean([r['steps'] for r in setfit]))} | last | {args['batch_size']} | "
-                f"{args['body_learning_rate']} (body), {args['head_learning_rate']} (head) | "
-                f"{_s(_mean([r['phases_s']['train'] for r in setfit]))} | "
-                f"{_s(_mean([r['phases_s']['predict'] for r in setfit]))} |"
-            )
-        default = _runs(results, part=part, size=size, tool="toolkit", variant="default")
-        if default:
-            kept = ", ".join(f"{r['best_step']}/{r['steps']}" for r in default)
-            lines.append(
-                f"| {size} | toolkit default ({default[0]['strategy']}) | {default[0]['train_samples']} | "
-                f"{default[0]['eval_samples']} | {_s(_mean([r['steps'] for r in default]))} | {kept} | "
-                f"{default[0]['batch_size']} | {default[0]['learning_rate']:g} | "
-                f"{_s(_mean([r['phases_s']['fine_tune'] for r in default]))} (whole fine_tune) | "
-                f"{_s(_mean([r['phases_s']['predict'] for r in default]))} |"
-            )
     chosen: dict[int, str] = {}
     for r in sorted(_runs(results, part=part, tool="toolkit", variant="default"), key=lambda r: r["job"]["seed"]):
         chosen.setdefault(r["job"]["size"], r["chosen_automatically"])
@@ -546,59 +435,170 @@ def render_text(part: str, saved: dict[str, Any], findings: Findings) -> list[st
         "**Non-default diagnostics**: the toolkit with an explicit `--strategy` (NOT the default run; same examples, "
         "same held-out set; Δ against SetFit's mean)",
         "",
-        "| per class | toolkit run | acc | Δ vs SetFit | wall s | wall ratio vs SetFit | steps | lr |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *markdown_table(DIAGNOSTIC_COLUMNS, (row for size in sizes for row in _diagnostic_rows(part, size, results))),
     ]
-    for size in sizes:
-        setfit = _runs(results, part=part, size=size, tool="setfit")
-        acc_s, wall_s = _mean([r["accuracy"] for r in setfit]), _mean([r["wall_s"] for r in setfit])
-        for strategy in DIAGNOSTICS:
-            runs = _runs(results, part=part, size=size, tool="toolkit", variant=strategy)
-            label = f"`--strategy {strategy}` (non-default)"
-            if not runs:
-                same = [
-                    r
-                    for r in _runs(results, part=part, size=size, tool="toolkit", variant="default")
-                    if r["strategy"] == strategy
-                ]
-                if not same:
-                    continue
-                runs, label = same, f"`--strategy {strategy}` = the default run's strategy (its runs)"
-            acc, wall = _mean([r["accuracy"] for r in runs]), _mean([r["wall_s"] for r in runs])
-            lines.append(
-                f"| {size} | {label} | {_mean_std([r['accuracy'] for r in runs])} | "
-                f"{'–' if acc_s is None else f'{acc - acc_s:+.3f}'} | {_s(wall)} | "
-                f"{'–' if not wall_s else f'{wall / wall_s:.2f}'} | {_s(_mean([r['steps'] for r in runs]))} | "
-                f"{runs[0]['learning_rate']:g} |"
-            )
     return lines + [""]
+
+
+COMPARISON_COLUMNS = (
+    "per class",
+    "seeds",
+    "SetFit acc",
+    "toolkit default acc",
+    "Δ acc",
+    "SetFit wall s",
+    "toolkit wall s",
+    "wall ratio",
+    "target met",
+    "load (1-min)",
+)
+RUNS_COLUMNS = (
+    "per class",
+    "tool",
+    "trains on",
+    "validation",
+    "steps",
+    "kept step",
+    "batch",
+    "lr",
+    "train s",
+    "predict s",
+)
+DIAGNOSTIC_COLUMNS = (
+    "per class",
+    "toolkit run",
+    "acc",
+    "Δ vs SetFit",
+    "wall s",
+    "wall ratio vs SetFit",
+    "steps",
+    "lr",
+)
+
+
+def _comparison_row(
+    part: str, size: int, results: dict[str, Any], data: dict[str, Any], findings: Findings
+) -> list[Any]:
+    """Toolkit default against SetFit at one size; a pair that read different files is a failed check."""
+    setfit = _runs(results, part=part, size=size, tool="setfit")
+    default = _runs(results, part=part, size=size, tool="toolkit", variant="default")
+    by_seed = {r["job"]["seed"]: r for r in setfit}
+    pairs = [(d, by_seed[d["job"]["seed"]]) for d in default if d["job"]["seed"] in by_seed]
+    for d, s in pairs:
+        if d["train_csv_sha256"] != s["train_csv_sha256"] or d["held_out_csv_sha256"] != s["held_out_csv_sha256"]:
+            findings.failures.append(f"{part} {size}/class seed {d['job']['seed']}: the tools read different files")
+    acc_s, acc_d = [r["accuracy"] for r in setfit], [r["accuracy"] for r in default]
+    wall_s, wall_d = _mean([r["wall_s"] for r in setfit]), _mean([r["wall_s"] for r in default])
+    ratio = wall_d / wall_s if wall_s and wall_d else None
+    pair_ratios = ", ".join(f"{d['wall_s'] / s['wall_s']:.2f}" for d, s in pairs)
+    delta = _mean(acc_d) - _mean(acc_s) if acc_s and acc_d else None
+    met = None if delta is None or ratio is None else delta >= 0 and ratio <= 1
+    if met is False:
+        findings.missed.append(
+            f"{data['title']}, {size}/class: toolkit default {_mean(acc_d):.3f} vs SetFit {_mean(acc_s):.3f} "
+            f"(Δ {delta:+.3f}), wall ratio {ratio:.2f}"
+        )
+    return [
+        size,
+        len(pairs),
+        _mean_std(acc_s),
+        _mean_std(acc_d),
+        "–" if delta is None else f"{delta:+.3f}",
+        _s(wall_s),
+        _s(wall_d),
+        f"{'–' if ratio is None else f'{ratio:.2f}'} ({pair_ratios})",
+        "–" if met is None else ("yes" if met else "**no**"),
+        _loads(setfit + default),
+    ]
+
+
+def _what_ran_rows(part: str, size: int, results: dict[str, Any]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    setfit = _runs(results, part=part, size=size, tool="setfit")
+    if setfit:
+        args = setfit[0]["setfit_arguments"]
+        rows.append(
+            [
+                size,
+                "SetFit",
+                f"{setfit[0]['train_examples']} ({_s(_mean([r['pairs'] for r in setfit]))} pairs)",
+                "none",
+                _s(_mean([r["steps"] for r in setfit])),
+                "last",
+                args["batch_size"],
+                f"{args['body_learning_rate']} (body), {args['head_learning_rate']} (head)",
+                _s(_mean([r["phases_s"]["train"] for r in setfit])),
+                _s(_mean([r["phases_s"]["predict"] for r in setfit])),
+            ]
+        )
+    default = _runs(results, part=part, size=size, tool="toolkit", variant="default")
+    if default:
+        rows.append(
+            [
+                size,
+                f"toolkit default ({default[0]['strategy']})",
+                default[0]["train_samples"],
+                default[0]["eval_samples"],
+                _s(_mean([r["steps"] for r in default])),
+                ", ".join(f"{r['best_step']}/{r['steps']}" for r in default),
+                default[0]["batch_size"],
+                f"{default[0]['learning_rate']:g}",
+                f"{_s(_mean([r['phases_s']['fine_tune'] for r in default]))} (whole fine_tune)",
+                _s(_mean([r["phases_s"]["predict"] for r in default])),
+            ]
+        )
+    return rows
+
+
+def _diagnostic_rows(part: str, size: int, results: dict[str, Any]) -> list[list[Any]]:
+    """Each explicit ``--strategy`` run at one size; a strategy the default resolved to shows the default's runs."""
+    setfit = _runs(results, part=part, size=size, tool="setfit")
+    acc_s, wall_s = _mean([r["accuracy"] for r in setfit]), _mean([r["wall_s"] for r in setfit])
+    rows: list[list[Any]] = []
+    for strategy in DIAGNOSTICS:
+        runs = _runs(results, part=part, size=size, tool="toolkit", variant=strategy)
+        label = f"`--strategy {strategy}` (non-default)"
+        if not runs:
+            same = [
+                r
+                for r in _runs(results, part=part, size=size, tool="toolkit", variant="default")
+                if r["strategy"] == strategy
+            ]
+            if not same:
+                continue
+            runs, label = same, f"`--strategy {strategy}` = the default run's strategy (its runs)"
+        acc, wall = _mean([r["accuracy"] for r in runs]), _mean([r["wall_s"] for r in runs])
+        rows.append(
+            [
+                size,
+                label,
+                _mean_std([r["accuracy"] for r in runs]),
+                "–" if acc_s is None else f"{acc - acc_s:+.3f}",
+                _s(wall),
+                "–" if not wall_s else f"{wall / wall_s:.2f}",
+                _s(_mean([r["steps"] for r in runs])),
+                f"{runs[0]['learning_rate']:g}",
+            ]
+        )
+    return rows
 
 
 def render_image(saved: dict[str, Any], findings: Findings) -> list[str]:
     results = saved["results"]
     search = _runs(results, part="image", seed=IMAGE_SEARCH_SEED)
-    lines = [
-        "### EfficientNet-Lite0 on MNIST: toolkit default vs the best setting of a small search",
-        "",
-        f"Search: one run per setting and size on other examples and another held-out split (sampling seed "
-        f"{IMAGE_SEARCH_SEED}, `--split_seed {IMAGE_SEARCH_SPLIT}`); the best setting per size then runs the "
-        "default's seeds on `--split_seed 0`. Accuracy: the toolkit's own evaluation on its held-out split "
-        f"(`--max_eval_samples {saved['plan']['image_eval']}`), which is also the set it picks its checkpoint on "
-        "(`load_best_model_at_end`), for the default and the tuned runs alike.",
-        "",
-        "| per class | setting (search) | search acc | wall s | steps | lr | chosen automatically |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+    search_rows = [
+        [
+            r["job"]["size"],
+            r["job"]["variant"].removeprefix("search: "),
+            f"{r['accuracy']:.3f}",
+            f"{r['wall_s']:.0f}",
+            r["steps"],
+            f"{r['learning_rate']:g}",
+            r["chosen_automatically"],
+        ]
+        for r in sorted(search, key=lambda r: (r["job"]["size"], -r["accuracy"]))
     ]
-    for r in sorted(search, key=lambda r: (r["job"]["size"], -r["accuracy"])):
-        lines.append(
-            f"| {r['job']['size']} | {r['job']['variant'].removeprefix('search: ')} | {r['accuracy']:.3f} | "
-            f"{r['wall_s']:.0f} | {r['steps']} | {r['learning_rate']:g} | {r['chosen_automatically']} |"
-        )
-    lines += [
-        "",
-        "| per class | run | seeds | acc (held-out) | wall s | held-out examples | load (1-min) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    report_rows = []
     for size in sorted({r["job"]["size"] for r in results.values() if r["job"]["part"] == "image"}):
         reported = [r for r in _runs(results, part="image", size=size) if r["job"]["seed"] != IMAGE_SEARCH_SEED]
         default = [r for r in reported if r["job"]["variant"] == "default"]
@@ -608,11 +608,37 @@ def render_image(saved: dict[str, Any], findings: Findings) -> list[str]:
         rows.append((f"best: {best_name}", best) if best else (f"best: {best_name} (= the default runs)", default))
         for label, runs in rows:
             if runs:
-                lines.append(
-                    f"| {size} | {label} | {len(runs)} | {_mean_std([r['accuracy'] for r in runs])} | "
-                    f"{_s(_mean([r['wall_s'] for r in runs]))} | {runs[0]['held_out']} | {_load_range(runs)} |"
+                report_rows.append(
+                    [
+                        size,
+                        label,
+                        len(runs),
+                        _mean_std([r["accuracy"] for r in runs]),
+                        _s(_mean([r["wall_s"] for r in runs])),
+                        runs[0]["held_out"],
+                        _loads(runs),
+                    ]
                 )
-    return lines + [""]
+    return [
+        "### EfficientNet-Lite0 on MNIST: toolkit default vs the best setting of a small search",
+        "",
+        f"Search: one run per setting and size on other examples and another held-out split (sampling seed "
+        f"{IMAGE_SEARCH_SEED}, `--split_seed {IMAGE_SEARCH_SPLIT}`); the best setting per size then runs the "
+        "default's seeds on `--split_seed 0`. Accuracy: the toolkit's own evaluation on its held-out split "
+        f"(`--max_eval_samples {saved['plan']['image_eval']}`), which is also the set it picks its checkpoint on "
+        "(`load_best_model_at_end`), for the default and the tuned runs alike.",
+        "",
+        *markdown_table(
+            ("per class", "setting (search)", "search acc", "wall s", "steps", "lr", "chosen automatically"),
+            search_rows,
+        ),
+        "",
+        *markdown_table(
+            ("per class", "run", "seeds", "acc (held-out)", "wall s", "held-out examples", "load (1-min)"),
+            report_rows,
+        ),
+        "",
+    ]
 
 
 def render(saved: dict[str, Any]) -> tuple[str, Findings]:
@@ -649,103 +675,90 @@ def pick_best(results: dict[str, Any], plan: Plan) -> dict[int, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:  # --worker RESULT_JSON SPEC_JSON
-        worker_main(json.loads(argv[2]), Path(argv[1]))
-        return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one size, one seed, tiny caps: a smoke check")
-    parser.add_argument("--parts", default="rt,second,image", help="comma-separated subset of rt,second,image")
-    parser.add_argument("--out", default=None, help="default: outputs/benchmarks/small_data[-quick]")
-    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run (default 1)")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
+    quick = "one size, one seed, tiny caps: a smoke check"
+    out = "default: outputs/benchmarks/small_data[-quick]"
+    parser = harness.argument_parser(__doc__, quick=quick, parts="rt,second,image", out=out, threads=1, timeout=3600)
     parser.add_argument("--keep_runs", action="store_true", help="keep every run's output folder (models)")
     parser.add_argument("--resume", action="store_true", help="reuse the finished runs in <out>/results.json")
-    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
-    args = parser.parse_args(argv)
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text()))[0], end="")
+    args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
+    if args is None:
         return
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    if not parts or set(parts) - {"rt", "second", "image"}:
-        parser.error(f"--parts: choose from rt, second, image (got {args.parts!r})")
-    WORKER_ENV["OMP_NUM_THREADS"] = WORKER_ENV["MKL_NUM_THREADS"] = str(args.threads)
-    for key, value in WORKER_ENV.items():
-        os.environ.setdefault(key, value)
+    parts = harness.split_choices(parser, "--parts", args.parts, ("rt", "second", "image"))
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
     out = Path(args.out or REPO / "outputs" / "benchmarks" / ("small_data-quick" if args.quick else "small_data"))
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    library, digest = snapshot_library(BENCH)
-    WORKER_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), os.environ.get("PYTHONPATH")]))
-    os.environ["PYTHONPATH"] = WORKER_ENV["PYTHONPATH"]
-    command = shlex.join([".venv/bin/python", "benchmarks/small_data.py", *argv])
+    command = harness.command_line(__file__, argv)
     previous = (
         json.loads((out / "results.json").read_text()) if args.resume and (out / "results.json").is_file() else {}
     )
-    saved: dict[str, Any] = {
-        "mode": mode,
-        "plan": asdict(plan),
-        "environment": environment(command, digest),
-        "data": dict(previous.get("data", {})) if previous.get("mode") == mode else {},  # parts not rerun stay
-        "results": dict(previous.get("results", {})) if previous.get("mode") == mode else {},
-        "image_best": {},
-        "total_s": previous.get("total_s", 0.0) if previous.get("mode") == mode else 0.0,
-    }
-    already = saved["total_s"]
-    results = saved["results"]
-    normal, model_dir = materialise_builtins()
-    cache = temporary_cache(normal, BENCH)
-    for part in parts:
-        if part in TEXT_PARTS:
+    text_parts = [p for p in parts if p in TEXT_PARTS]
+    with harness.session(
+        BENCH,
+        threads=args.threads,
+        checkpoints=(IMAGE_MODEL, TEXT_MODEL),
+        datasets=("builtin:mnist",),
+        imports=("setfit", "timm", "transformers") if text_parts else ("timm", "transformers"),
+        extra_env={"TQDM_DISABLE": "1"},
+    ) as bench:
+        saved: dict[str, Any] = {
+            "mode": mode,
+            "plan": asdict(plan),
+            "environment": bench.environment(command, PACKAGES),
+            "data": dict(previous.get("data", {})) if previous.get("mode") == mode else {},  # parts not rerun stay
+            "results": dict(previous.get("results", {})) if previous.get("mode") == mode else {},
+            "image_best": {},
+            "total_s": previous.get("total_s", 0.0) if previous.get("mode") == mode else 0.0,
+        }
+        already = saved["total_s"]
+        results = saved["results"]
+        for part in text_parts:
             saved["data"][part] = build_text_data(part, plan, out / "data")
 
-    def save() -> None:
-        saved["total_s"] = already + time.perf_counter() - started
-        (out / "results.json").write_text(json.dumps(saved, indent=2, default=str))
+        def save() -> None:
+            saved["total_s"] = already + time.perf_counter() - started
+            (out / "results.json").write_text(json.dumps(saved, indent=2, default=str))
 
-    def run(jobs: list[Job]) -> None:
-        for job in jobs:
-            if job.name in results:
-                continue
-            default = results.get(job.name.rsplit("-toolkit-", 1)[0] + "-toolkit-default")
-            if job.variant in DIAGNOSTICS and default and default.get("strategy") == job.variant:
+        def run(jobs: list[Job]) -> None:
+            for job in jobs:
+                if job.name in results:
+                    continue
+                default = results.get(job.name.rsplit("-toolkit-", 1)[0] + "-toolkit-default")
+                if job.variant in DIAGNOSTICS and default and default.get("strategy") == job.variant:
+                    print(
+                        f"[-] {job.name}: skipped, the default run of these examples already is "
+                        f"--strategy {job.variant}"
+                    )
+                    continue
+                r = results[job.name] = run_job(bench, job, out, args.timeout, args.keep_runs)
                 print(
-                    f"[-] {job.name}: skipped, the default run of these examples already is --strategy {job.variant}"
+                    f"[{len(results)}] {job.name}: acc {r['accuracy']:.4f}, wall {r['wall_s']:.1f} s, "
+                    f"load {r['load_1min'][0]:.1f} → {r['load_1min'][1]:.1f}, "
+                    f"{(time.perf_counter() - started) / 60:.1f} min so far",
+                    flush=True,
                 )
-                continue
-            r = results[job.name] = run_job(job, out, cache, model_dir, args.timeout, args.keep_runs)
-            print(
-                f"[{len(results)}] {job.name}: acc {r['accuracy']:.4f}, wall {r['wall_s']:.1f} s, "
-                f"load {r['load_1min'][0]:.1f} → {r['load_1min'][1]:.1f}, {(time.perf_counter() - started) / 60:.1f} "
-                "min so far",
-                flush=True,
-            )
-            save()
+                save()
 
-    try:
-        text_parts = [p for p in parts if p in TEXT_PARTS]
-        sizes = sorted(plan.text_sizes)
-        small, large = (sizes[:-1], sizes[-1:]) if len(sizes) > 1 else (sizes, [])
-        for size in small:  # the cheap sizes first, then the images, the slowest SetFit size last
-            for part in text_parts:
-                for seed in plan.seeds:
-                    run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=False))
-                    run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=True))
-        if "image" in parts:
-            run(image_search_jobs(plan))
-            saved["image_best"] = {str(k): v for k, v in pick_best(results, plan).items()}
-            run(image_report_jobs(plan, {int(k): v for k, v in saved["image_best"].items()}))
-        for diagnostics in (False, True):  # the largest size: every seed's SetFit comparison before any diagnostic
-            for size in large:
-                for seed in plan.seeds:
-                    for part in text_parts:
-                        run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics))
-    finally:
-        shutil.rmtree(library, ignore_errors=True)
-        remove_temporary_cache(cache)
-        save()
+        try:
+            sizes = sorted(plan.text_sizes)
+            small, large = (sizes[:-1], sizes[-1:]) if len(sizes) > 1 else (sizes, [])
+            for size in small:  # the cheap sizes first, then the images, the slowest SetFit size last
+                for part in text_parts:
+                    for seed in plan.seeds:
+                        run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=False))
+                        run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=True))
+            if "image" in parts:
+                run(image_search_jobs(plan))
+                saved["image_best"] = {str(k): v for k, v in pick_best(results, plan).items()}
+                run(image_report_jobs(plan, {int(k): v for k, v in saved["image_best"].items()}))
+            for diagnostics in (False, True):  # the largest size: every seed's SetFit comparison before any diagnostic
+                for size in large:
+                    for seed in plan.seeds:
+                        for part in text_parts:
+                            run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics))
+        finally:
+            save()
     tables, findings = render(saved)
     (out / "tables.md").write_text(tables)
     print(tables, end="")

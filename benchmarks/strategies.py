@@ -21,15 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import gc
 import json
 import math
-import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,21 +35,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import git_commit  # noqa: E402
+import harness  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-# Fixed for every subprocess: offline (a Hub call fails at once), the same thread count, no progress bars.
-WORKER_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_EVALUATE_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "OMP_NUM_THREADS": "2",  # the project's machines have 2 cores; --threads changes both
-    "MKL_NUM_THREADS": "2",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-    "TRANSFORMERS_VERBOSITY": "warning",
-    "PYTHONUNBUFFERED": "1",
-}
+BENCH = "hf_transfer-strategies-bench"
+REPO = harness.REPO
 SEED = 0
 WARMUP_STEPS = 3  # steps left out of the median step time (allocator and thread-pool warm-up, lazy optimizer state)
 RSS_SAMPLE_INTERVAL_S = 0.005
@@ -435,11 +420,10 @@ def run_vit_profile(job: Job) -> dict[str, Any]:
 WORKERS = {"transfer": run_transfer, "vit-rss": run_vit_rss, "vit-profile": run_vit_profile}
 
 
-def worker_main(job_path: str, result_path: str) -> None:
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    job = Job(**json.loads(Path(job_path).read_text()))
+def worker_main(result_path: Path, args: list[str]) -> None:
+    """Runs in the subprocess (``--worker RESULT JOB``): the job its JSON file describes."""
+    harness.start_worker()
+    job = Job(**json.loads(Path(args[0]).read_text()))
     started = time.perf_counter()
     result = WORKERS[job.kind](job)
     result["wall_s"] = time.perf_counter() - started
@@ -487,30 +471,17 @@ def build_jobs(mode: str, parts: list[str], only: set[str] | None) -> tuple[list
     return jobs, rows
 
 
-def run_job(job: Job, out_dir: Path, timeout_s: int) -> dict[str, Any]:
+def run_job(bench: harness.Bench, job: Job, out_dir: Path, timeout_s: int) -> dict[str, Any]:
     """Run one job in a fresh interpreter; a failure is recorded (with its last error line), not raised."""
-    logs = out_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     job_path, result_path = out_dir / "jobs" / f"{job.name}.json", out_dir / "jobs" / f"{job.name}.result.json"
-    job_path.parent.mkdir(exist_ok=True)
+    job_path.parent.mkdir(parents=True, exist_ok=True)
     job_path.write_text(json.dumps(dataclasses.asdict(job)))
-    result_path.unlink(missing_ok=True)
-    env = {**os.environ, **WORKER_ENV}
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(job_path), str(result_path)]
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
-    with open(logs / f"{job.name}.log", "w") as log:
-        try:
-            code = subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s)
-            returncode = code.returncode
-        except subprocess.TimeoutExpired:
-            returncode = -1
-    timing = {"process_s": time.perf_counter() - started, "load_1min": [load_before, os.getloadavg()[0]]}
-    if returncode == 0 and result_path.exists():
+    log = out_dir / "logs" / f"{job.name}.log"
+    run = bench.run(__file__, [str(job_path)], log, result_path, timeout_s, check=False)
+    timing = {"process_s": run.seconds, "load_1min": run.load_1min}
+    if run.ok:
         return {"ok": True, **timing, **json.loads(result_path.read_text())}
-    lines = (logs / f"{job.name}.log").read_text().strip().splitlines()
-    errors = [line for line in lines if "Error" in line or "error" in line]
-    reason = "timed out" if returncode == -1 else (errors[-1] if errors else (lines[-1] if lines else "no output"))
-    return {"ok": False, **timing, "error": reason.strip()[:300]}
+    return {"ok": False, **timing, "error": run.error}
 
 
 def _fmt_params(n: int | None) -> str:
@@ -526,122 +497,114 @@ def _settings_text(v: Variant) -> str:
     return text
 
 
+STRATEGY_COLUMNS = (
+    "strategy",
+    "lr",
+    "trainable params",
+    "RSS at train begin (MB)",
+    "peak RSS growth (MB) (anonymous only)",
+    "step ms: median (fastest)",
+    "train loss",
+    "val accuracy",
+    "notes",
+)
+
+
 def strategy_table(task: str, rows: list[Variant], results: dict[str, dict[str, Any]]) -> str:
-    head = (
-        "| strategy | lr | trainable params | RSS at train begin (MB) | peak RSS growth (MB) (anonymous only) "
-        "| step ms: median (fastest) | train loss | val accuracy | notes |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-    )
-    lines = [head]
-    for v in rows:
-        lr = LEARNING_RATES[task][v.family]
-        r = results.get(f"{task.split('-')[0]}-{v.name}", {"ok": False, "error": "not run"})
-        if v.not_applicable and not r["ok"]:
-            why = f"{v.not_applicable}; the library says: {r['error']}"
-            lines.append(f"| {_settings_text(v)} | – | – | – | – | – | – | – | {why} |")
-            continue
-        if not r["ok"]:
-            lines.append(f"| {_settings_text(v)} | {lr:g} | – | – | – | – | – | **failed** | {r['error']} |")
-            continue
-        share = 100.0 * r["trainable_parameters"] / r["total_parameters"]
-        notes = []
-        if r.get("trainable_at_end") is not None and r["trainable_at_end"] != r["trainable_parameters"]:
-            notes.append(f"{_fmt_params(r['trainable_at_end'])} trainable at the last step")
-        if task == "text-classification":
-            notes.append(f"{r['pooling']} pooling")
-        sweep = {k: val for k, val in r["extra"].items() if k.startswith("wise_ft_alpha_")}
-        if sweep:
-            parts = ", ".join(f"α={k.split('_')[3]}: {val:.3f}" for k, val in sweep.items())
-            notes.append(f"best α={r['extra']['wise_ft_best_alpha']:g} of {parts}")
-        step, fastest = r["median_step_s"] * 1000, r["min_step_s"] * 1000
-        lines.append(
-            f"| {_settings_text(v)} | {lr:g} | {_fmt_params(r['trainable_parameters'])} ({share:.2f} %) "
-            f"| {r['rss_train_begin_mb']:.0f} | {r['peak_rss_growth_mb']:.0f} ({r['peak_anon_growth_mb']:.0f}) "
-            f"| {step:.0f} ({fastest:.0f}) "
-            f"| {r['train_loss']:.3f} | {r['eval_accuracy']:.3f} | {'; '.join(notes)} |"
-        )
-    return "\n".join(lines)
+    return "\n".join(harness.markdown_table(STRATEGY_COLUMNS, (_strategy_row(task, v, results) for v in rows)))
+
+
+def _strategy_row(task: str, v: Variant, results: dict[str, dict[str, Any]]) -> list[str]:
+    lr = LEARNING_RATES[task][v.family]
+    r = results.get(f"{task.split('-')[0]}-{v.name}", {"ok": False, "error": "not run"})
+    if v.not_applicable and not r["ok"]:
+        return [_settings_text(v), *["–"] * 7, f"{v.not_applicable}; the library says: {r['error']}"]
+    if not r["ok"]:
+        return [_settings_text(v), f"{lr:g}", *["–"] * 5, "**failed**", r["error"]]
+    share = 100.0 * r["trainable_parameters"] / r["total_parameters"]
+    notes = []
+    if r.get("trainable_at_end") is not None and r["trainable_at_end"] != r["trainable_parameters"]:
+        notes.append(f"{_fmt_params(r['trainable_at_end'])} trainable at the last step")
+    if task == "text-classification":
+        notes.append(f"{r['pooling']} pooling")
+    sweep = {k: val for k, val in r["extra"].items() if k.startswith("wise_ft_alpha_")}
+    if sweep:
+        parts = ", ".join(f"α={k.split('_')[3]}: {val:.3f}" for k, val in sweep.items())
+        notes.append(f"best α={r['extra']['wise_ft_best_alpha']:g} of {parts}")
+    return [
+        _settings_text(v),
+        f"{lr:g}",
+        f"{_fmt_params(r['trainable_parameters'])} ({share:.2f} %)",
+        f"{r['rss_train_begin_mb']:.0f}",
+        f"{r['peak_rss_growth_mb']:.0f} ({r['peak_anon_growth_mb']:.0f})",
+        f"{r['median_step_s'] * 1000:.0f} ({r['min_step_s'] * 1000:.0f})",
+        f"{r['train_loss']:.3f}",
+        f"{r['eval_accuracy']:.3f}",
+        "; ".join(notes),
+    ]
+
+
+VIT_COLUMNS = (
+    "strategy",
+    "batch",
+    "trainable params",
+    "RSS before step 1 (MB)",
+    "peak RSS growth (MB) (anonymous only)",
+    "RSS ratio vs full",
+    "tensor peak growth (MB)",
+    "tensor ratio vs full",
+    "at the tensor peak: optimizer state / gradients / activations+autograd / other (MB)",
+    "step s: median (fastest)",
+)
 
 
 def vit_table(budgets: tuple[VitBudget, ...], results: dict[str, dict[str, Any]]) -> str:
-    lines = [
-        "| strategy | batch | trainable params | RSS before step 1 (MB) | peak RSS growth (MB) (anonymous only) "
-        "| RSS ratio vs full "
-        "| tensor peak growth (MB) | tensor ratio vs full | at the tensor peak: optimizer state / gradients / "
-        "activations+autograd / other (MB) | step s: median (fastest) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for budget, strategy in ((b, s) for b in budgets for s in ("full", "lora")):
-        rss_full, prof_full = (
-            results.get(f"vit-rss-full-{budget.key}", {}),
-            results.get(f"vit-profile-full-{budget.key}", {}),
-        )
-        rss = results.get(f"vit-rss-{strategy}-{budget.key}", {})
-        prof = results.get(f"vit-profile-{strategy}-{budget.key}", {})
-        cells = [f"`{strategy}`", str(budget.batch_size)]
-        if rss.get("ok"):
-            ratio = rss["peak_rss_growth_mb"] / rss_full["peak_rss_growth_mb"] if rss_full.get("ok") else None
-            cells += [
-                _fmt_params(rss["trainable_parameters"]),
-                f"{rss['rss_train_begin_mb']:.0f}",
-                f"{rss['peak_rss_growth_mb']:.0f} ({rss['peak_anon_growth_mb']:.0f})",
-                f"{ratio:.2f}" if ratio is not None else "–",
-            ]
-        else:
-            cells += ["–", "–", f"failed: {rss.get('error', 'not run')}", "–"]
-        if prof.get("ok"):
-            ratio = prof["peak_growth_mb"] / prof_full["peak_growth_mb"] if prof_full.get("ok") else None
-            c = prof["growth_at_peak_by_category_mb"]
-            other = c["input"] + c["temporary"] + c["unknown"] + c["parameter"]
-            cells += [
-                f"{prof['peak_growth_mb']:.0f}",
-                f"{ratio:.2f}" if ratio is not None else "–",
-                f"{c['optimizer_state']:.0f} / {c['gradient']:.0f} / {c['activation'] + c['autograd_detail']:.0f} "
-                f"/ {other:.0f}",
-            ]
-        else:
-            cells += [f"failed: {prof.get('error', 'not run')}", "–", "–"]
-        if rss.get("ok") and rss["median_step_s"]:
-            cells.append(f"{rss['median_step_s']:.1f} ({rss['min_step_s']:.1f})")
-        else:
-            cells.append("–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = (_vit_row(b, s, results) for b in budgets for s in ("full", "lora"))
+    return "\n".join(harness.markdown_table(VIT_COLUMNS, rows))
 
 
-def environment() -> dict[str, str]:
-    import peft
-    import psutil
-    import timm
-    import torch
-    import transformers
-
-    import hf_transfer
-
-    threads = WORKER_ENV["OMP_NUM_THREADS"]
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "timm": timm.__version__,
-        "peft": peft.__version__,
-        "cpu": f"{psutil.cpu_count(logical=True)} logical cores ({platform.processor() or platform.machine()}), "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, GPU: {'yes' if torch.cuda.is_available() else 'none'}",
-        "threads": f"torch.set_num_threads({threads}) and OMP_NUM_THREADS={threads} in every configuration",
-        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "hf_transfer": f"{hf_transfer.__version__} from {Path(hf_transfer.__file__).parent}",
-        "repository_commit": git_commit(),
-    }
+def _vit_row(budget: VitBudget, strategy: str, results: dict[str, dict[str, Any]]) -> list[str]:
+    rss_full = results.get(f"vit-rss-full-{budget.key}", {})
+    prof_full = results.get(f"vit-profile-full-{budget.key}", {})
+    rss = results.get(f"vit-rss-{strategy}-{budget.key}", {})
+    prof = results.get(f"vit-profile-{strategy}-{budget.key}", {})
+    cells = [f"`{strategy}`", str(budget.batch_size)]
+    if rss.get("ok"):
+        ratio = rss["peak_rss_growth_mb"] / rss_full["peak_rss_growth_mb"] if rss_full.get("ok") else None
+        cells += [
+            _fmt_params(rss["trainable_parameters"]),
+            f"{rss['rss_train_begin_mb']:.0f}",
+            f"{rss['peak_rss_growth_mb']:.0f} ({rss['peak_anon_growth_mb']:.0f})",
+            f"{ratio:.2f}" if ratio is not None else "–",
+        ]
+    else:
+        cells += ["–", "–", f"failed: {rss.get('error', 'not run')}", "–"]
+    if prof.get("ok"):
+        ratio = prof["peak_growth_mb"] / prof_full["peak_growth_mb"] if prof_full.get("ok") else None
+        c = prof["growth_at_peak_by_category_mb"]
+        other = c["input"] + c["temporary"] + c["unknown"] + c["parameter"]
+        cells += [
+            f"{prof['peak_growth_mb']:.0f}",
+            f"{ratio:.2f}" if ratio is not None else "–",
+            f"{c['optimizer_state']:.0f} / {c['gradient']:.0f} / {c['activation'] + c['autograd_detail']:.0f} "
+            f"/ {other:.0f}",
+        ]
+    else:
+        cells += [f"failed: {prof.get('error', 'not run')}", "–", "–"]
+    if rss.get("ok") and rss["median_step_s"]:
+        cells.append(f"{rss['median_step_s']:.1f} ({rss['min_step_s']:.1f})")
+    else:
+        cells.append("–")
+    return cells
 
 
 def render(mode: str, env: dict[str, str], rows: dict[str, list[Variant]], results: dict, total_s: float) -> str:
     budgets = BUDGETS[mode]
-    loads = [x for r in results.values() for x in r.get("load_1min", [])]
+    measured_load = any(r.get("load_1min") for r in results.values())
     out = [f"Mode: {mode}. Total wall time: {total_s / 60:.1f} min.", ""]
-    out += [f"- {k}: {v}" for k, v in env.items()]
-    if loads:
-        out.append(f"- 1-min load average before/after each configuration: {min(loads):.1f} to {max(loads):.1f}")
+    out += harness.environment_lines(env)
+    if measured_load:
+        out.append(f"- 1-min load average before/after each configuration: {harness.load_range(results.values())}")
     for task, title in (("image-classification", "EfficientNet-Lite0 on MNIST"), ("text-classification", "MiniLM")):
         if task not in rows:
             continue
@@ -674,44 +637,49 @@ def render(mode: str, env: dict[str, str], rows: dict[str, list[Variant]], resul
     return "\n".join(out) + "\n"
 
 
+def render_saved(saved: dict[str, Any]) -> str:
+    """The tables of an earlier run's results.json."""
+    _, rows = build_jobs(saved["mode"], ["image", "text"], None)
+    rows = {task: r for task, r in rows.items() if any(k.startswith(task.split("-")[0]) for k in saved["results"])}
+    return render(saved["mode"], saved["environment"], rows, saved["results"], saved["total_s"])
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke check of every code path")
-    parser.add_argument("--parts", default="image,text,vit", help="comma-separated subset of image,text,vit")
+    parser = harness.argument_parser(
+        __doc__.split("\n\n")[0],
+        parts="image,text,vit",
+        out="output folder (default: outputs/benchmarks[-quick])",
+        formatter=argparse.HelpFormatter,
+        threads=2,
+        timeout=1200,
+    )
     parser.add_argument("--strategies", default=None, help="comma-separated subset of the strategy rows")
-    parser.add_argument("--out", default=None, help="output folder (default: outputs/benchmarks[-quick])")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per configuration")
-    parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per configuration")
-    parser.add_argument("--render", metavar="RESULTS_JSON", help="print the tables of an earlier run's results.json")
-    parser.add_argument("--worker", nargs=2, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        worker_main(*args.worker)
+    args = harness.parse_args(parser, argv, worker=worker_main, render=render_saved)
+    if args is None:
         return
-    if args.render:
-        saved = json.loads(Path(args.render).read_text())
-        _, rows = build_jobs(saved["mode"], ["image", "text"], None)
-        rows = {task: r for task, r in rows.items() if any(k.startswith(task.split("-")[0]) for k in saved["results"])}
-        print(render(saved["mode"], saved["environment"], rows, saved["results"], saved["total_s"]), end="")
-        return
-    WORKER_ENV["OMP_NUM_THREADS"] = WORKER_ENV["MKL_NUM_THREADS"] = str(args.threads)
-    for key, value in WORKER_ENV.items():  # so that environment() and the imports below see what workers see
-        os.environ.setdefault(key, value)
     mode = "quick" if args.quick else "full"
     out_dir = Path(args.out or REPO / "outputs" / ("benchmarks-quick" if args.quick else "benchmarks"))
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     only = {s.strip() for s in args.strategies.split(",")} if args.strategies else None
-    jobs, rows = build_jobs(mode, parts, only)
-    env = environment()
-    started = time.perf_counter()
-    results: dict[str, dict[str, Any]] = {}
-    for number, job in enumerate(jobs, start=1):
-        result = run_job(job, out_dir, args.timeout)
-        results[job.name] = result
-        status = f"{result['process_s']:.0f} s" if result["ok"] else f"FAILED: {result['error']}"
-        print(f"[{number}/{len(jobs)}] {job.name}: {status}", flush=True)
-    total = time.perf_counter() - started
+    tasks = [task for task in MODELS if task.split("-")[0] in parts]
+    command = harness.command_line(__file__, argv)
+    with harness.session(
+        BENCH,
+        threads=args.threads,
+        checkpoints=[MODELS[task] for task in tasks],
+        datasets=[DATASETS[task] for task in tasks],
+    ) as bench:
+        jobs, rows = build_jobs(mode, parts, only)
+        env = bench.environment(command, ("torch", "transformers", "timm", "peft"))
+        started = time.perf_counter()
+        results: dict[str, dict[str, Any]] = {}
+        for number, job in enumerate(jobs, start=1):
+            result = run_job(bench, job, out_dir, args.timeout)
+            results[job.name] = result
+            status = f"{result['process_s']:.0f} s" if result["ok"] else f"FAILED: {result['error']}"
+            print(f"[{number}/{len(jobs)}] {job.name}: {status}", flush=True)
+        total = time.perf_counter() - started
     (out_dir / "results.json").write_text(
         json.dumps({"mode": mode, "environment": env, "total_s": total, "results": results}, indent=2, default=str)
     )
