@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hf_transfer.config import MULTIMODAL, DataArguments
+from hf_transfer.config import MULTIMODAL_CLASSIFICATION, DataArguments
 from hf_transfer.data import (
     MultimodalCollator,
     load_multimodal_data,
@@ -185,7 +185,7 @@ def test_collator_stacks_embeddings_and_rejects_a_mixed_batch(tokenizer):
 def test_builtin_easy_vqa_is_real_vqa_data(easy_vqa_dir):
     assert (easy_vqa_dir / "images" / "train" / "0.png").is_file() and (easy_vqa_dir / "test.csv").is_file()
     args = DataArguments(max_train_samples=200, max_eval_samples=100)
-    apply_data_presets(args, MULTIMODAL)  # what the recipe's resolution step does before loading
+    apply_data_presets(args, MULTIMODAL_CLASSIFICATION)  # what the recipe's resolution step does before loading
     data = load_multimodal_data(args)
     assert data.source == "builtin:easy_vqa" and data.text_columns == ["question"]
     assert args.no_augment is True and args.image_size == 64 and args.max_seq_length == 32  # the built-in's presets
