@@ -213,8 +213,9 @@ def _run_provenance(source: str, revision: str | None) -> dict[str, Any]:
 
 
 def open_image(image: Any) -> PILImage.Image:
-    """An image file decoded by the decoder training uses (``datasets.Image``: EXIF orientation applied); a PIL image
-    gets its EXIF orientation applied too, as ``datasets`` and transformers' ``load_image`` do."""
+    """An image file decoded by the decoder training uses (``datasets.Image``: EXIF orientation applied). A PIL image
+    is turned by its EXIF orientation too (as transformers' ``load_image`` does): one from ``PIL.Image.open`` still
+    carries the tag, one that training's decoder produced no longer does, so it is never turned twice."""
     from datasets import Image as ImageFeature
     from PIL import Image, ImageOps
 

@@ -52,6 +52,7 @@ def test_predict_sees_the_pixels_training_sees(folder, tmp_path):
     path = folder / "tall" / "rotated.jpg"
     assert Image.open(path).size == (40, 24) and trained_on.size == (24, 40)  # training applied the EXIF rotation
     assert np.array_equal(np.asarray(open_image(path)), np.asarray(trained_on))
+    assert np.array_equal(np.asarray(open_image(trained_on)), np.asarray(trained_on))  # never turned twice
 
     model = timm.create_model(
         "test_efficientnet", pretrained=False, num_classes=2, pretrained_cfg_overlay={"input_size": (3, 48, 48)}
