@@ -18,7 +18,6 @@ from transformers import TrainingArguments
 IMAGE_CLASSIFICATION = "image-classification"
 TEXT_CLASSIFICATION = "text-classification"
 MULTIMODAL_CLASSIFICATION = "multimodal-classification"
-MULTIMODAL = MULTIMODAL_CLASSIFICATION
 TASKS = (IMAGE_CLASSIFICATION, TEXT_CLASSIFICATION, MULTIMODAL_CLASSIFICATION)
 
 SINGLE_LABEL = "single_label_classification"

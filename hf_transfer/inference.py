@@ -1,5 +1,12 @@
 """Predict with a saved model: image classifiers through timm alone (what a user without hf_transfer would do), and
-image+text fusion models through transformers' Auto API once hf_transfer has registered their classes."""
+image+text fusion models through transformers' Auto API once hf_transfer has registered their classes.
+
+Images are decoded as training decodes them: by ``datasets``' ``Image`` feature (EXIF orientation applied), then
+:func:`~hf_transfer.data.transforms.to_model_mode` and the model's evaluation transform, so a prediction sees the
+pixels the model was evaluated on. Not ``pipeline("image-classification")``: its ``load_image`` converts with
+``convert("RGB")``, which turns transparent pixels black (training composites them on white) and cannot feed a
+1-channel model.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +34,6 @@ def predict_images(model_dir: str, image_paths: list[str], top_k: int = 5) -> li
     import timm
     from timm.data import create_transform, resolve_data_config
 
-    from .data.transforms import to_model_mode
-
     config_path = Path(model_dir, "config.json")
     if not config_path.is_file():
         raise FileNotFoundError(f"--model: {model_dir!r} is not a saved model directory (no config.json).")
@@ -52,12 +57,17 @@ def predict_images(model_dir: str, image_paths: list[str], top_k: int = 5) -> li
     transform = create_transform(**data_config, is_training=False)
     results = []
     for path in image_paths:
-        image = _open_image(path)
-        pixels = transform(to_model_mode(image, data_config["input_size"][0])).unsqueeze(0)
-        scores = output_scores(model(pixels), problem_type)[0]
+        scores = output_scores(model(image_inputs([path], transform, data_config["input_size"][0])), problem_type)[0]
         values, indices = scores.topk(min(top_k, scores.numel()))
         results.append([(label_names[int(i)], float(v)) for v, i in zip(values, indices)])
     return results
+
+
+def image_inputs(images: Sequence[Any], transform: Any, channels: int) -> torch.Tensor:
+    """A batch of pixel values from image files or PIL images, preprocessed as the evaluation during training was."""
+    from .data.transforms import to_model_mode
+
+    return torch.stack([transform(to_model_mode(open_image(image), channels)) for image in images])
 
 
 def output_scores(logits: torch.Tensor, problem_type: str | None) -> torch.Tensor:
@@ -144,10 +154,7 @@ def predict_multimodal(
     for start in range(0, count, batch_size):
         inputs: dict[str, Any] = {}
         if transform is not None:
-            from .data.transforms import to_model_mode
-
-            batch_images = [_open_image(image) for image in images[start : start + batch_size]]
-            inputs["pixel_values"] = torch.stack([transform(to_model_mode(im, channels)) for im in batch_images])
+            inputs["pixel_values"] = image_inputs(images[start : start + batch_size], transform, channels)
         if tokenizer is not None:
             batch_texts = list(texts[start : start + batch_size])
             columns = list(zip(*batch_texts)) if text_pairs else [batch_texts]
@@ -205,14 +212,16 @@ def _run_provenance(source: str, revision: str | None) -> dict[str, Any]:
     return provenance if isinstance(provenance, dict) else {}
 
 
-def _open_image(image: Any) -> PILImage.Image:
-    from PIL import Image
+def open_image(image: Any) -> PILImage.Image:
+    """An image file decoded by the decoder training uses (``datasets.Image``: EXIF orientation applied). A PIL image
+    is turned by its EXIF orientation too (as transformers' ``load_image`` does): one from ``PIL.Image.open`` still
+    carries the tag, one that training's decoder produced no longer does, so it is never turned twice."""
+    from datasets import Image as ImageFeature
+    from PIL import Image, ImageOps
 
     if isinstance(image, Image.Image):
-        return image
+        return ImageOps.exif_transpose(image)
     try:
-        opened = Image.open(image)
-        opened.load()
+        return ImageFeature().decode_example({"path": os.fspath(image), "bytes": None})
     except (OSError, ValueError) as err:
         raise ValueError(f"Cannot read image {str(image)!r}: {err}") from err
-    return opened

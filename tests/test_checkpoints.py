@@ -11,9 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hf_transfer.exceptions import ConfigError
-from hf_transfer.models.builtin import builtin_checkpoint_dir, remap_lite0_key
+from hf_transfer.models.builtin import builtin_checkpoint_dir
 from hf_transfer.models.checkpoints import (
     LoadReport,
+    convert_efficientnet_pytorch,
     convert_foreign_layout,
     detect_layout,
     load_bare_checkpoint,
@@ -79,11 +80,17 @@ def test_lite0_file_into_non_efficientnets_is_refused(lite0_file):
             convert_foreign_layout(state, timm.create_model(arch, pretrained=False))
 
 
-def test_lite0_key_remap_still_matches_the_old_tables():
-    assert remap_lite0_key("_blocks.0._bn2.running_var") == "blocks.0.0.bn2.running_var"
-    assert remap_lite0_key("_blocks.3._expand_conv.weight") == "blocks.2.0.conv_pw.weight"
-    assert remap_lite0_key("_blocks.15._project_conv.weight") == "blocks.6.0.conv_pwl.weight"
-    assert remap_lite0_key("_bn1.weight") == "bn2.weight"
+def test_lite0_conversion_still_matches_the_old_tables(lite0_file):
+    """The converter the built-in goes through puts each tensor of the real file where the old tables did."""
+    state = read_state_dict(lite0_file)
+    converted = convert_efficientnet_pytorch(state, timm.create_model("tf_efficientnet_lite0", pretrained=False))
+    for old, new in [
+        ("_blocks.0._bn2.running_var", "blocks.0.0.bn2.running_var"),
+        ("_blocks.3._expand_conv.weight", "blocks.2.0.conv_pw.weight"),
+        ("_blocks.15._project_conv.weight", "blocks.6.0.conv_pwl.weight"),
+        ("_bn1.weight", "bn2.weight"),
+    ]:
+        assert torch.equal(converted[new], state[old]), (old, new)
 
 
 # ------------------------------------------------------------------------------- a second variant, squeeze-excite

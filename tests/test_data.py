@@ -144,3 +144,33 @@ def test_builtin_mnist_is_an_imagefolder_of_real_digits():
     assert data.source == "builtin:mnist" and data.label_names == [str(d) for d in range(10)]
     assert len(data.train) + len(data.validation) == 30
     assert Path(data.train[0]["image"].filename).parent.name in data.label_names
+
+
+def test_class_labels_numbers_in_numeric_order_and_validation_matched_by_name():
+    """Label encoding through ``datasets`` (class_encode_column, align_labels_with_mapping) keeps our conventions:
+    integer labels are named in numeric order (2 before 10), and a validation split is matched by name."""
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    from hf_transfer.data.labels import encode_class_labels
+
+    train = Dataset.from_dict({"y": [10, 2, 33, 2, 10]})
+    validation = Dataset.from_dict({"y": [33, 2]})
+    train, validation, names = encode_class_labels(train, validation, "y")
+    assert names == ["2", "10", "33"] == train.features["y"].names == validation.features["y"].names
+    assert train["y"] == [1, 0, 2, 0, 1] and validation["y"] == [2, 0]
+
+    strings = Dataset.from_dict({"y": ["pos", "neg", "Neg"]})  # case matters: three classes, sorted as strings
+    assert encode_class_labels(strings, None, "y")[2] == ["Neg", "neg", "pos"]
+
+    reordered = Dataset.from_dict({"y": [0, 1, 1]}, features=Features({"y": ClassLabel(names=["c", "a"])}))
+    trained = Dataset.from_dict({"y": [0, 1, 2]}, features=Features({"y": ClassLabel(names=["a", "b", "c"])}))
+    _, aligned, names = encode_class_labels(trained, reordered, "y")
+    assert aligned.features["y"].names == names == ["a", "b", "c"] and aligned["y"] == [2, 0, 0]
+
+    cased = Dataset.from_dict({"y": [0, 1, 2]}, features=Features({"y": ClassLabel(names=["Cat", "cat", "dog"])}))
+    other_order = Dataset.from_dict({"y": [0]}, features=Features({"y": ClassLabel(names=["dog", "cat"])}))
+    with pytest.raises(DataError, match="'Cat' and 'cat' differ only in case"):
+        encode_class_labels(cased, other_order, "y")
+    unknown = Dataset.from_dict({"y": ["7"]}, features=Features({"y": Value("string")}))
+    with pytest.raises(DataError, match=r"\['7'\].*outside the training label set"):
+        encode_class_labels(Dataset.from_dict({"y": [1, 2]}), unknown, "y")

@@ -1,4 +1,5 @@
-"""The persistent store of frozen-prefix features: round trips, keys, corruption, an unwritable cache, races."""
+"""The persistent store of frozen-prefix features: round trips, keys, corruption, an unwritable cache, and races
+between runs encoding the same rows through the real path (``cached_features`` under the store's file lock)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from hf_transfer.training import feature_store
+from hf_transfer.training.feature_cache import cached_features
 from hf_transfer.training.feature_store import FeatureStore, feature_key, tensor_content_hash
 
 LOGGER = "hf_transfer.training.feature_store"
@@ -40,6 +42,23 @@ def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def entry_file(store: FeatureStore, key) -> Path:
     return store.root / key.digest / feature_store.TENSORS_FILE
+
+
+def encode_rows(calls: list[list[int]]):
+    """An encoder of row positions (feature = the position, as cached_features' callers pass them) that records its
+    calls: what a frozen prefix would do, minus the model."""
+
+    def encode(positions: list[int]) -> dict[str, torch.Tensor]:
+        calls.append(list(positions))
+        return {"features": torch.tensor(positions, dtype=torch.float32)[:, None].repeat(1, 4)}
+
+    return encode
+
+
+def cached(store: FeatureStore, items: list[int], calls: list[list[int]]) -> tuple[torch.Tensor, int, int]:
+    """(each item's feature row, rows encoded now, rows reused) through the path a training run takes."""
+    features, index, encoded, reused = cached_features(store, BASE, items, encode_rows(calls), "float32", "rows")
+    return features["features"][index], encoded, reused
 
 
 def test_round_trip_and_float16_halves_the_file(store, tmp_path):
@@ -106,8 +125,8 @@ def test_damaged_entry_is_a_miss_with_one_warning_and_is_deleted(store, caplog, 
     assert "\n" not in warnings_in(caplog)[0]
     assert not (store.root / key.digest).exists()
     assert [p.name for p in store.root.iterdir() if not p.name.endswith(".lock")] == []
-    tensors, created = store.get_or_create(key, features, "train split")  # the caller re-encodes
-    assert created and torch.equal(store.load(key)["image"], features()["image"])
+    store.save(key, features(), "train split")  # the caller re-encodes
+    assert torch.equal(store.load(key)["image"], features()["image"])
 
 
 @pytest.mark.parametrize("how", ["default_root", "explicit_root"])
@@ -115,14 +134,14 @@ def test_unwritable_cache_keeps_features_in_memory(tmp_path, monkeypatch, caplog
     (tmp_path / "afile").write_text("a file where the cache folder should be")  # fails even for root
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "afile" / "cache"))
     store = FeatureStore() if how == "default_root" else FeatureStore(tmp_path / "afile" / "cache")
-    key, other = feature_key(**BASE), feature_key(**{**BASE, "data": "fp2"})
-    calls = []
+    key, calls = feature_key(**BASE), []
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         store.save(key, features(), "train split")
-        loaded, created = store.get_or_create(other, lambda: calls.append(1) or features(seed=1), "eval split")
-        again, created_again = store.get_or_create(other, lambda: calls.append(1) or features(seed=1), "eval split")
+        loaded, encoded, _ = cached(store, [7, 8, 9], calls)  # the real path: the lock is skipped, not a crash
+        again, encoded_again, reused = cached(store, [9, 8, 7], calls)
     assert torch.equal(store.load(key)["image"], features()["image"])
-    assert created and not created_again and calls == [1] and torch.equal(again["image"], loaded["image"])
+    assert (encoded, encoded_again, reused) == (3, 0, 3) and [sorted(c) for c in calls] == [[0, 1, 2]]
+    assert torch.equal(again, loaded.flip(0))
     (message,) = warnings_in(caplog)
     assert "afile" in message and "in memory" in message
     assert store.entries() == [] and FeatureStore(tmp_path / "afile" / "cache").load(key) is None
@@ -156,46 +175,53 @@ def test_disk_full_keeps_features_in_memory_and_leaves_no_temp_folder(store, mon
     assert list(store.root.iterdir()) == []
 
 
-def test_get_or_create_creates_once(store):
-    key, calls = feature_key(**BASE), []
+def test_each_row_is_encoded_once_across_runs(store):
+    calls: list[list[int]] = []
+    first, encoded, reused = cached(store, [10, 11, 12], calls)
+    assert (encoded, reused) == (3, 0) and [sorted(c) for c in calls] == [[0, 1, 2]]
+    assert first[:, 0].tolist() == [0.0, 1.0, 2.0]
+    second, encoded, reused = cached(store, [12, 13, 10, 13], calls)  # another subset: only row 13 is new
+    assert (encoded, reused) == (1, 2) and calls[1:] == [[1]]
+    assert second[:, 0].tolist() == [2.0, 1.0, 0.0, 1.0]  # rows 12 and 10 as first encoded, 13 at its position
+    later, encoded, reused = cached(FeatureStore(), [13, 12, 11, 10], calls)  # a later run: nothing to encode
+    assert (encoded, reused, len(calls)) == (0, 4, 2)
+    assert later[:, 0].tolist() == [1.0, 2.0, 1.0, 0.0]
 
-    def create() -> dict[str, torch.Tensor]:
-        calls.append(1)
-        return features()
 
-    first, created = store.get_or_create(key, create, "train split")
-    second, created_again = store.get_or_create(key, create, "train split")
-    third, created_later = FeatureStore().get_or_create(key, create, "train split")  # a later run
-    assert (created, created_again, created_later) == (True, False, False) and calls == [1]
-    assert torch.equal(first["image"], second["image"]) and torch.equal(first["image"], third["image"])
-
-
-def test_two_threads_racing_create_once(store, tmp_path):
-    key, count, barrier, results = feature_key(**BASE), tmp_path / "count", threading.Barrier(2), []
-
-    def create() -> dict[str, torch.Tensor]:
-        with open(count, "a") as handle:
-            handle.write("created\n")
-        time.sleep(0.2)
-        return features()
+def test_two_threads_racing_encode_once(store, tmp_path):
+    count, barrier, results = tmp_path / "count", threading.Barrier(2), []
 
     def run() -> None:
         other_process = FeatureStore()  # its own lock object and state, like another process
         barrier.wait()
-        results.append(other_process.get_or_create(key, create, "train split"))
+        calls: list[list[int]] = []
+        results.append((cached(other_process, [5, 6, 7], calls), calls))
+        if calls:
+            with open(count, "a") as handle:
+                handle.write("encoded\n")
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert count.read_text().splitlines() == ["created"]
-    assert sorted(created for _, created in results) == [False, True]
-    assert torch.equal(results[0][0]["image"], results[1][0]["image"])
+    real_save = FeatureStore.save
+
+    def slow_save(self, *args, **kwargs):  # widen the window in which the other thread would encode too
+        time.sleep(0.2)
+        return real_save(self, *args, **kwargs)
+
+    FeatureStore.save = slow_save
+    try:
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        FeatureStore.save = real_save
+    assert count.read_text().splitlines() == ["encoded"]
+    assert sorted((encoded, reused) for (_, encoded, reused), _ in results) == [(0, 3), (3, 0)]
+    assert torch.equal(results[0][0][0], results[1][0][0])
 
 
-# A fresh interpreter (what multiprocessing's spawn starts), without hf_transfer/__init__.py, whose imports would take
-# most of the test's time: the stub package makes ``hf_transfer.training.feature_store`` import only its own deps.
+# A fresh interpreter (what multiprocessing's spawn starts, like a study's cell), without hf_transfer/__init__.py: the
+# stub package makes ``hf_transfer.training.feature_cache`` import only what the training package needs.
 CHILD = """
 import os, sys, time, types, json
 package_dir, root, count, go = sys.argv[1:]
@@ -203,25 +229,26 @@ package = types.ModuleType("hf_transfer")
 package.__path__ = [package_dir]
 sys.modules["hf_transfer"] = package
 import torch
-from hf_transfer.training.feature_store import FeatureStore, feature_key
+from hf_transfer.training.feature_cache import cached_features
+from hf_transfer.training.feature_store import FeatureStore
 
-def create():
+def encode(positions):
     with open(count, "a") as handle:
-        handle.write("created\\n")
+        handle.write(f"encoded {len(positions)}\\n")
     time.sleep(0.3)
-    return {"x": torch.arange(8.0)}
+    return {"x": torch.tensor(positions, dtype=torch.float32)}
 
 store = FeatureStore(root)
 print("ready", flush=True)
 deadline = time.time() + 60
 while not os.path.exists(go) and time.time() < deadline:
     time.sleep(0.005)
-tensors, created = store.get_or_create(feature_key(k="race"), create, "race")
-print(json.dumps({"created": created, "x": tensors["x"].tolist()}), flush=True)
+features, index, encoded, reused = cached_features(store, {"k": "race"}, list(range(8)), encode, "float32", "race")
+print(json.dumps({"encoded": encoded, "x": features["x"][index].tolist()}), flush=True)
 """
 
 
-def test_two_processes_racing_create_once(tmp_path):
+def test_two_processes_racing_encode_once(tmp_path):
     root, count, go = tmp_path / "cache", tmp_path / "count", tmp_path / "go"
     args = [sys.executable, "-c", CHILD, str(PACKAGE_DIR), str(root), str(count), str(go)]
     env = {**os.environ, "PYTHONPATH": ""}
@@ -234,8 +261,8 @@ def test_two_processes_racing_create_once(tmp_path):
         for child in children:
             if child.poll() is None:
                 child.kill()
-    assert count.read_text().splitlines() == ["created"]
-    assert sorted(o["created"] for o in outputs) == [False, True]
+    assert count.read_text().splitlines() == ["encoded 8"]
+    assert sorted(o["encoded"] for o in outputs) == [0, 8]
     assert all(o["x"] == list(range(8)) for o in outputs)
 
 

@@ -9,7 +9,7 @@ from hf_transfer.exceptions import ConfigError
 from hf_transfer.hub import save_timm_model
 from hf_transfer.models import build_image_model, builtin_checkpoint_dir
 from hf_transfer.models import resolve_image_source as resolve_model_source
-from hf_transfer.models.builtin import remap_lite0_key
+from hf_transfer.models.checkpoints import efficientnet_block_slots, efficientnet_pytorch_key
 
 
 def test_unknown_model_name_suggests_close_names():
@@ -58,6 +58,12 @@ def test_new_head_starts_at_zero_and_has_the_label_count():
 
 
 def test_lite0_key_remap():
+    """Per key, what the built-in's conversion does (Lite0's stage sizes [1, 2, 2, 3, 3, 4, 1] read off timm)."""
+    slots = efficientnet_block_slots(timm.create_model("tf_efficientnet_lite0", pretrained=False))
+
+    def remap_lite0_key(key: str) -> str:
+        return efficientnet_pytorch_key(key, slots)
+
     assert remap_lite0_key("_conv_stem.weight") == "conv_stem.weight"
     assert remap_lite0_key("_blocks.0._depthwise_conv.weight") == "blocks.0.0.conv_dw.weight"
     assert remap_lite0_key("_blocks.0._bn2.running_var") == "blocks.0.0.bn2.running_var"

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 import hf_transfer as ht
-from hf_transfer.config import MULTIMODAL
+from hf_transfer.config import MULTIMODAL_CLASSIFICATION
 from hf_transfer.models.fusion import FusionConfig, FusionForClassification
 from hf_transfer.recipe import parse_config
 
@@ -110,7 +110,7 @@ def test_single_modality_model_has_one_tower(tiny_bert_dir):
 
 
 def test_recipe_defaults_are_frozen_towers_on_easy_vqa():
-    config = parse_config([], task=MULTIMODAL)
+    config = parse_config([], task=MULTIMODAL_CLASSIFICATION)
     assert config.strategy.strategy == "linear_probe"
     assert config.data.dataset_name == "builtin:easy_vqa"
     assert config.data.text_column_names == "question" and config.data.no_augment is True
@@ -135,7 +135,7 @@ def test_recipe_defaults_are_frozen_towers_on_easy_vqa():
 )
 def test_bad_multimodal_flags_are_named(argv, message):
     with pytest.raises(ht.ConfigError, match=message):
-        parse_config(argv, task=MULTIMODAL)
+        parse_config(argv, task=MULTIMODAL_CLASSIFICATION)
 
 
 def test_fusion_flags_are_rejected_for_single_modality_recipes():
@@ -155,7 +155,7 @@ def small_run(tmp_path, tiny_bert_dir, argv: list[str], samples: int = 48, callb
         "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "False",
         "--fusion_hidden_size", "16", "--output_dir", str(tmp_path / "run"), "--seed", "0",
     ]  # fmt: skip
-    return ht.fine_tune(parse_config([*base, *argv], task=MULTIMODAL), callbacks=callbacks)
+    return ht.fine_tune(parse_config([*base, *argv], task=MULTIMODAL_CLASSIFICATION), callbacks=callbacks)
 
 
 def test_per_tower_strategies_train_what_they_say(tmp_path, tiny_bert_dir):
@@ -311,7 +311,7 @@ def test_pretrained_towers_beat_a_random_image_tower_on_easy_vqa(tmp_path):
             "--output_dir", str(tmp_path / name), "--save_strategy", "no", "--eval_strategy", "no",
             "--load_best_model_at_end", "False", "--ablations", "False", *extra,
         ]  # fmt: skip
-        return ht.fine_tune(parse_config(argv, task=MULTIMODAL)).metrics
+        return ht.fine_tune(parse_config(argv, task=MULTIMODAL_CLASSIFICATION)).metrics
 
     pretrained = run("pretrained")
     random_image = run("random-image", "--image_from_scratch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,14 @@ from scipy.optimize import minimize
 from sklearn.linear_model import RidgeClassifier
 from sklearn.preprocessing import StandardScaler
 
-from hf_transfer.study.ranking import RankingScore, kendall_tau, linear_probe_score, logme, rank_features
+from hf_transfer.study.ranking import (
+    RankingScore,
+    best_first,
+    kendall_tau,
+    linear_probe_score,
+    logme,
+    score_features,
+)
 
 
 def log_evidence(features: np.ndarray, y: np.ndarray, log_alpha: float, log_beta: float) -> float:
@@ -112,13 +120,20 @@ def test_logme_is_invariant_to_row_order() -> None:
     assert logme(features[order], labels[order]) == pytest.approx(logme(features, labels), abs=1e-6)
 
 
-def test_rank_features_sorts_best_first() -> None:
+def test_scores_sort_best_first() -> None:
+    """What ``rank_models`` does with each checkpoint's cached features: score them, then sort best LogME first."""
     good, labels = separable_problem()
-    scores = rank_features({"random": np.random.default_rng(5).normal(size=good.shape), "good": good}, labels)
+    random = np.random.default_rng(5).normal(size=good.shape)
+    scores = best_first([score_features("random", random, labels), score_features("good", good, labels)])
     assert [s.model for s in scores] == ["good", "random"]
     assert all(isinstance(s, RankingScore) for s in scores)
     assert scores[0].num_examples == good.shape[0] and scores[0].feature_dim == good.shape[1]
     assert scores[0].linear_probe == 1.0 and all(s.seconds >= 0 for s in scores)
+    assert scores[0].logme == logme(good, labels)
+    failed = dataclasses.replace(scores[0], model="nan", logme=math.nan)
+    assert [s.model for s in best_first([failed, *scores])] == ["good", "random", "nan"]  # a NaN score sorts last
+    multi_hot = np.eye(labels.max() + 1)[labels]
+    assert math.isnan(score_features("good", good, multi_hot).linear_probe)  # the probe needs one class per row
 
 
 @pytest.mark.parametrize("classes", [2, 3])

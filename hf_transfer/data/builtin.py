@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._cache import cache_dir
+from .._cache import cache_dir, write_dir_atomically
 from ..config import (
     BUILTIN_PREFIX,
     IMAGE_CLASSIFICATION,
@@ -157,25 +156,20 @@ def get_builtin_dataset(name: str, task: str | None = None) -> BuiltinDataset:
 def builtin_dataset_dir(name: str) -> Path:
     """Return the folder of a built-in dataset, writing it on first use (atomically, so DDP ranks can race)."""
     dataset = get_builtin_dataset(name)
-    key = name.removeprefix(BUILTIN_PREFIX)
-    root = cache_dir("datasets")
-    folder = root / key
-    if (folder / _COMPLETE).exists():
+    folder = cache_dir("datasets") / name.removeprefix(BUILTIN_PREFIX)
+    if _is_complete(folder):
         return folder
-    tmp = root / f"{key}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    dataset.materialise(tmp)
-    (tmp / _COMPLETE).touch()
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # another process finished first, or a stale incomplete copy is in the way
-        if (folder / _COMPLETE).exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-            os.rename(tmp, folder)
+
+    def write(tmp: Path) -> None:
+        dataset.materialise(tmp)
+        (tmp / _COMPLETE).touch()
+
+    write_dir_atomically(folder, write, _is_complete)
     return folder
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / _COMPLETE).exists()
 
 
 def with_data_presets(args: DataArguments, task: str) -> DataArguments:

@@ -165,8 +165,10 @@ def encode_class_labels(
             raise DataError(
                 f"Column {column!r} holds non-integer numbers: for a continuous target use --problem_type regression."
             )
-        names = [str(v) for v in sorted(values)]
-        train = train.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
+        names = [str(v) for v in sorted(values)]  # numbers in numeric order (2 before 10)
+        train = train.class_encode_column(column)  # which orders the names as strings ("10" before "2")
+        if train.features[column].names != names:
+            train = train.align_labels_with_mapping(_label2id(names), column)
         present = set(range(len(names)))
     if len(present) < 2:
         only = names[next(iter(present))] if present else "none"
@@ -190,12 +192,21 @@ def align_class_labels(split: Dataset, column: str, names: list[str]) -> Dataset
         raise DataError(
             f"Validation labels {unknown[:10]} in column {column!r} are outside the training label set {names[:20]}."
         )
-    if isinstance(feature, ClassLabel):  # same names, other order: re-index by name
-        mapping = {i: names.index(feature.int2str(i)) for i in range(feature.num_classes)}
-        split = split.cast_column(column, datasets.Value("int64"))
-        split = split.map(lambda ex: {column: mapping[ex[column]]}, desc="aligning validation labels")
-        return split.cast_column(column, ClassLabel(names=names))
+    if isinstance(feature, ClassLabel):  # other names or order: re-index by name
+        return split.align_labels_with_mapping(_label2id(names), column)
     return split.cast_column(column, datasets.Value("string")).cast_column(column, ClassLabel(names=names))
+
+
+def _label2id(names: list[str]) -> dict[str, int]:
+    """The mapping ``Dataset.align_labels_with_mapping`` takes. It matches names case-insensitively, so two classes
+    whose names differ only in case cannot be told apart there: refused in one line rather than merged."""
+    folded: dict[str, str] = {}
+    for name in names:
+        if (other := folded.setdefault(name.lower(), name)) != name:
+            raise DataError(
+                f"Labels {other!r} and {name!r} differ only in case; rename one so the classes can be matched by name."
+            )
+    return {name: index for index, name in enumerate(names)}
 
 
 def encode_multi_labels(

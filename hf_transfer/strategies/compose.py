@@ -19,8 +19,9 @@ from .spec import StrategySpec
 
 
 def given_settings(args: StrategyArgumentsBase) -> dict[str, object]:
-    """The settings a user set (every field but ``strategy`` that is not None)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name != "strategy"}
+    """The settings a user set: every field but ``strategy`` that is not None (unset settings are None)."""
+    fields = (f.name for f in dataclasses.fields(args) if f.name != "strategy")
+    return {name: value for name in fields if (value := getattr(args, name)) is not None}
 
 
 def check_strategy_arguments(args: StrategyArgumentsBase, read_elsewhere: set[str] = frozenset()) -> None:

@@ -18,7 +18,7 @@ from ..recipe import RecipeConfig
 from ..training import prepare
 from ..training.feature_cache import CachedRows
 from .cells import Cell, cell_config
-from .ranking import RankingScore, linear_probe_score, logme
+from .ranking import RankingScore, best_first, score_features
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +40,10 @@ def rank_models(
                 f"rank: {model!r}: its frozen features could not be cached for this task (see the log), so there is "
                 "nothing to score; rank models whose pooled features the cache supports."
             )
-        features = train.tensors["features"].float().numpy()
-        labels = np.asarray(train.labels)
-        lp = linear_probe_score(features, labels) if labels.ndim == 1 else float("nan")
-        scores.append(
-            RankingScore(
-                model=model,
-                logme=logme(features, labels),
-                linear_probe=lp,
-                num_examples=len(labels),
-                feature_dim=features.shape[1],
-                seconds=time.perf_counter() - started,
-            )
-        )
-        logger.info("Ranked %s: LogME %.4f, linear probe %.4f", model, scores[-1].logme, lp)
-    return sorted(scores, key=lambda s: -s.logme if np.isfinite(s.logme) else np.inf)
+        score = score_features(model, train.tensors["features"].float().numpy(), np.asarray(train.labels))
+        scores.append(dataclasses.replace(score, seconds=time.perf_counter() - started))  # encoding included
+        logger.info("Ranked %s: LogME %.4f, linear probe %.4f", model, score.logme, score.linear_probe)
+    return best_first(scores)
 
 
 def ranking_table(scores: list[RankingScore]) -> str:

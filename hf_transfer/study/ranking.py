@@ -19,7 +19,7 @@ from scipy.stats import kendalltau
 from sklearn.linear_model import RidgeClassifierCV
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["RankingScore", "kendall_tau", "linear_probe_score", "logme", "rank_features"]
+__all__ = ["RankingScore", "best_first", "kendall_tau", "linear_probe_score", "logme", "score_features"]
 
 DEFAULT_ALPHAS: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
@@ -192,19 +192,17 @@ class RankingScore:
     seconds: float
 
 
-def rank_features(features_by_model: dict[str, np.ndarray], labels: np.ndarray) -> list[RankingScore]:
-    """Score every checkpoint's features against the same labels, best LogME first (NaN last).
+def score_features(model: str, features: np.ndarray, labels: np.ndarray) -> RankingScore:
+    """One checkpoint's LogME and linear-probe scores on its frozen features; ``seconds`` covers both scores. With 2-D
+    (regression / multi-hot) labels the probe is NaN: a leave-one-out accuracy needs one class per example."""
+    f, y = np.asarray(features), np.asarray(labels)
+    start = time.perf_counter()
+    evidence = logme(f, y)
+    probe = linear_probe_score(f, y) if y.ndim == 1 else math.nan
+    return RankingScore(model, evidence, probe, int(f.shape[0]), int(f.shape[1]), time.perf_counter() - start)
 
-    LogME orders the list because it is the calibrated, hyper-parameter-free score; the linear probe is reported
-    beside it as the interpretable one. With 2-D (regression / multi-hot) labels the probe is NaN.
-    """
-    y = np.asarray(labels)
-    scores: list[RankingScore] = []
-    for model, features in features_by_model.items():
-        f = np.asarray(features)
-        start = time.perf_counter()
-        evidence = logme(f, y)
-        probe = linear_probe_score(f, y) if y.ndim == 1 else math.nan
-        seconds = time.perf_counter() - start
-        scores.append(RankingScore(model, evidence, probe, int(f.shape[0]), int(f.shape[1]), seconds))
-    return sorted(scores, key=lambda s: (math.isnan(s.logme), -s.logme if not math.isnan(s.logme) else 0.0))
+
+def best_first(scores: Sequence[RankingScore]) -> list[RankingScore]:
+    """Best LogME first, a non-finite one last. LogME orders the list because it is the calibrated,
+    hyper-parameter-free score; the linear probe is reported beside it as the interpretable one."""
+    return sorted(scores, key=lambda s: -s.logme if math.isfinite(s.logme) else math.inf)

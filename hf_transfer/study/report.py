@@ -345,6 +345,3 @@ def render_report(cells: Sequence[CellResult], summary: StudySummary, facts: Stu
 
     text = _environment().get_template(TEMPLATE_NAME).render(**_context(cells, summary, facts))
     return str(ModelCard(text))
-
-
-# --- the figures -----------------------------------------------------------------------------------------------------

@@ -444,7 +444,7 @@ def summarize(
     )
 
 
-# --- the files -------------------------------------------------------------------------------------------------------
+# --- how numbers and names are written (the report, the figures and the terminal text share these) -------------------
 
 
 def format_metric(value: float | None) -> str:
@@ -508,7 +508,7 @@ def short_names(models: Iterable[str]) -> dict[str, str]:
     return short if len(set(short.values())) == len(models) else {m: m for m in models}
 
 
-# --- the README ------------------------------------------------------------------------------------------------------
+# --- sizes in words, and the terminal text ---------------------------------------------------------------------------
 
 
 class SizeAxis:

@@ -216,20 +216,24 @@ def cached_features(
     """Features of every distinct item (a row id, or a hash of an image or a text), reusing what any run stored under
     ``parts`` and encoding the rest (``encode(positions)``, positions of first appearances) as one new shard.
 
-    Returns (the distinct items' features, each position's index into them, items encoded now, items reused)."""
+    Returns (the distinct items' features, each position's index into them, items encoded now, items reused).
+
+    Runs under the shards' file lock: a study's cells run in parallel processes and share rows (one validation set,
+    nested training subsets), so a cell that misses rows another cell is encoding waits and reuses them."""
     found: dict[int, tuple[dict[str, torch.Tensor], int]] = {}
-    shard = 0
-    while shard < MAX_SHARDS and (tensors := store.load(feature_key(**parts, shard=shard))) is not None:
-        found.update({item: (tensors, i) for i, item in enumerate(tensors.pop(ITEMS).tolist())})
-        shard += 1
     first = {item: position for position, item in reversed(list(enumerate(items)))}
     distinct = list(first)
-    missing = [item for item in distinct if item not in found]
-    if missing:
-        encoded = encode([first[item] for item in missing])
-        encoded[ITEMS] = torch.tensor(missing, dtype=torch.int64)
-        stored = store.save(feature_key(**parts, shard=shard), encoded, description, DTYPES[dtype])
-        found.update({item: (stored, i) for i, item in enumerate(stored.pop(ITEMS).tolist())})
+    with store.exclusive(feature_key(**parts), description):
+        shard = 0
+        while shard < MAX_SHARDS and (tensors := store.load(feature_key(**parts, shard=shard))) is not None:
+            found.update({item: (tensors, i) for i, item in enumerate(tensors.pop(ITEMS).tolist())})
+            shard += 1
+        missing = [item for item in distinct if item not in found]
+        if missing:
+            encoded = encode([first[item] for item in missing])
+            encoded[ITEMS] = torch.tensor(missing, dtype=torch.int64)
+            stored = store.save(feature_key(**parts, shard=shard), encoded, description, DTYPES[dtype])
+            found.update({item: (stored, i) for i, item in enumerate(stored.pop(ITEMS).tolist())})
     fields = next(iter(found.values()))[0].keys()
     features = {f: torch.stack([found[item][0][f][found[item][1]] for item in distinct]) for f in fields}
     where = {item: i for i, item in enumerate(distinct)}

@@ -9,10 +9,12 @@ hash (:func:`tensor_content_hash`, so a renamed or re-downloaded checkpoint stil
 blocks are frozen, the preprocessing (transform config, tokenizer, max_seq_length, pooling), the split's ``datasets``
 fingerprint and the storage dtype. Its digest, the sha256 of the canonical JSON, names the entry's folder.
 
-Atomicity: an entry is written to a temporary folder next to its final place and renamed into place, so a reader
-(another process sharing the cache) sees a whole entry or none; when two writers race, the first rename wins and the
-other keeps it. With :meth:`FeatureStore.get_or_create`, a per-key file lock makes exactly one process encode a missing
-key while the others wait and then load it.
+Atomicity: an entry is written to a temporary folder next to its final place and renamed into place
+(:func:`~hf_transfer._cache.write_dir_atomically`), so a reader (another process sharing the cache) sees a whole entry
+or none; when two writers race, the first rename wins and the other keeps it. Concurrent writers are real: a study runs
+its cells in parallel processes, and cells of one checkpoint share its validation rows and nested training subsets.
+So the caller encodes under :meth:`FeatureStore.exclusive`, a per-key file lock: exactly one process encodes what is
+missing while the others wait, then load its entry instead of encoding the same rows again.
 
 Corruption: an entry is verified on every load (its ``meta.json`` parses and names the requested key, the file's size
 matches its header and its sha256 the recorded one), so a torn write, a truncated copy or a flipped byte is never used:
@@ -25,18 +27,16 @@ features are kept in memory for the rest of the run, after one warning line: a c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,7 +47,7 @@ from filelock import FileLock, Timeout
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .._cache import cache_root, sha256_file
+from .._cache import TMP_PREFIX, TRASH_PREFIX, cache_root, remove_dir, sha256_file, write_dir_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,6 @@ FORMAT = 1  # bump when the layout of an entry changes: older entries then read 
 FEATURES_DIR = "features"
 TENSORS_FILE = "features.safetensors"
 META_FILE = "meta.json"
-TMP_PREFIX = ".tmp-"  # a write in progress (or abandoned by a killed process)
-TRASH_PREFIX = ".del-"  # an entry being deleted: renamed out of the way first, so readers never see half of it
 STALE_TMP_SECONDS = 3600  # clear() removes temporary folders untouched for this long
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -312,25 +310,14 @@ class FeatureStore:
             self._memory[key.digest] = prepared
         return dict(prepared)
 
-    def get_or_create(
-        self,
-        key: FeatureKey,
-        create: Callable[[], Mapping[str, torch.Tensor]],
-        description: str = "",
-        dtype: torch.dtype | None = None,
-    ) -> tuple[dict[str, torch.Tensor], bool]:
-        """(the features under ``key``, whether ``create`` was called now). When several processes miss the same key,
-        one encodes under the key's file lock while the others wait, then load its entry."""
-        found = self.load(key)
-        if found is not None:
-            return found, False
+    @contextlib.contextmanager
+    def exclusive(self, key: FeatureKey, description: str = "") -> Iterator[None]:
+        """Hold ``key``'s file lock (``<digest>.lock``), waiting for a process that holds it: look up, encode and save
+        inside, and a concurrent process missing the same features waits, then loads them. Without a writable cache
+        there is nothing to share, and no lock."""
         lock = self._lock(key, description)
         try:
-            if lock is not None:
-                found = self.load(key)  # another process may have written it while we waited
-                if found is not None:
-                    return found, False
-            return self.save(key, create(), description, dtype), True
+            yield
         finally:
             if lock is not None:
                 lock.release()
@@ -378,10 +365,7 @@ class FeatureStore:
             return []
 
     def _write(self, key: FeatureKey, tensors: dict[str, torch.Tensor], description: str) -> None:
-        root = self.root
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key.digest[:16]}-", dir=root))
-        try:
+        def write(tmp: Path) -> None:
             file = tmp / TENSORS_FILE
             save_file(tensors, str(file), metadata={"feature_key": key.digest})
             meta = {
@@ -398,25 +382,9 @@ class FeatureStore:
                 "hf_transfer_version": getattr(sys.modules.get("hf_transfer"), "__version__", None),
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", "utf-8")
-            self._publish(tmp, root / key.digest, key)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
 
-    def _publish(self, tmp: Path, final: Path, key: FeatureKey) -> None:
-        """Rename ``tmp`` to ``final``; if another writer got there first, keep its entry unless it is unusable."""
-        for attempt in range(2):
-            try:
-                os.rename(tmp, final)
-                return
-            except OSError:
-                if not final.exists():
-                    raise
-            if attempt == 0 and not self._matches(final, key):
-                self._remove(final)  # a stale or damaged entry in the way: replace it
-            else:
-                logger.debug("Feature cache entry %s was written by another process meanwhile; kept it.", final)
-                return
+        # Another writer's entry in the way is kept unless it is stale or damaged (then replaced).
+        write_dir_atomically(self.root / key.digest, write, lambda final: self._matches(final, key))
 
     @staticmethod
     def _matches(path: Path, key: FeatureKey) -> bool:
@@ -431,16 +399,8 @@ class FeatureStore:
         bytes, or None when it could not be removed."""
         if path is None:
             return None
-        try:
-            size = _dir_size(path)
-            doomed = path
-            if not path.name.startswith(TRASH_PREFIX):
-                doomed = path.with_name(f"{TRASH_PREFIX}{uuid.uuid4().hex}")
-                os.rename(path, doomed)
-        except OSError:
-            return None
-        shutil.rmtree(doomed, ignore_errors=True)
-        return size
+        size = _dir_size(path)
+        return size if remove_dir(path) else None
 
     def _lock(self, key: FeatureKey, description: str) -> FileLock | None:
         """The key's file lock, acquired (waiting for another process encoding it); None when it cannot be created."""
