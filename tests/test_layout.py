@@ -20,11 +20,12 @@ LOWER_LAYERS = {
     "config": set(),
     "exceptions": set(),
     "metric_names": set(),
+    "arguments": {"exceptions"},  # the shared flag parser (HfArgumentParser with one-line errors)
     "_cache": {"exceptions"},
     "data": {"config", "exceptions", "_cache"},
     "models": {"config", "exceptions", "_cache"},
     "strategies": {"config", "exceptions", "models"},
-    "recipe": {"config", "exceptions", "data", "models", "strategies"},
+    "recipe": {"config", "exceptions", "arguments", "data", "models", "strategies"},
     "hub": {"config", "exceptions", "data", "models", "strategies", "metric_names"},
     "training": {"config", "exceptions", "_cache", "data", "models", "strategies", "hub", "recipe", "metric_names"},
     "study": {"config", "exceptions", "data", "models", "strategies", "recipe", "training", "metric_names"},
