@@ -80,8 +80,6 @@ def _nowhere(base: RecipeConfig):
 class RankArguments(TaskArguments):
     """``hf-transfer rank``'s own flags; every other flag is the task's recipe flag (``--seed`` picks the sample)."""
 
-    _argument_group_name = "rank flags (every other flag is the task's recipe flag)"
-
     models: str = field(kw_only=True, metadata={"help": "comma-separated checkpoints to score (required)"})
     train_size: str = field(
         default="all",

@@ -175,8 +175,6 @@ def cell_result(study_dir: Path, cell: Cell) -> CellResult:
 class StudyArguments(TaskArguments):
     """The study's own flags (``hf-transfer study``); every other flag is the base recipe's."""
 
-    _argument_group_name = "study flags (every other flag is the task's recipe flag)"
-
     strategies: str = field(
         default="linear_probe,full", metadata={"help": "comma-separated strategies or compositions (full+l2sp)"}
     )
