@@ -1,32 +1,90 @@
-"""``hf-transfer`` console entry: ``train`` (same flags as the recipes), ``predict``, ``push``, ``strategies``."""
+"""``hf-transfer``: train (the recipes' flags), predict, push, cache, study, rank and strategies.
+
+Every subcommand parses its flags through ``HfArgumentParser`` dataclasses (:mod:`hf_transfer.arguments`): help, types
+and one-line errors come from one place, and ``train``/``study``/``rank`` read ``--config`` YAML with the recipe's own
+dataclasses. Nothing heavy is imported before a subcommand needs it: ``hf-transfer --help``, ``strategies`` and
+``cache list`` start without torch or the Trainer.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from .config import IMAGE_CLASSIFICATION, TASKS
 from .exceptions import ConfigError, DataError, RunError
 
-RECIPE_TASKS = set(TASKS)
+
+@dataclass
+class PredictArguments:
+    model: str = field(
+        metadata={"help": "Output directory of a fine-tuning run (an image+text model: or a Hub repo)."}
+    )
+    images: list[str] = field(metadata={"help": "Image files.", "positional": True})
+    top_k: int = field(default=5, metadata={"help": "How many labels per image."})
+    text: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Image+text models: the text that goes with the images; once for all of them, or once per image.",
+            "action": "append",
+        },
+    )
 
 
-def run_recipe(task: str, argv: list[str] | None = None) -> int:
+@dataclass
+class PushArguments:
+    output_dir: str = field(metadata={"help": "The --output_dir of a finished run.", "positional": True})
+    repo_id: str = field(metadata={"help": "'namespace/name', or 'name' for your namespace."})
+    private: bool = field(
+        default=False,
+        metadata={"help": "Create the repo private (an existing repo keeps its).", "action": "store_true"},
+    )
+    revision: str | None = field(default=None, metadata={"help": "Branch to push to (created from main if needed)."})
+    token: str | None = field(
+        default=None, metadata={"help": "Hub token (default: HF_TOKEN, else the stored `hf auth login`)."}
+    )
+
+
+@dataclass
+class CacheArguments:
+    action: str = field(
+        metadata={"help": "list or clear the entries.", "choices": ["list", "clear"], "positional": True}
+    )
+    digests: list[str] = field(
+        default_factory=list,
+        metadata={"help": "clear: only the entries whose digest starts with these.", "positional": True},
+    )
+
+
+@dataclass
+class StrategiesArguments:
+    markdown: bool = field(default=False, metadata={"help": "As the README's markdown table."})
+
+
+def run_recipe(task: str | None, argv: list[str] | None = None) -> int:
     """Parse flags/YAML, fine-tune, print the final metrics. User errors exit with status 2 and one clear line; a
-    failed ``--push_to_hub`` exits with status 1, the run saved (``hf-transfer push`` retries it)."""
+    failed ``--push_to_hub`` exits with status 1, the run saved (``hf-transfer push`` retries it). ``task`` None:
+    ``hf-transfer train``, whose ``--task`` flag chooses it."""
     from transformers.utils import logging as hf_logging
 
     from .hub import PushError
-    from .recipe import parse_config
+    from .recipe import TaskArguments, parse_arguments, parse_config, resolve_config
     from .training import fine_tune
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     hf_logging.set_verbosity_warning()
     _quiet_http_request_logs()
     try:
-        config = parse_config(argv, task=task)
+        if task is None:
+            parsed, _ = parse_arguments(argv, task=None, commands=(TaskArguments,), prog="hf-transfer train")
+            config = resolve_config(parsed)
+        else:
+            config = parse_config(argv, task=task)
         result = fine_tune(config)
     except (ConfigError, DataError, PushError, RunError) as err:
         return _fail(err)
@@ -36,9 +94,14 @@ def run_recipe(task: str, argv: list[str] | None = None) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _train(argv: list[str]) -> int:
+    return run_recipe(None, argv)
+
+
+def _predict(argv: list[str]) -> int:
     """Image classifiers as before; an image+text model (a run directory, or a Hub repo given with --text) takes
     --text once (the same text for every image) or once per image."""
+    args = _parse(PredictArguments, "predict", argv)
     from .inference import is_fusion_model_dir, predict_images, predict_multimodal
 
     texts = None
@@ -67,11 +130,10 @@ def _predict(args: argparse.Namespace) -> int:
 def _fail(err: Exception) -> int:
     """One line on stderr, and the exit status: 1 when the environment failed (the Hub refused or could not be
     reached, the disk filled up: what was saved is kept and the line says how to continue), 2 for anything the user
-    must fix (a flag, the data, an incomplete run)."""
-    from .hub import PushError
-
+    must fix (a flag, the data, an incomplete run). The environment's errors are RuntimeErrors (``RunError``,
+    ``hub.PushError``), the user's ValueErrors or OSErrors: telling them apart needs no import of the hub code."""
     print(f"error: {err}", file=sys.stderr)
-    return 1 if isinstance(err, (PushError, RunError)) else 2
+    return 1 if isinstance(err, RuntimeError) else 2
 
 
 def _quiet_http_request_logs() -> None:
@@ -80,8 +142,9 @@ def _quiet_http_request_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _push(args: argparse.Namespace) -> int:
+def _push(argv: list[str]) -> int:
     """Push a finished run. Status 2: not a complete run or a bad repo id; 1: the Hub refused or was unreachable."""
+    args = _parse(PushArguments, "push", argv)
     from .hub import IncompleteRunError, PushError, push_to_hub
 
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -95,6 +158,14 @@ def _push(args: argparse.Namespace) -> int:
     summary = {"repo_id": result.repo_id, "revision": result.revision, "commit": result.commit, "url": result.url}
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _study(argv: list[str]) -> int:
+    return _study_or_rank("study", argv)
+
+
+def _rank(argv: list[str]) -> int:
+    return _study_or_rank("rank", argv)
 
 
 def _study_or_rank(command: str, argv: list[str]) -> int:
@@ -116,9 +187,10 @@ def _study_or_rank(command: str, argv: list[str]) -> int:
     return 1 if summary.failed_cells else 0
 
 
-def _cache(args: argparse.Namespace) -> int:
+def _cache(argv: list[str]) -> int:
     """``cache list``: every entry with its size, age and what it holds; ``cache clear``: free them (all, or by
     digest prefix)."""
+    args = _parse(CacheArguments, "cache", argv)
     from .training.feature_store import FeatureStore
 
     store = FeatureStore()
@@ -151,67 +223,73 @@ def _size(count: float) -> str:
     return f"{count:.1f} GB"
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="hf-transfer", description="Transfer learning on the Hugging Face stack.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="Fine-tune; takes every recipe flag (see `hf-transfer train --help`).")
-    train.add_argument("--task", default=IMAGE_CLASSIFICATION, choices=sorted(RECIPE_TASKS))
-    predict = commands.add_parser(
-        "predict", help="Top-k labels for images (or image+text pairs), from a saved model directory."
-    )
-    predict.add_argument(
-        "--model", required=True, help="Output directory of a fine-tuning run (an image+text model: or a Hub repo)."
-    )
-    predict.add_argument("--top_k", type=int, default=5)
-    predict.add_argument(
-        "--text",
-        action="append",
-        help="Image+text models: the text that goes with the images; once for all of them, or once per image.",
-    )
-    predict.add_argument("images", nargs="+", help="Image files.")
-    push = commands.add_parser(
-        "push",
-        help="Push a finished run to the Hub in its native format, with its model card (or retry a failed push).",
-    )
-    push.add_argument("output_dir", help="The --output_dir of a finished run.")
-    push.add_argument("--repo-id", "--repo_id", required=True, help="'namespace/name', or 'name' for your namespace.")
-    push.add_argument("--private", action="store_true", help="Create the repo private (an existing repo keeps its).")
-    push.add_argument("--revision", default=None, help="Branch to push to (created from main if needed).")
-    push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN, else the stored `hf auth login`).")
-    cache = commands.add_parser("cache", help="The frozen-feature cache under HF_TRANSFER_CACHE: list or clear it.")
-    cache.add_argument("action", choices=["list", "clear"])
-    cache.add_argument("digests", nargs="*", help="clear: only the entries whose digest starts with these.")
-    commands.add_parser(
-        "study", help="Checkpoints × strategies × labelled examples × seeds against scratch: what transfer buys."
-    )
-    commands.add_parser("rank", help="Score checkpoints' frozen features (LogME, linear probe) before fine-tuning.")
-    strategies = commands.add_parser("strategies", help="List the registered transfer strategies and their settings.")
-    strategies.add_argument("--markdown", action="store_true", help="As the README's markdown table.")
-
-    if argv[:1] in (["study"], ["rank"]):  # study/rank flags plus every recipe flag
-        return _study_or_rank(argv[0], argv[1:])
-    if argv[:1] == ["train"]:  # everything after `train` belongs to the recipe parser, --help included
-        rest = argv[1:]
-        task = IMAGE_CLASSIFICATION
-        if "--task" in rest:
-            i = rest.index("--task")
-            task, rest = rest[i + 1], rest[:i] + rest[i + 2 :]
-        if task not in RECIPE_TASKS:
-            print(f"error: --task must be one of {sorted(RECIPE_TASKS)}, got {task!r}", file=sys.stderr)
-            return 2
-        return run_recipe(task, rest)
-    args = parser.parse_args(argv)
-    if args.command == "predict":
-        return _predict(args)
-    if args.command == "push":
-        return _push(args)
-    if args.command == "cache":
-        return _cache(args)
+def _strategies(argv: list[str]) -> int:
+    args = _parse(StrategiesArguments, "strategies", argv)
     from .strategies.catalog import strategy_table_markdown, strategy_table_text
 
     print(strategy_table_markdown() if args.markdown else strategy_table_text())
     return 0
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[[list[str]], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command("Fine-tune; takes every recipe flag (see `hf-transfer train --help`).", _train),
+    "predict": Command("Top-k labels for images (or image+text pairs), from a saved model directory.", _predict),
+    "push": Command(
+        "Push a finished run to the Hub in its native format, with its model card (or retry a failed push).", _push
+    ),
+    "cache": Command("The frozen-feature cache under HF_TRANSFER_CACHE: list or clear it.", _cache),
+    "study": Command(
+        "Checkpoints × strategies × labelled examples × seeds against scratch: what transfer buys.", _study
+    ),
+    "rank": Command("Score checkpoints' frozen features (LogME, linear probe) before fine-tuning.", _rank),
+    "strategies": Command("List the registered transfer strategies and their settings.", _strategies),
+}
+
+
+def _parse(arguments: type, command: str, argv: list[str]) -> Any:
+    """A subcommand's flags as its dataclass (``--help`` prints and exits; errors raise one-line ``ConfigError``)."""
+    from .arguments import ArgumentParser, parse_into_dataclasses
+
+    parser = ArgumentParser(arguments, prog=f"hf-transfer {command}", description=COMMANDS[command].help)
+    (parsed,) = parse_into_dataclasses(parser, argv)
+    return parsed
+
+
+def _overview() -> argparse.ArgumentParser:
+    """``hf-transfer --help``: the subcommands and what each does (a plain parser: no subcommand is imported)."""
+    parser = argparse.ArgumentParser(prog="hf-transfer", description="Transfer learning on the Hugging Face stack.")
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    for name, command in COMMANDS.items():
+        commands.add_parser(name, help=command.help)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        _overview().print_help()
+        return 0
+    if not argv:
+        return _fail(ConfigError(f"give a command: {', '.join(COMMANDS)} (see `hf-transfer --help`)."))
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        close = difflib.get_close_matches(argv[0], list(COMMANDS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return _fail(
+            ConfigError(
+                f"unknown command {argv[0]!r}.{hint} Commands: {', '.join(COMMANDS)} (see `hf-transfer --help`)."
+            )
+        )
+    try:
+        return command.run(argv[1:])
+    except ConfigError as err:  # a flag the subcommand's parser rejected
+        return _fail(err)
 
 
 if __name__ == "__main__":

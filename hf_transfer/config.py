@@ -9,10 +9,9 @@ the strategy settings dataclass is derived from the strategy registry (:mod:`hf_
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
-
-from transformers import TrainingArguments
 
 # Task names: also the Hub's pipeline tags for the two single-modality tasks.
 IMAGE_CLASSIFICATION = "image-classification"
@@ -325,4 +324,19 @@ TRAINING_DEFAULTS = {
     TEXT_CLASSIFICATION: TEXT_TRAINING_DEFAULTS,
     MULTIMODAL_CLASSIFICATION: MULTIMODAL_TRAINING_DEFAULTS,
 }
-TRAINING_ARGUMENT_NAMES = frozenset(f.name for f in dataclasses.fields(TrainingArguments))
+
+
+@functools.cache
+def training_argument_names() -> frozenset[str]:
+    """The fields of transformers' ``TrainingArguments``, read on first use: importing transformers' trainer code
+    costs seconds (torch), which ``hf-transfer --help`` and every light subcommand must not pay."""
+    from transformers import TrainingArguments
+
+    return frozenset(f.name for f in dataclasses.fields(TrainingArguments))
+
+
+def __getattr__(name: str) -> Any:
+    """``TRAINING_ARGUMENT_NAMES`` stays importable as a constant, computed lazily (PEP 562)."""
+    if name == "TRAINING_ARGUMENT_NAMES":
+        return training_argument_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

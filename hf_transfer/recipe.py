@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import TrainingArguments
 
+from .arguments import ArgumentParser, check_file_values, parse_into_dataclasses
 from .config import (
     DEFAULT_MODELS,
     FUSION_METHODS,
@@ -47,7 +48,7 @@ from .strategies import (
 from .strategies.settings import StrategyArgumentsBase
 
 _SECTIONS = ("model", "data", "strategy", "training", "run", "fusion")
-_RUN_RECORD_KEYS = ("task", "chosen_automatically", "provenance")  # what hf_transfer_config.json adds to the sections
+_RUN_RECORD_KEYS = ("chosen_automatically", "provenance")  # what hf_transfer_config.json adds to the sections
 
 
 @dataclass
@@ -142,34 +143,61 @@ def parse_config(
     """Parse ``argv`` (default ``sys.argv[1:]``) over the task's defaults (or ``defaults``) and ``--config`` YAML,
     then resolve it: the returned config is complete and valid. ``resolve=False`` returns it as parsed (a study
     resolves its base itself, without the settings only some of its strategies read)."""
+    config, _ = parse_arguments(argv, defaults=defaults, task=task)
+    return resolve_config(config) if resolve else config
+
+
+@dataclass
+class TaskArguments:
+    """The ``--task`` of the commands that run any task's recipe (``hf-transfer train``, ``study``, ``rank``)."""
+
+    task: str = field(
+        default=IMAGE_CLASSIFICATION, metadata={"help": "Which task's recipe (and defaults).", "choices": list(TASKS)}
+    )
+
+
+def parse_arguments(
+    argv: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    task: str | None = IMAGE_CLASSIFICATION,
+    commands: tuple[type, ...] = (),
+    prog: str | None = None,
+) -> tuple[RecipeConfig, tuple[Any, ...]]:
+    """The recipe's flags and a command's own argument dataclasses (``commands``, e.g. ``StudyArguments``) in one
+    parser: one ``--help``, one ``--config`` YAML file (keys of either), types and one-line errors from one place.
+    Returns the config as parsed (not resolved) and one instance per command dataclass.
+
+    ``task`` None: the ``--task`` flag (else the YAML file's ``task``) chooses it, before the task's defaults are
+    applied; one of ``commands`` then declares ``task`` (:class:`TaskArguments`). A command dataclass may change the
+    recipe's defaults for its task with a ``recipe_defaults(task) -> dict`` static method."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    _check_task(task)
-    arguments = (ModelArguments, DataArguments, strategy_arguments_class(), RunArguments, FusionArguments)
-    parser = HfArgumentParser((*arguments, RecipeTrainingArguments))
-    merged: dict[str, Any] = dict(TRAINING_DEFAULTS[task] if defaults is None else defaults)
     config_path = _peek_flag(argv, "--config")
-    from_file: dict[str, Any] = {}
+    from_file = _load_yaml(config_path) if config_path is not None else {}
+    if task is None:
+        task = _peek_flag(argv, "--task") or from_file.get("task") or IMAGE_CLASSIFICATION
+        if task not in TASKS:
+            raise ConfigError(f"--task: unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    _check_task(task)
+    if "task" in from_file and TaskArguments not in commands:  # a recipe's (or a finished run's) file names its task
+        if from_file.pop("task") != task:
+            raise ConfigError(f"--config {config_path}: the file is for another task than {task}.")
+    arguments = (*commands, ModelArguments, DataArguments, strategy_arguments_class(), RunArguments, FusionArguments)
+    parser = ArgumentParser((*arguments, RecipeTrainingArguments), prog=prog)
+    merged: dict[str, Any] = dict(TRAINING_DEFAULTS[task] if defaults is None else defaults)
+    for command in commands:
+        merged.update(command.recipe_defaults(task) if hasattr(command, "recipe_defaults") else {})
     if config_path is not None:
-        from_file = _load_yaml(config_path)
-        known = {f.name for cls in (*arguments, TrainingArguments) for f in dataclasses.fields(cls)}
-        unknown = sorted(set(from_file) - known)
-        if unknown:
-            raise ConfigError(f"--config {config_path}: unknown setting(s) {unknown}; see --help for valid names.")
+        check_file_values(parser, from_file, config_path)
         merged.update(from_file)
     if not _has_accelerator() and "use_cpu" not in merged:
         merged["use_cpu"] = True  # makes `accelerate launch --num_processes N` run N gloo CPU processes, not N copies
     parser.set_defaults(**merged)
-    try:
-        parsed = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    except ValueError as err:  # TrainingArguments.__post_init__ rejects bad combinations with ValueError
-        raise ConfigError(str(err)) from err
-    model, data, strategy, run, fusion, training = parsed
-    given = {arg.split("=", 1)[0].removeprefix("--") for arg in argv if arg.startswith("--")}
+    *own, model, data, strategy, run, fusion, training = parse_into_dataclasses(parser, argv)
+    given = {arg.split("=", 1)[0].removeprefix("--").replace("-", "_") for arg in argv if arg.startswith("--")}
     mark_user_set(training, (given | set(from_file)) & TRAINING_ARGUMENT_NAMES)
     if task != MULTIMODAL_CLASSIFICATION:
         _reject_fusion_flags(argv, task)
-    config = RecipeConfig(model, data, strategy, training, run, task, fusion)
-    return resolve_config(config) if resolve else config
+    return RecipeConfig(model, data, strategy, training, run, task, fusion), tuple(own)
 
 
 def resolve_config(config: RecipeConfig) -> RecipeConfig:

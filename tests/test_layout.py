@@ -21,11 +21,12 @@ LOWER_LAYERS = {
     "exceptions": set(),
     "metric_names": set(),
     "run_record": set(),
+    "arguments": {"exceptions"},  # the shared flag parser (HfArgumentParser with one-line errors)
     "_cache": {"exceptions"},
     "data": {"config", "exceptions", "_cache"},
     "models": {"config", "exceptions", "_cache"},
     "strategies": {"config", "exceptions", "models"},
-    "recipe": {"config", "exceptions", "data", "models", "strategies"},
+    "recipe": {"config", "exceptions", "arguments", "data", "models", "strategies"},
     "hub": {"config", "exceptions", "data", "models", "strategies", "metric_names", "run_record"},
     "training": {
         "config",

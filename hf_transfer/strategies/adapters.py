@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from .base import StrategyContext, TransferStrategy, freeze_batchnorm_statistics, modules_owning
 from .registry import register_strategy
 from .settings import Setting, positive, probability_below_one
+
+if TYPE_CHECKING:  # torch is imported where a model is touched: the registry and its table are read without it
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ def module_names(model: nn.Module, kind: type | tuple[type, ...]) -> set[str]:
 
 def preset_target_modules(model: nn.Module, method: str) -> tuple[list[str], list[str]]:
     """(target modules, feed-forward modules) for the backbone family, recognised by its module names."""
+    from torch import nn
+
     linear = {name.rsplit(".", 1)[-1] for name in module_names(model, nn.Linear)}
     conv = {name.rsplit(".", 1)[-1] for name in module_names(model, nn.Conv2d)}
     if "qkv" in linear:  # timm ViT / DeiT / EVA: fused attention projection
@@ -69,6 +73,8 @@ class PeftAdapter(TransferStrategy):
         raise NotImplementedError
 
     def apply(self, context: StrategyContext) -> None:
+        from torch import nn
+
         view = context.view
         # the head trains; peft freezes the rest when it wraps the model
         freeze_batchnorm_statistics(nn.ModuleList(modules_owning(view.model, set(view.body()))))

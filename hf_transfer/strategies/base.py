@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import nn
-
 from ..exceptions import ConfigError
 from .settings import Setting, StrategyArgumentsBase
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where a model is touched: the registry and its table are read without it
+    import torch
+    from torch import nn
     from transformers import Trainer, TrainerCallback
 
     from ..models.blocks import BlockView
@@ -176,6 +175,8 @@ def freeze_batchnorm_statistics(module: nn.Module) -> int:
     step, so the layers' ``train`` is pinned to eval. :func:`release_batchnorm_statistics` undoes it.
     Returns how many layers were pinned.
     """
+    from torch import nn
+
     count = 0
     for layer in module.modules():
         if isinstance(layer, nn.modules.batchnorm._BatchNorm):
@@ -194,12 +195,16 @@ def keep_in_eval(modules: list[nn.Module]) -> None:
 
 
 def release_batchnorm_statistics(module: nn.Module) -> None:
+    from torch import nn
+
     for layer in module.modules():
         if isinstance(layer, nn.modules.batchnorm._BatchNorm) and "train" in layer.__dict__:
             del layer.train
 
 
 def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
+    from torch import nn
+
     return nn.Module.train(self, False)
 
 

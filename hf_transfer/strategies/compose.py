@@ -7,15 +7,17 @@ setting that none of the chosen strategies reads is an error, not silently ignor
 from __future__ import annotations
 
 import dataclasses
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from .base import TRAINABLE, OptimizerSettings, StrategyContext, TransferStrategy
 from .registry import get_strategy_class, list_strategies
 from .settings import Setting, StrategyArgumentsBase
 from .spec import StrategySpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 def given_settings(args: StrategyArgumentsBase) -> dict[str, object]:

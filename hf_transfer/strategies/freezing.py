@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from .base import (
@@ -15,6 +15,9 @@ from .base import (
 )
 from .registry import register_strategy
 from .settings import Setting, non_negative, one_of, positive
+
+if TYPE_CHECKING:  # torch is imported where a model is touched: the registry and its table are read without it
+    from torch import nn
 
 # Read by every strategy that leaves part of a batch-norm backbone frozen for a while.
 TRAIN_BN = Setting(
@@ -70,6 +73,8 @@ class LinearProbe(TransferStrategy):
         return ClosedFormHead(self.setting("head_c")) if self.setting("head_solver") == "closed_form" else None
 
     def apply(self, context: StrategyContext) -> None:
+        from torch import nn
+
         view = context.view
         set_trainable(view, view.body(), False)
         set_trainable(view, view.head, True)
@@ -97,6 +102,8 @@ class FreezeFirstBlocks(TransferStrategy):
     )
 
     def apply(self, context: StrategyContext) -> None:
+        from torch import nn
+
         view = context.view
         n = int(self.setting("freeze_blocks"))
         check_block_count(n, view, "--freeze_blocks")
@@ -133,6 +140,8 @@ def check_block_count(n: int, view, flag: str) -> None:
 
 def freeze_all_batchnorm(model: nn.Module) -> None:
     """``--train_bn false``: every batch-norm layer keeps its pretrained statistics and affine parameters."""
+    from torch import nn
+
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             for param in module.parameters(recurse=False):

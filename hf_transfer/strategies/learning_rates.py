@@ -9,12 +9,14 @@ view so that BERT-family encoders get it too. The groups carry an ``lr`` the Tra
 from __future__ import annotations
 
 import logging
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .base import LEARNING_RATE, OptimizerSettings, StrategyContext, TransferStrategy
 from .registry import register_strategy
 from .settings import Setting, in_half_open_unit, positive
+
+if TYPE_CHECKING:  # torch is imported where a model is touched: the registry and its table are read without it
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 

@@ -5,14 +5,16 @@ Both add a term to the task loss; the Trainer logs each term as its own metric.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from .base import REGULARISER, StrategyContext, TransferStrategy, modules_owning
 from .registry import register_strategy
 from .settings import Setting, non_negative, positive
+
+if TYPE_CHECKING:  # torch is imported where a model is touched: the registry and its table are read without it
+    import torch
+    from torch import nn
 
 
 @register_strategy("l2sp")
@@ -38,6 +40,8 @@ class L2SP(TransferStrategy):
         self.start = {name: p.detach().clone() for name, p in self.body.items()}  # w0: the pretrained weights
 
     def regularisation(self, model: nn.Module, inputs: dict, outputs) -> dict[str, torch.Tensor]:
+        import torch
+
         alpha, beta = float(self.setting("l2sp_alpha")), float(self.setting("l2sp_beta"))
         trained = [(p, self.start[n]) for n, p in self.body.items() if p.requires_grad]
         device = next(iter([*self.head, *self.body.values()])).device
@@ -70,6 +74,8 @@ class LearningWithoutForgetting(TransferStrategy):
     )
 
     def apply(self, context: StrategyContext) -> None:
+        from torch import nn
+
         if context.source_model_factory is None:
             raise ConfigError(f"--strategy lwf: no source head for {context.base_model_reference!r}.")
         source = context.source_model_factory()  # raises a clear ConfigError when the checkpoint has no head
@@ -102,6 +108,9 @@ class LearningWithoutForgetting(TransferStrategy):
             layer.train(training)
 
     def regularisation(self, model: nn.Module, inputs: dict, outputs) -> dict[str, torch.Tensor]:
+        import torch
+        import torch.nn.functional as F
+
         temperature, weight = float(self.setting("lwf_temperature")), float(self.setting("lwf_lambda"))
         features = self.features
         self.teacher.to(features.device)
@@ -119,4 +128,6 @@ class LearningWithoutForgetting(TransferStrategy):
 
 
 def _batchnorm_layers(module: nn.Module) -> list[nn.Module]:
+    from torch import nn
+
     return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -8,59 +8,17 @@ state, at their group's learning rate as scheduled at that point.
 
 from __future__ import annotations
 
-import logging
 import math
-
-from torch import nn
-from transformers import TrainerCallback
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
-from .base import (
-    StrategyContext,
-    TransferStrategy,
-    freeze_batchnorm_statistics,
-    modules_owning,
-    release_batchnorm_statistics,
-)
-from .freezing import TRAIN_BN, freeze_all_batchnorm
+from .base import StrategyContext, TransferStrategy
+from .freezing import TRAIN_BN
 from .registry import register_strategy
 from .settings import Setting, StrategyArgumentsBase, positive
 
-logger = logging.getLogger(__name__)
-
-
-class StagedUnfreezing(TrainerCallback):
-    """Stage k (from epoch ``starts[k]``) trains ``stages[k]``; every other parameter of the model stays frozen."""
-
-    def __init__(self, model: nn.Module, stages: list[set[str]], starts: list[float], train_bn: bool):
-        self.model, self.stages, self.starts, self.train_bn = model, stages, starts, train_bn
-        self.current = -1
-
-    def stage_at(self, epoch: float) -> int:
-        return max(k for k, start in enumerate(self.starts) if epoch + 1e-9 >= start)
-
-    def set_stage(self, stage: int) -> None:
-        if stage == self.current:
-            return
-        trainable = self.stages[stage]
-        for name, param in self.model.named_parameters():
-            param.requires_grad_(name in trainable)
-        frozen = {name for name, _ in self.model.named_parameters()} - trainable
-        release_batchnorm_statistics(self.model)
-        freeze_batchnorm_statistics(nn.ModuleList(modules_owning(self.model, frozen)))
-        if not self.train_bn:
-            freeze_all_batchnorm(self.model)
-        logger.info("Unfreezing stage %d: %d parameter tensors train.", stage, len(trainable))
-        self.current = stage
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.set_stage(self.stage_at(state.epoch or 0.0))
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.set_stage(self.stage_at(state.epoch or 0.0))
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self.set_stage(self.stage_at(state.epoch or 0.0))  # milestones may fall inside an epoch
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
 
 
 @register_strategy("gradual_unfreeze")
@@ -125,6 +83,8 @@ class GradualUnfreeze(TransferStrategy):
 
     def callbacks(self, context: StrategyContext) -> list[TrainerCallback]:
         stages, starts = self.stages(context)
+        from .unfreezing import StagedUnfreezing  # a transformers TrainerCallback: imported when training starts
+
         return [StagedUnfreezing(context.view.model, stages, starts, bool(self.setting("train_bn")))]
 
 
@@ -148,6 +108,8 @@ class LinearProbeThenFineTune(TransferStrategy):
     def callbacks(self, context: StrategyContext) -> list[TrainerCallback]:
         everything = {name for name, _ in context.view.model.named_parameters()}
         stages = [set(context.view.head), everything]
+        from .unfreezing import StagedUnfreezing
+
         return [StagedUnfreezing(context.view.model, stages, [0.0, float(self.setting("lp_epochs"))], train_bn=True)]
 
 

@@ -8,14 +8,16 @@ the pretrained weights often recovers robustness that fine-tuning traded away, a
 from __future__ import annotations
 
 import logging
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from .base import POST_HOC, StrategyContext, TransferStrategy
 from .registry import register_strategy
 from .schedules import parse_floats
 from .settings import Setting
+
+if TYPE_CHECKING:  # torch is imported where a model is touched: the registry and its table are read without it
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class WiseFT(TransferStrategy):
 
 def interpolate(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
     """(1 - alpha) * start + alpha * end for floating tensors; integer buffers (e.g. BN step counts) from ``end``."""
+    import torch
+
     mixed = {}
     for key, value in end.items():
         if value.is_floating_point():

@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..exceptions import ConfigError
-from ..recipe import RecipeConfig
+from ..recipe import RecipeConfig, TaskArguments, parse_arguments, resolve_config
 from ..training import prepare
 from ..training.feature_cache import CachedRows
 from .cells import Cell, cell_config
@@ -28,6 +29,7 @@ def rank_models(
 ) -> list[RankingScore]:
     """LogME and linear-probe scores of each model's frozen features on the training examples a cell of
     ``train_size`` per class and ``seed`` trains on; best first."""
+    check_model_references(base, models)
     scores = []
     for model in models:
         started = time.perf_counter()
@@ -63,21 +65,68 @@ def _nowhere(base: RecipeConfig):
     return Path(base.training.output_dir) / "ranking"
 
 
+@dataclass
+class RankArguments(TaskArguments):
+    """``hf-transfer rank``'s own flags; every other flag is the task's recipe flag (``--seed`` picks the sample)."""
+
+    models: str = field(kw_only=True, metadata={"help": "comma-separated checkpoints to score (required)"})
+    train_size: str = field(
+        default="all",
+        metadata={"help": "score on this many labelled examples per class (nested like a study's), or 'all'"},
+    )
+
+    @staticmethod
+    def recipe_defaults(task: str) -> dict[str, int]:
+        return {"seed": 0}  # the sample seed: a study's first seed
+
+    def model_list(self) -> list[str]:
+        models = [m.strip() for m in self.models.split(",") if m.strip()]
+        if not models:
+            raise ConfigError(f"--models: give a comma-separated list of checkpoints, got {self.models!r}.")
+        return models
+
+    def size(self) -> int | None:
+        """``--train_size`` as examples per class (None: all); one line when it is neither a count > 0 nor 'all'."""
+        if self.train_size.strip().lower() == "all":
+            return None
+        try:
+            size = int(self.train_size)
+        except ValueError:
+            size = 0
+        if size <= 0:
+            raise ConfigError(f"--train_size: labelled examples per class (> 0) or 'all', got {self.train_size!r}.")
+        return size
+
+
 def rank_from_argv(argv: list[str]) -> str:
     """``hf-transfer rank --models a,b,c [--train_size N|all] [--seed S] <data flags>``: the ranking as a table."""
-    import argparse
+    base, (arguments,) = parse_arguments(argv, task=None, commands=(RankArguments,), prog="hf-transfer rank")
+    models, size = arguments.model_list(), arguments.size()
+    base.model.model_name_or_path = models[0]
+    check_model_references(base, models)
+    base = resolve_config(base)
+    # The held-out split follows --split_seed, else the training seed's own default (as a study's does): --seed here
+    # is the sample's seed, so that a ranking scores the examples of a study's first-seed cells.
+    split_seed = base.data.split_seed if base.data.split_seed is not None else _default_training_seed()
+    return ranking_table(rank_models(base, models, size, base.training.seed, split_seed))
 
-    from ..config import IMAGE_CLASSIFICATION, TASKS
-    from ..recipe import parse_config
 
-    parser = argparse.ArgumentParser(prog="hf-transfer rank", add_help=False)
-    parser.add_argument("--task", default=IMAGE_CLASSIFICATION, choices=TASKS)
-    parser.add_argument("--models", required=True)
-    parser.add_argument("--train_size", default="all")
-    parser.add_argument("--seed", type=int, default=0)
-    known, rest = parser.parse_known_args(argv)
-    models = [m.strip() for m in known.models.split(",") if m.strip()]
-    size = None if known.train_size == "all" else int(known.train_size)
-    base = parse_config([*rest, "--model_name_or_path", models[0]], task=known.task)
-    split_seed = base.data.split_seed if base.data.split_seed is not None else base.training.seed
-    return ranking_table(rank_models(base, models, size, known.seed, split_seed))
+def check_model_references(base: RecipeConfig, models: list[str]) -> None:
+    """Every ``--models`` reference resolves (a timm name, a Hub id, a directory, a checkpoint file) before any work:
+    a typo in the last one fails in one line, not after the first models were scored or trained."""
+    from ..config import IMAGE_CLASSIFICATION
+    from ..models.references import resolve_image_source, resolve_text_source
+
+    resolve = resolve_image_source if base.task == IMAGE_CLASSIFICATION else resolve_text_source
+    for model in models:
+        try:
+            resolve(dataclasses.replace(base.model, model_name_or_path=model))
+        except ConfigError as err:
+            message = str(err).removeprefix("--model_name_or_path")
+            raise ConfigError(f"--models{message}" if message != str(err) else f"--models {model!r}: {err}") from None
+
+
+def _default_training_seed() -> int:
+    from transformers import TrainingArguments
+
+    return next(f.default for f in dataclasses.fields(TrainingArguments) if f.name == "seed")

@@ -8,7 +8,6 @@ command runs again, a half-finished one is redone, so a killed study resumes whe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import shlex
@@ -17,13 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL, TASKS
+from ..config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL
 from ..exceptions import ConfigError
-from ..recipe import RecipeConfig, parse_config, resolve_config
+from ..recipe import RecipeConfig, TaskArguments, parse_arguments, resolve_config
 from ..strategies import StrategySpec, settings_read_by
 from ..strategies.compose import given_settings
 from .cells import Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
-from .rank import rank_models
+from .rank import check_model_references, rank_models
 from .report import write_report
 from .runner import BACKENDS, CellJob, CellOutcome, run_cells, threads_per_cell
 from .summary import CellResult, StudySummary
@@ -55,6 +54,7 @@ def study(base: RecipeConfig, settings: StudySettings, command: str = "") -> Stu
     study_dir = Path(base.training.output_dir)
     split_seed = base.data.split_seed if base.data.split_seed is not None else base.training.seed
     models = settings.models or [base.model.model_name_or_path]
+    check_model_references(base, models)  # every one, before any data is read or model built
     class_counts = check_sizes(base, settings.train_sizes, split_seed)
     cells = enumerate_cells(models, settings.strategies, settings.train_sizes, settings.seeds, settings.scratch)
     configs = {cell: cell_config(base, cell, study_dir, split_seed) for cell in cells}
@@ -168,51 +168,49 @@ def cell_result(study_dir: Path, cell: Cell) -> CellResult:
     )
 
 
-def parse_study_argv(argv: list[str]) -> tuple[str, StudySettings, list[str]]:
-    """(task, study settings, the remaining recipe flags) from ``hf-transfer study`` arguments."""
-    parser = argparse.ArgumentParser(
-        prog="hf-transfer study",
-        add_help=False,
-        description="Study flags (every other flag is the task's recipe flag, listed after these):",
+@dataclass
+class StudyArguments(TaskArguments):
+    """The study's own flags (``hf-transfer study``); every other flag is the base recipe's."""
+
+    strategies: str = field(
+        default="linear_probe,full", metadata={"help": "comma-separated strategies or compositions (full+l2sp)"}
     )
-    parser.add_argument("--task", default=IMAGE_CLASSIFICATION, choices=TASKS, help="which recipe every cell runs")
-    parser.add_argument(
-        "--strategies", default="linear_probe,full", help="comma-separated strategies or compositions (full+l2sp)"
+    train_sizes: str = field(
+        default="8,32,128,all", metadata={"help": "labelled examples per class, nested across sizes; 'all'"}
     )
-    parser.add_argument(
-        "--train_sizes", default="8,32,128,all", help="labelled examples per class, nested across sizes; 'all'"
+    seeds: str = field(default="0,1,2", metadata={"help": "one sample and training seed per repeat"})
+    models: str | None = field(
+        default=None, metadata={"help": "several checkpoints, ranked (LogME) before fine-tuning"}
     )
-    parser.add_argument("--seeds", default="0,1,2", help="one sample and training seed per repeat")
-    parser.add_argument("--models", default=None, help="several checkpoints, ranked (LogME) before fine-tuning")
-    parser.add_argument(
-        "--scratch", default="true", choices=["true", "false", "True", "False"], help="the random-init baseline"
-    )
-    parser.add_argument("--max_parallel", type=int, default=1, help="cells run at once (one process each)")
-    parser.add_argument("--backend", default="local", help="local, or ray for a Ray cluster")
-    parser.add_argument("--ray_address", default=None, help="the Ray cluster to join (--backend ray)")
-    if "-h" in argv or "--help" in argv:
-        print(parser.format_help())
-    known, rest = parser.parse_known_args(argv)
-    settings = StudySettings(
-        strategies=_list(known.strategies, "--strategies"),
-        train_sizes=[_size(text) for text in _list(known.train_sizes, "--train_sizes")],
-        seeds=[_integer(text, "--seeds") for text in _list(known.seeds, "--seeds")],
-        models=_list(known.models, "--models") if known.models else None,
-        scratch=known.scratch.lower() == "true",
-        max_parallel=known.max_parallel,
-        backend=known.backend,
-        ray_address=known.ray_address,
-    )
-    return known.task, settings, rest
+    scratch: bool = field(default=True, metadata={"help": "the random-init baseline"})
+    max_parallel: int = field(default=1, metadata={"help": "cells run at once (one process each)"})
+    backend: str = field(default="local", metadata={"help": "local, or ray for a Ray cluster"})
+    ray_address: str | None = field(default=None, metadata={"help": "the Ray cluster to join (--backend ray)"})
+
+    @staticmethod
+    def recipe_defaults(task: str) -> dict[str, str]:
+        return {"output_dir": f"outputs/study_{task.split('-')[0]}"}
+
+    def settings(self) -> StudySettings:
+        """The flags as :class:`StudySettings`; a malformed list is one line naming its flag."""
+        return StudySettings(
+            strategies=_list(self.strategies, "--strategies"),
+            train_sizes=[_size(text) for text in _list(self.train_sizes, "--train_sizes")],
+            seeds=[_integer(text, "--seeds") for text in _list(self.seeds, "--seeds")],
+            models=_list(self.models, "--models") if self.models else None,
+            scratch=self.scratch,
+            max_parallel=self.max_parallel,
+            backend=self.backend,
+            ray_address=self.ray_address,
+        )
 
 
 def study_from_argv(argv: list[str]) -> StudySummary:
-    task, settings, rest = parse_study_argv(argv)
-    if not any(arg == "--output_dir" or arg.startswith("--output_dir=") for arg in rest):
-        rest = [*rest, "--output_dir", f"outputs/study_{task.split('-')[0]}"]
-    if settings.models and not any(a.startswith("--model_name_or_path") for a in rest):
-        rest = [*rest, "--model_name_or_path", settings.models[0]]
-    base = parse_config(rest, task=task, resolve=False)
+    """``hf-transfer study``: the study flags and the recipe flags, parsed together (one --help, one --config)."""
+    base, (arguments,) = parse_arguments(argv, task=None, commands=(StudyArguments,), prog="hf-transfer study")
+    settings = arguments.settings()
+    if settings.models and base.model.model_name_or_path is None:
+        base.model.model_name_or_path = settings.models[0]
     return study(base, settings, command=shlex.join(["hf-transfer", "study", *argv]))
 
 
@@ -234,8 +232,10 @@ def _eval_examples(study_dir: Path, cells: list[Cell], digests: dict) -> int:
     return 0
 
 
-def _list(text: str, flag: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
+def _list(text: str | list, flag: str) -> list[str]:
+    """A comma-separated flag (or a YAML list) as its items."""
+    parts = text if isinstance(text, list) else str(text).split(",")
+    items = [str(item).strip() for item in parts if str(item).strip()]
     if not items:
         raise ConfigError(f"{flag}: give a comma-separated list, got {text!r}.")
     return items

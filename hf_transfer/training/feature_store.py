@@ -40,14 +40,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from filelock import FileLock, Timeout
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .._cache import TMP_PREFIX, TRASH_PREFIX, cache_root, remove_dir, sha256_file, write_dir_atomically
+
+if TYPE_CHECKING:  # torch is imported where tensors are handled: `hf-transfer cache list` reads only meta.json files
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def _json_default(value: Any) -> Any:
+    import torch
+
     if isinstance(value, torch.dtype):
         return str(value).removeprefix("torch.")
     raise TypeError(f"feature key parts must be JSON-serialisable, got {type(value).__name__}: {value!r}")
@@ -101,6 +104,8 @@ def tensor_content_hash(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
     """sha256 over the names, dtypes, shapes and bytes of named tensors, sorted by name (so the order of iteration,
     e.g. parameters then buffers, does not matter). Key a checkpoint by its content, not by its path, with e.g.
     ``tensor_content_hash(itertools.chain(prefix.named_parameters(), prefix.named_buffers()))``."""
+    import torch
+
     named = sorted(tensors, key=lambda item: item[0])
     digest = hashlib.sha256()
     for i, (name, tensor) in enumerate(named):
@@ -177,6 +182,8 @@ def _check_file(file: Path, meta: dict[str, Any]) -> None:
 
 
 def _cast(name: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    import torch
+
     cast = tensor.to(dtype)
     if bool((torch.isinf(cast) & ~torch.isinf(tensor)).any()):
         logger.warning("Feature tensor %r has values beyond the range of %s; stored as %s.", name, dtype, tensor.dtype)
@@ -186,6 +193,8 @@ def _cast(name: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def _prepare(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
     """Detached, contiguous CPU tensors (floating ones cast to ``dtype``), none sharing memory with another."""
+    import torch
+
     if not isinstance(tensors, Mapping):
         raise TypeError(f"features must be a dict of name -> tensor, got {type(tensors).__name__}")
     if dtype is not None and not dtype.is_floating_point:
@@ -246,6 +255,8 @@ class FeatureStore:
             if _canonical(meta.get("key")) != key.canonical:
                 raise _Corrupt("the key parts in its meta.json differ from the requested key")
             _check_file(path / TENSORS_FILE, meta)
+            from safetensors.torch import load_file
+
             return load_file(path / TENSORS_FILE)
         except FileNotFoundError:
             if path is not None and not path.exists():  # deleted meanwhile (clear() in another process): a miss
@@ -365,6 +376,8 @@ class FeatureStore:
             return []
 
     def _write(self, key: FeatureKey, tensors: dict[str, torch.Tensor], description: str) -> None:
+        from safetensors.torch import save_file
+
         def write(tmp: Path) -> None:
             file = tmp / TENSORS_FILE
             save_file(tensors, str(file), metadata={"feature_key": key.digest})
