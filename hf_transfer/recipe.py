@@ -158,6 +158,7 @@ def parse_config(
         merged.update(from_file)
     if not _has_accelerator() and "use_cpu" not in merged:
         merged["use_cpu"] = True  # makes `accelerate launch --num_processes N` run N gloo CPU processes, not N copies
+    merged.update(_schedule_follows_user(argv, from_file))
     parser.set_defaults(**merged)
     try:
         parsed = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
@@ -170,6 +171,24 @@ def parse_config(
         _reject_fusion_flags(argv, task)
     config = RecipeConfig(model, data, strategy, training, run, task, fusion)
     return resolve_config(config) if resolve else config
+
+
+def _schedule_follows_user(argv: list[str], from_file: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's evaluation schedule follows a save schedule the user set, and the reverse: keeping the best
+    model needs both on one schedule, and only one of them was the user's choice."""
+    given = {
+        name: _peek_flag(argv, f"--{name}") for name in ("save_strategy", "save_steps", "eval_strategy", "eval_steps")
+    }
+    given = {name: value if value is not None else from_file.get(name) for name, value in given.items()}
+    for chosen, follower in (("save", "eval"), ("eval", "save")):
+        strategy = given[f"{chosen}_strategy"]
+        if strategy is None or given[f"{follower}_strategy"] is not None or str(strategy) not in ("steps", "epoch"):
+            continue
+        follows = {f"{follower}_strategy": str(strategy)}
+        if given[f"{chosen}_steps"] is not None and given[f"{follower}_steps"] is None:
+            follows[f"{follower}_steps"] = given[f"{chosen}_steps"]
+        return follows
+    return {}
 
 
 def resolve_config(config: RecipeConfig) -> RecipeConfig:
