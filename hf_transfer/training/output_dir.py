@@ -82,18 +82,20 @@ def check_previous_run(output_dir: str | os.PathLike, overwrite: bool, resume: o
 class OutputDirLock:
     """Held for a run's lifetime by its main process; a second run on the same directory is refused at once.
 
-    A directory the run created and left holding nothing but the lock (it failed before writing anything) is removed
-    on release: a run that stops on bad input leaves no trace.
+    A run that wrote nothing (it stopped on bad input) leaves no trace: the lock file it created is removed on release,
+    and so is the directory if the run created it.
     """
 
     def __init__(self, output_dir: str | os.PathLike):
         self.folder = Path(output_dir)
         self._lock = FileLock(str(self.folder / LOCK_FILENAME), timeout=0)
         self._created = False
+        self._before: set[str] = set()
 
     def acquire(self) -> OutputDirLock:
         self._created = not self.folder.exists()
         check_writable_directory(self.folder, "--output_dir")
+        self._before = {p.name for p in self.folder.iterdir()}
         try:
             self._lock.acquire()
         except Timeout:
@@ -113,9 +115,11 @@ class OutputDirLock:
         if self._lock.is_locked:
             (self.folder / OWNER_FILENAME).unlink(missing_ok=True)
             self._lock.release()
-            if self._created and {p.name for p in self.folder.iterdir()} <= {LOCK_FILENAME}:
-                (self.folder / LOCK_FILENAME).unlink(missing_ok=True)
-                self.folder.rmdir()
+            now = {p.name for p in self.folder.iterdir()}
+            if LOCK_FILENAME not in self._before and now <= self._before | {LOCK_FILENAME}:
+                (self.folder / LOCK_FILENAME).unlink(missing_ok=True)  # a refused start leaves the folder as it was
+                if self._created and not now - {LOCK_FILENAME}:
+                    self.folder.rmdir()
 
     def __enter__(self) -> OutputDirLock:
         return self.acquire()

@@ -136,4 +136,3 @@ def checkpoint_step(checkpoint: str | Path | None) -> int:
     """The global step of a ``checkpoint-N`` directory (0 for none)."""
     match = _CHECKPOINT.match(Path(checkpoint).name) if checkpoint else None
     return int(match.group(1)) if match else 0
-
