@@ -38,19 +38,19 @@ def data(tmp_path_factory) -> Path:
 
 
 class Run:
-    """A recipe run in its own process group (as a terminal's Ctrl-C reaches a whole pipeline), its stderr read as it
-    comes so a test can wait for training to start."""
+    """A recipe run in its own process group (as a terminal's Ctrl-C reaches a whole pipeline), its output (stdout and
+    stderr merged: the Trainer prints its logs on stdout) read as it comes: a test waits for training to start."""
 
     def __init__(self, argv: list[str]):
         executable = {"python": [sys.executable], "hf-transfer": [str(Path(sys.executable).parent / "hf-transfer")]}
         executable["accelerate"] = [str(Path(sys.executable).parent / "accelerate")]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [*executable[argv[0]], *argv[1:]], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [*executable[argv[0]], *argv[1:]], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
         )  # fmt: skip
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self._reader.start()
 
     def wait_for(self, predicate, timeout: float = 240) -> None:
@@ -78,6 +78,7 @@ def one_line(stderr: str, status: int, expected_status: int, *pieces: str) -> st
     assert status == expected_status, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     assert len(errors) == 1, stderr[-3000:]
+    print(f"exit {status}: {errors[0]}")  # the report of every case (pytest -s)
     for piece in pieces:
         assert piece in errors[0], errors[0]
     return errors[0]
