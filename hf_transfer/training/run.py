@@ -85,7 +85,7 @@ def fine_tune(config: RecipeConfig, callbacks: list[TrainerCallback] | None = No
             extra = [*(callbacks or []), RecordRunIdentity(identity), stopper]  # the stop comes after the identity
             trainer = progress.trainer = build_transfer_trainer(prepared, callbacks=extra)
             progress.stage = "a checkpoint"
-            metrics = _train_and_evaluate(prepared, trainer)
+            metrics = _train_and_evaluate(prepared, trainer, progress)
             release_cached_forward(prepared.task.model)  # the saved and returned model runs on raw inputs
             prediction = metrics.pop("_prediction")
             if trainer.is_world_process_zero():
@@ -124,9 +124,10 @@ def run_identity(prepared: PreparedRun) -> dict[str, Any]:
     }
 
 
-def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer) -> dict[str, Any]:
+def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: _Progress) -> dict[str, Any]:
     task, strategy, training = prepared.task, prepared.strategy, prepared.training
     train_result = trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
+    progress.stage = "the run's metrics and state"
     train_metrics = dict(train_result.metrics)
     train_metrics.update(strategy.after_train(trainer, prepared.context))  # e.g. WiSE-FT's interpolation sweep
     train_metrics.update(
