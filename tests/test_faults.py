@@ -41,10 +41,10 @@ class Run:
     """A recipe run in its own process group (as a terminal's Ctrl-C reaches a whole pipeline), its output (stdout and
     stderr merged: the Trainer prints its logs on stdout) read as it comes: a test waits for training to start."""
 
-    def __init__(self, argv: list[str]):
+    def __init__(self, argv: list[str], **env: str):
         executable = {"python": [sys.executable], "hf-transfer": [str(Path(sys.executable).parent / "hf-transfer")]}
         executable["accelerate"] = [str(Path(sys.executable).parent / "accelerate")]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.process = subprocess.Popen(
             [*executable[argv[0]], *argv[1:]], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
@@ -94,7 +94,10 @@ def assert_released_and_tidy(out: Path) -> None:
 def test_sigterm_saves_a_checkpoint_at_the_next_step_and_the_run_continues(data, tmp_path):
     """What a scheduler or `timeout` sends: stop at the next step with a checkpoint, say where; resume from it."""
     out = tmp_path / "run"
-    run = Run(["python", "recipes/image_cls.py", *LONG, "--train_dir", str(data), "--output_dir", str(out)])
+    run = Run(
+        ["python", "recipes/image_cls.py", *LONG, "--train_dir", str(data), "--output_dir", str(out)],
+        HF_TRANSFER_STOP_GRACE_S="60",
+    )  # a busy CI machine may need more than 3 s for a step and a save
     run.wait_for(run.training)
     run.process.send_signal(signal.SIGTERM)
     status, stderr = run.finish()
@@ -204,7 +207,7 @@ def test_torch_and_safetensors_full_disk_errors_are_recognised(small_disk):
     import torch
     from safetensors.torch import save_file
 
-    from hf_transfer.training.run import is_disk_full
+    from hf_transfer.training.faults import is_disk_full
 
     fill(small_disk, "filler")
     big = {"w": torch.zeros(1 << 18)}
@@ -217,12 +220,12 @@ def test_torch_and_safetensors_full_disk_errors_are_recognised(small_disk):
 
 @pytest.mark.parametrize("stage", ["the final model", "the model card"])
 def test_a_full_disk_at_the_end_names_what_did_not_fit(tmp_path, stage):
-    from hf_transfer.training.run import _faults_as_one_line, _Progress
+    from hf_transfer.training.faults import RunProgress, faults_as_one_line
 
     checkpoint = tmp_path / "checkpoint-9"
     checkpoint.mkdir()
-    progress = _Progress(str(tmp_path), main_process=True, stage=stage)
-    with pytest.raises(RunError) as caught, _faults_as_one_line(progress):
+    progress = RunProgress(str(tmp_path), main_process=True, stage=stage)
+    with pytest.raises(RunError) as caught, faults_as_one_line(progress):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "README.md"))
     assert f"for {stage}" in str(caught.value) and "README.md" in str(caught.value)
     assert "no checkpoint was kept" in str(caught.value)  # checkpoint-9 was incomplete: removed, not named

@@ -5,7 +5,7 @@ Python's default turns Ctrl-C into a ``KeyboardInterrupt`` traceback and SIGTERM
 which unwinds the run like any exception (locks released) and which ``fine_tune`` turns into one line.
 
 The first signal during training asks the Trainer to save a checkpoint after the current step and stop there
-(:class:`StopAtNextStep`); an alarm bounds that to :data:`GRACE_SECONDS`, so a scheduler's grace period (and
+(:class:`StopAtNextStep`); an alarm bounds that to :data:`GRACE_SECONDS` (3 s), so a scheduler's grace period (and
 ``accelerate launch``, which kills its child 5 s after passing SIGTERM on) is respected. A second signal, the alarm,
 or a signal outside the training loop (loading data, evaluating at the end, saving the final model) stops at once.
 With several processes every one must stop at the same step, which no signal guarantees: they stop at once.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
+# How long the first signal waits for the checkpoint: within accelerate's 5 s; more for big models and a scheduler's
+# longer grace period (SLURM's KillWait, `docker stop -t`) with HF_TRANSFER_STOP_GRACE_S.
 GRACE_SECONDS = 3.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -67,6 +70,15 @@ class StopAtNextStep(TrainerCallback):
             raise StopRequested(self.requested)
 
 
+def grace_seconds() -> float:
+    """:data:`GRACE_SECONDS`, or ``HF_TRANSFER_STOP_GRACE_S`` when set to a positive number."""
+    try:
+        value = float(os.environ.get("HF_TRANSFER_STOP_GRACE_S", GRACE_SECONDS))
+    except ValueError:
+        return GRACE_SECONDS
+    return value if value > 0 else GRACE_SECONDS
+
+
 @contextlib.contextmanager
 def stop_on_signals(stopper: StopAtNextStep, graceful: bool) -> Iterator[None]:
     """SIGINT and SIGTERM raise :class:`StopRequested` while this is open (main thread only: elsewhere Python cannot
@@ -87,7 +99,7 @@ def stop_on_signals(stopper: StopAtNextStep, graceful: bool) -> Iterator[None]:
                 signal.Signals(signum).name,
             )
             signal.signal(signal.SIGALRM, stop_now)
-            signal.setitimer(signal.ITIMER_REAL, GRACE_SECONDS)
+            signal.setitimer(signal.ITIMER_REAL, grace_seconds())
             return
         stop_now(signum, frame)
 

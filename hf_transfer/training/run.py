@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,25 +14,18 @@ from typing import Any
 from transformers import Trainer, TrainerCallback
 
 from ..config import CONFIG_FILENAME, EVAL_PREDICTIONS_FILENAME, SINGLE_LABEL
-from ..exceptions import Interrupted, RunError
 from ..hub import HubPushSettings, push_to_hub, write_model_card
 from ..hub.artifacts import CARD_FILENAME
 from ..hub.card import GENERATED_MARKER
 from ..recipe import RecipeConfig, resolve_config
 from ..run_record import SECTION as RECORD_SECTION
+from .faults import RunProgress, faults_as_one_line
 from .feature_cache import release_cached_forward
-from .interrupts import StopAtNextStep, StopRequested, stop_on_signals
+from .interrupts import StopAtNextStep, stop_on_signals
 from .output_dir import OutputDirLock, check_previous_run
 from .prepare import prepare
 from .prepared import PreparedRun
-from .resume import (
-    RecordRunIdentity,
-    check_same_run,
-    checkpoint_step,
-    last_valid_checkpoint,
-    remove_incomplete_checkpoints,
-    resolve_resume_checkpoint,
-)
+from .resume import RecordRunIdentity, check_same_run, checkpoint_step, resolve_resume_checkpoint
 from .trainer import build_transfer_trainer
 
 logger = logging.getLogger(__name__)
@@ -65,9 +56,9 @@ def fine_tune(config: RecipeConfig, callbacks: list[TrainerCallback] | None = No
     # The Trainer must neither push (it would create the repo and push checkpoints itself) nor pickle the token into
     # training_args.bin: take both out of its arguments; the finished run is pushed below, in one commit.
     hub = HubPushSettings.take_from(training)
-    progress = _Progress(training.output_dir, main_process)
+    progress = RunProgress(training.output_dir, main_process)
     stopper = StopAtNextStep()
-    with stop_on_signals(stopper, graceful=training.world_size == 1), _faults_as_one_line(progress):
+    with stop_on_signals(stopper, graceful=training.world_size == 1), faults_as_one_line(progress):
         progress.stage = "the output directory's lock and owner files"
         with OutputDirLock(training.output_dir) if main_process else contextlib.nullcontext():
             check_previous_run(training.output_dir, config.run.overwrite_output_dir, training.resume_from_checkpoint)
@@ -124,7 +115,7 @@ def run_identity(prepared: PreparedRun) -> dict[str, Any]:
     }
 
 
-def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: _Progress) -> dict[str, Any]:
+def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunProgress) -> dict[str, Any]:
     task, strategy, training = prepared.task, prepared.strategy, prepared.training
     train_result = trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
     progress.stage = "the run's metrics and state"
@@ -207,97 +198,6 @@ def _kept_as_it_is(path: Path, content: bytes | None):
     finally:
         if content is not None and (not path.exists() or path.read_bytes() != content):
             path.write_bytes(content)
-
-
-@dataclass
-class _Progress:
-    """Where a run is, for the one line a stop or a full disk ends it with."""
-
-    output_dir: str
-    main_process: bool
-    stage: str = "the run"
-    start_step: int = 0  # the step resumed from: checkpoints above it were written by this run
-    trainer: Trainer | None = None
-
-    def step(self) -> str:
-        state = self.trainer.state if self.trainer is not None else None
-        if state is None or not state.max_steps:
-            return "before training started"
-        return f"at step {state.global_step} of {state.max_steps}"
-
-    def close_progress_bars(self) -> None:
-        """The Trainer closes its progress bars at the end of training; a stop must too, or they redraw after the
-        one line."""
-        for callback in self.trainer.callback_handler.callbacks if self.trainer is not None else []:
-            for bar in (getattr(callback, "training_bar", None), getattr(callback, "prediction_bar", None)):
-                if bar is not None:
-                    bar.close()
-
-    def last_checkpoint(self) -> str:
-        """Tidy up (main process), then name the last complete checkpoint and the command that continues from it."""
-        if self.main_process:
-            removed = remove_incomplete_checkpoints(self.output_dir, self.start_step)
-            if removed:
-                logger.info("Removed the incomplete %s.", ", ".join(removed))
-        last = last_valid_checkpoint(self.output_dir)
-        if last is None:
-            return "no checkpoint was kept; run the same command again to start over"
-        return (
-            f"the last complete checkpoint is {last}; to continue from it, run the same command with "
-            "--resume_from_checkpoint latest"
-        )
-
-
-@contextlib.contextmanager
-def _faults_as_one_line(progress: _Progress):
-    """A stop (Ctrl-C, SIGTERM) or a full disk anywhere in the run ends it with one line: what happened, where,
-    what was kept and how to continue. Incomplete checkpoints of this run are removed first."""
-    try:
-        yield
-    except StopRequested as stop:
-        progress.close_progress_bars()
-        name = signal.Signals(stop.signum).name
-        raise Interrupted(
-            f"Stopped by {name} {progress.step()}: {progress.last_checkpoint()}.", exit_status=128 + stop.signum
-        ) from None
-    except Exception as err:
-        if not is_disk_full(err):
-            raise
-        progress.close_progress_bars()
-        stage = progress.stage
-        if stage == "a checkpoint" and progress.trainer is not None:
-            stage = f"checkpoint-{progress.trainer.state.global_step}"
-        raise RunError(
-            f"No space left on the device for {stage} in {progress.output_dir} ({_what_failed(err)}): free some "
-            f"space; {progress.last_checkpoint()}."
-        ) from None
-
-
-# What torch.save and safetensors say when a write fails for want of space (their errors carry no errno).
-_WRITE_FAILED = ("No space left", "unexpected pos", "file write failed", "StorageFull", "Disk quota exceeded")
-_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # EFBIG: a file-size limit (ulimit -f)
-
-
-def is_disk_full(err: BaseException) -> bool:
-    """Whether ``err`` (or an error it was raised from) is a write that did not fit on the disk."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
-            return True
-        if any(marker in str(current) for marker in _WRITE_FAILED):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _what_failed(err: BaseException) -> str:
-    """The file that did not fit when the error names it, else the error's first line (shortened)."""
-    if isinstance(err, OSError) and err.filename:
-        return f"{err.strerror or 'write failed'}: {err.filename}"
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return first if len(first) <= 100 else first[:97] + "..."
 
 
 def collapse_warning(prediction, problem_type: str, label_names: list[str] | None) -> str | None:
