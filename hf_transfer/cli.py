@@ -86,7 +86,7 @@ def run_recipe(task: str | None, argv: list[str] | None = None) -> int:
         else:
             config = parse_config(argv, task=task)
         result = fine_tune(config)
-    except (ConfigError, DataError, PushError, RunError) as err:
+    except (ConfigError, DataError, PushError, RunError, KeyboardInterrupt) as err:
         return _fail(err)
     if result.trainer is None or result.trainer.is_world_process_zero():
         summary = {k: v for k, v in result.metrics.items() if k.startswith("eval_") or k == "train_runtime"}
@@ -130,10 +130,16 @@ def _predict(argv: list[str]) -> int:
 def _fail(err: Exception) -> int:
     """One line on stderr, and the exit status: 1 when the environment failed (the Hub refused or could not be
     reached, the disk filled up: what was saved is kept and the line says how to continue), 2 for anything the user
-    must fix (a flag, the data, an incomplete run). The environment's errors are RuntimeErrors (``RunError``,
-    ``hub.PushError``), the user's ValueErrors or OSErrors: telling them apart needs no import of the hub code."""
+    must fix (a flag, the data, an incomplete run); a run stopped by a signal: its own (130 Ctrl-C, 143 SIGTERM). The
+    environment's errors are RuntimeErrors (``RunError``, ``hub.PushError``), the user's ValueErrors or OSErrors:
+    telling them apart needs no import of the hub code."""
+    from .exceptions import Interrupted
+
+    if isinstance(err, KeyboardInterrupt) and not isinstance(err, RunError):  # Ctrl-C before the run began
+        err = Interrupted("Stopped by SIGINT before the run started; nothing was saved.", exit_status=130)
     print(f"error: {err}", file=sys.stderr)
-    return 1 if isinstance(err, RuntimeError) else 2
+    status = getattr(err, "exit_status", None)
+    return status if status is not None else 1 if isinstance(err, RuntimeError) else 2
 
 
 def _quiet_http_request_logs() -> None:

@@ -191,6 +191,7 @@ def parse_arguments(
         merged.update(from_file)
     if not _has_accelerator() and "use_cpu" not in merged:
         merged["use_cpu"] = True  # makes `accelerate launch --num_processes N` run N gloo CPU processes, not N copies
+    merged.update(_schedule_follows_user(argv, from_file))
     parser.set_defaults(**merged)
     *own, model, data, strategy, run, fusion, training = parse_into_dataclasses(parser, argv)
     given = {arg.split("=", 1)[0].removeprefix("--").replace("-", "_") for arg in argv if arg.startswith("--")}
@@ -198,6 +199,24 @@ def parse_arguments(
     if task != MULTIMODAL_CLASSIFICATION:
         _reject_fusion_flags(argv, task)
     return RecipeConfig(model, data, strategy, training, run, task, fusion), tuple(own)
+
+
+def _schedule_follows_user(argv: list[str], from_file: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's evaluation schedule follows a save schedule the user set, and the reverse: keeping the best
+    model needs both on one schedule, and only one of them was the user's choice."""
+    given = {
+        name: _peek_flag(argv, f"--{name}") for name in ("save_strategy", "save_steps", "eval_strategy", "eval_steps")
+    }
+    given = {name: value if value is not None else from_file.get(name) for name, value in given.items()}
+    for chosen, follower in (("save", "eval"), ("eval", "save")):
+        strategy = given[f"{chosen}_strategy"]
+        if strategy is None or given[f"{follower}_strategy"] is not None or str(strategy) not in ("steps", "epoch"):
+            continue
+        follows = {f"{follower}_strategy": str(strategy)}
+        if given[f"{chosen}_steps"] is not None and given[f"{follower}_steps"] is None:
+            follows[f"{follower}_steps"] = given[f"{chosen}_steps"]
+        return follows
+    return {}
 
 
 def resolve_config(config: RecipeConfig) -> RecipeConfig:

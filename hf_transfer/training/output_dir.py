@@ -9,6 +9,7 @@ second run with one line naming the first.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sys
@@ -21,10 +22,14 @@ from filelock import FileLock, Timeout
 from ..config import CONFIG_FILENAME
 from ..exceptions import ConfigError
 
+logger = logging.getLogger(__name__)
+
 LOCK_FILENAME = ".hf_transfer.lock"
 OWNER_FILENAME = ".hf_transfer.owner.json"
 # Files that mark a directory as holding a finished or interrupted run.
 RUN_MARKERS = ("all_results.json", "trainer_state.json", "config.json", "model.safetensors", CONFIG_FILENAME)
+# Left by a run (or the system) without making a folder anyone's: an empty run's lock, a desktop's index file.
+_IGNORED = frozenset({LOCK_FILENAME, OWNER_FILENAME, ".DS_Store"})
 
 
 def check_writable_directory(path: str | os.PathLike, flag: str) -> Path:
@@ -45,33 +50,52 @@ def check_writable_directory(path: str | os.PathLike, flag: str) -> Path:
 
 
 def check_previous_run(output_dir: str | os.PathLike, overwrite: bool, resume: object) -> None:
-    """Refuse to write over a previous run (as the transformers example scripts do), before any heavy work."""
+    """Refuse to write over a previous run (as the transformers example scripts do), or into a folder of other files
+    (the user's own: a run would mix its files in, and replace those of the same name), before any heavy work.
+
+    With ``overwrite``, a folder of other files is written into with one warning line naming them."""
     path = Path(output_dir)
-    if not path.is_dir() or overwrite or resume:
+    if not path.is_dir() or resume:
         return
-    previous = [m for m in RUN_MARKERS if (path / m).exists()] + [p.name for p in path.glob("checkpoint-*")]
-    if previous:
+    present = sorted(p.name for p in path.iterdir() if p.name not in _IGNORED)
+    previous = [name for name in present if name in RUN_MARKERS or name.startswith("checkpoint-")]
+    if previous and not overwrite:
         raise ConfigError(
-            f"--output_dir {str(output_dir)!r} already holds a run ({', '.join(sorted(previous)[:4])}). Pass "
+            f"--output_dir {str(output_dir)!r} already holds a run ({', '.join(previous[:4])}). Pass "
             "--overwrite_output_dir to write over it, --resume_from_checkpoint to continue it, or choose another dir."
+        )
+    if present and not previous:
+        shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
+        if not overwrite:
+            raise ConfigError(
+                f"--output_dir {str(output_dir)!r} is not empty and holds no hf_transfer run ({shown}): choose a new "
+                "or empty directory, or pass --overwrite_output_dir to write the run beside those files."
+            )
+        logger.warning(
+            "--output_dir %r holds files hf_transfer did not write (%s): the run's files replace any of the same "
+            "name, except a README.md, which is kept.",
+            str(output_dir),
+            shown,
         )
 
 
 class OutputDirLock:
     """Held for a run's lifetime by its main process; a second run on the same directory is refused at once.
 
-    A directory the run created and left holding nothing but the lock (it failed before writing anything) is removed
-    on release: a run that stops on bad input leaves no trace.
+    A run that wrote nothing (it stopped on bad input) leaves no trace: the lock file it created is removed on release,
+    and so is the directory if the run created it.
     """
 
     def __init__(self, output_dir: str | os.PathLike):
         self.folder = Path(output_dir)
         self._lock = FileLock(str(self.folder / LOCK_FILENAME), timeout=0)
         self._created = False
+        self._before: set[str] = set()
 
     def acquire(self) -> OutputDirLock:
         self._created = not self.folder.exists()
         check_writable_directory(self.folder, "--output_dir")
+        self._before = {p.name for p in self.folder.iterdir()}
         try:
             self._lock.acquire()
         except Timeout:
@@ -80,16 +104,22 @@ class OutputDirLock:
                 "or choose another --output_dir."
             ) from None
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "argv": sys.argv}
-        (self.folder / OWNER_FILENAME).write_text(json.dumps(owner))
+        try:
+            (self.folder / OWNER_FILENAME).write_text(json.dumps(owner))
+        except BaseException:  # a full disk, a stop: the lock must not outlive the failed start
+            self.release()
+            raise
         return self
 
     def release(self) -> None:
         if self._lock.is_locked:
             (self.folder / OWNER_FILENAME).unlink(missing_ok=True)
             self._lock.release()
-            if self._created and {p.name for p in self.folder.iterdir()} <= {LOCK_FILENAME}:
-                (self.folder / LOCK_FILENAME).unlink(missing_ok=True)
-                self.folder.rmdir()
+            now = {p.name for p in self.folder.iterdir()}
+            if LOCK_FILENAME not in self._before and now <= self._before | {LOCK_FILENAME}:
+                (self.folder / LOCK_FILENAME).unlink(missing_ok=True)  # a refused start leaves the folder as it was
+                if self._created and not now - {LOCK_FILENAME}:
+                    self.folder.rmdir()
 
     def __enter__(self) -> OutputDirLock:
         return self.acquire()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,22 @@ class RecordRunIdentity(TrainerCallback):
 def _short(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def remove_incomplete_checkpoints(output_dir: str | Path, after_step: int) -> list[str]:
+    """Delete the checkpoints above ``after_step`` that a stop or a full disk cut short (their space is freed, and
+    nothing half-written is left looking like a checkpoint); complete ones stay. Returns the names removed."""
+    removed = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        match = _CHECKPOINT.match(path.name)
+        if match and int(match.group(1)) > after_step and path.is_dir():
+            if checkpoint_problem(path) is not None or not (path / RUN_IDENTITY_FILENAME).exists():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    return removed
+
+
+def checkpoint_step(checkpoint: str | Path | None) -> int:
+    """The global step of a ``checkpoint-N`` directory (0 for none)."""
+    match = _CHECKPOINT.match(Path(checkpoint).name) if checkpoint else None
+    return int(match.group(1)) if match else 0

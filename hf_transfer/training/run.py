@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -15,16 +14,19 @@ from typing import Any
 from transformers import Trainer, TrainerCallback
 
 from ..config import CONFIG_FILENAME, EVAL_PREDICTIONS_FILENAME, SINGLE_LABEL
-from ..exceptions import RunError
 from ..hub import HubPushSettings, push_to_hub, write_model_card
+from ..hub.artifacts import CARD_FILENAME
+from ..hub.card import GENERATED_MARKER
 from ..recipe import RecipeConfig, resolve_config
 from ..run_record import SECTION as RECORD_SECTION
+from .faults import RunProgress, faults_as_one_line
 from .feature_cache import release_cached_forward
+from .interrupts import StopAtNextStep, stop_on_signals
 from .linear_head import fit_cached_head
 from .output_dir import OutputDirLock, check_previous_run
 from .prepare import prepare
 from .prepared import PreparedRun
-from .resume import RecordRunIdentity, check_same_run, last_valid_checkpoint, resolve_resume_checkpoint
+from .resume import RecordRunIdentity, check_same_run, checkpoint_step, resolve_resume_checkpoint
 from .trainer import build_transfer_trainer
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ def fine_tune(config: RecipeConfig, callbacks: list[TrainerCallback] | None = No
     """Run one transfer experiment end to end and save a native-format model in ``output_dir``.
 
     ``callbacks``: extra transformers ``TrainerCallback``s (measurements, custom logging), run beside the strategy's.
+    Ctrl-C / SIGTERM raise :class:`~hf_transfer.exceptions.Interrupted` and a full disk :class:`RunError`, each with
+    one line saying where the run stopped and how to continue it.
     """
     started = time.perf_counter()
     config = resolve_config(config)
@@ -53,22 +57,39 @@ def fine_tune(config: RecipeConfig, callbacks: list[TrainerCallback] | None = No
     # The Trainer must neither push (it would create the repo and push checkpoints itself) nor pickle the token into
     # training_args.bin: take both out of its arguments; the finished run is pushed below, in one commit.
     hub = HubPushSettings.take_from(training)
-    with OutputDirLock(training.output_dir) if main_process else contextlib.nullcontext():
-        check_previous_run(training.output_dir, config.run.overwrite_output_dir, training.resume_from_checkpoint)
-        training.resume_from_checkpoint = resolve_resume_checkpoint(
-            training.resume_from_checkpoint, training.output_dir
-        )
-        prepared = prepare(config)
-        identity = run_identity(prepared)
-        if training.resume_from_checkpoint:
-            check_same_run(training.resume_from_checkpoint, identity)
-        trainer = build_transfer_trainer(prepared, callbacks=[*(callbacks or []), RecordRunIdentity(identity)])
-        with _disk_full_as_one_line(training.output_dir):
-            metrics = _train_and_evaluate(prepared, trainer)
+    progress = RunProgress(training.output_dir, main_process)
+    stopper = StopAtNextStep()
+    with stop_on_signals(stopper, graceful=training.world_size == 1), faults_as_one_line(progress):
+        progress.stage = "the output directory's lock and owner files"
+        with OutputDirLock(training.output_dir) if main_process else contextlib.nullcontext():
+            check_previous_run(training.output_dir, config.run.overwrite_output_dir, training.resume_from_checkpoint)
+            readme = Path(training.output_dir, CARD_FILENAME)
+            user_readme = _user_file(readme)
+            training.resume_from_checkpoint = resolve_resume_checkpoint(
+                training.resume_from_checkpoint, training.output_dir
+            )
+            progress.start_step = checkpoint_step(training.resume_from_checkpoint)
+            progress.stage = "the prepared data and model (the frozen-feature cache)"
+            prepared = prepare(config)
+            identity = run_identity(prepared)
+            if training.resume_from_checkpoint:
+                check_same_run(training.resume_from_checkpoint, identity)
+            extra = [*(callbacks or []), RecordRunIdentity(identity), stopper]  # the stop comes after the identity
+            trainer = progress.trainer = build_transfer_trainer(prepared, callbacks=extra)
+            progress.stage = "a checkpoint"
+            metrics = _train_and_evaluate(prepared, trainer, progress)
             release_cached_forward(prepared.task.model)  # the saved and returned model runs on raw inputs
             prediction = metrics.pop("_prediction")
             if trainer.is_world_process_zero():
-                _save_run(prepared, trainer, prediction, time.perf_counter() - started, hub)
+                progress.stage = "the final model"
+                with _kept_as_it_is(readme, user_readme):  # save_pretrained may write a README.md (peft does)
+                    _save_run(prepared, trainer, prediction, time.perf_counter() - started)
+                progress.stage = "the model card"
+                _write_card(training.output_dir, hub, keep_readme=user_readme is not None)
+                if hub is not None:  # a failure raises PushError; the run stays on disk for `hf-transfer push`
+                    push_to_hub(
+                        training.output_dir, hub.repo_id, private=hub.private, revision=hub.revision, token=hub.token
+                    )
     collapsed = collapse_warning(prediction, prepared.task.problem_type, prepared.task.label_names)
     if collapsed and trainer.is_world_process_zero():
         logger.warning(collapsed)
@@ -95,11 +116,12 @@ def run_identity(prepared: PreparedRun) -> dict[str, Any]:
     }
 
 
-def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer) -> dict[str, Any]:
+def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunProgress) -> dict[str, Any]:
     task, strategy, training = prepared.task, prepared.strategy, prepared.training
     train_metrics = fit_cached_head(prepared)  # a closed-form head: one solve instead of the Trainer's steps
     if train_metrics is None:
         train_metrics = dict(trainer.train(resume_from_checkpoint=training.resume_from_checkpoint).metrics)
+    progress.stage = "the run's metrics and state"
     train_metrics.update(strategy.after_train(trainer, prepared.context))  # e.g. WiSE-FT's interpolation sweep
     train_metrics.update(
         **(task.record.frozen_features.counts() if task.record.frozen_features else {}),
@@ -125,10 +147,8 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer) -> dict[str, An
     return {**train_metrics, **eval_metrics, "_prediction": prediction}
 
 
-def _save_run(
-    prepared: PreparedRun, trainer: Trainer, prediction: Any, wall_time: float, hub: HubPushSettings | None
-) -> None:
-    """The model in its native format, its tokenizer, the resolved config with provenance, predictions and card."""
+def _save_run(prepared: PreparedRun, trainer: Trainer, prediction: Any, wall_time: float) -> None:
+    """The model in its native format, its tokenizer, the resolved config with provenance and the predictions."""
     config, task, strategy, output_dir = (
         prepared.config,
         prepared.task,
@@ -149,25 +169,37 @@ def _save_run(
     resolved[RECORD_SECTION] = record.to_dict()
     Path(output_dir, CONFIG_FILENAME).write_text(json.dumps(resolved, indent=2, default=str))
     save_eval_predictions(output_dir, prediction, task.problem_type)
+
+
+def _write_card(output_dir: str, hub: HubPushSettings | None, keep_readme: bool) -> None:
+    """The model card as README.md; a README.md the user wrote (no generated marker) is kept, with one line."""
     card_repo = (hub.repo_id, hub.revision) if hub else (None, None)
-    write_model_card(output_dir, *card_repo, overwrite=True)
-    if hub is not None:  # a failure raises PushError; the run stays on disk for `hf-transfer push`
-        push_to_hub(output_dir, hub.repo_id, private=hub.private, revision=hub.revision, token=hub.token)
+    if keep_readme:
+        logger.warning(
+            "%s was not written by hf_transfer: it is kept as it is, and the run has no model card (move it away, "
+            "then `hf-transfer push` writes one).",
+            Path(output_dir, CARD_FILENAME),
+        )
+    write_model_card(output_dir, *card_repo, overwrite=not keep_readme)
+
+
+def _user_file(path: Path) -> bytes | None:
+    """The content of a README.md that a person wrote (it lacks the generated card's marker), else None."""
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return None
+    return None if GENERATED_MARKER.encode() in content else content
 
 
 @contextlib.contextmanager
-def _disk_full_as_one_line(output_dir: str):
-    """A full disk while saving ends the run with one line naming the last complete checkpoint to resume from."""
+def _kept_as_it_is(path: Path, content: bytes | None):
+    """Put back a user's file (``content``, None: there was none) if a library's ``save_pretrained`` rewrote it."""
     try:
         yield
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        last = last_valid_checkpoint(output_dir)
-        resume = f"resume from {last.name} with --resume_from_checkpoint latest" if last else "no checkpoint was kept"
-        raise RunError(
-            f"No space left on the device while writing to {output_dir}: free some space, then {resume}."
-        ) from None
+    finally:
+        if content is not None and (not path.exists() or path.read_bytes() != content):
+            path.write_bytes(content)
 
 
 def collapse_warning(prediction, problem_type: str, label_names: list[str] | None) -> str | None:

@@ -1,0 +1,311 @@
+"""Faults during a run, as a user meets them: Ctrl-C, SIGTERM, a full disk, a folder of one's own as --output_dir, a
+save schedule without its evaluation schedule. Each ends in one line on stderr (no traceback) that says where the run
+stopped and how to continue, the exit status a shell expects, and nothing complete lost.
+
+Every case the README's reliability paragraph lists is here. Signals and the full disk are tested on real processes
+(signals) and a real small tmpfs (skipped where mounting is not permitted).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hf_transfer.exceptions import Interrupted, RunError
+from hf_transfer.training.output_dir import OWNER_FILENAME
+from hf_transfer.training.resume import RUN_IDENTITY_FILENAME, checkpoint_problem, last_valid_checkpoint
+
+from .conftest import REPO, write_imagefolder
+
+TINY = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32"]
+LONG = [*TINY, "--num_train_epochs", "200", "--per_device_train_batch_size", "4", "--logging_steps", "1"]
+RESUME = "--resume_from_checkpoint latest"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_imagefolder(tmp_path_factory.mktemp("faults") / "colours", per_class=8)
+
+
+class Run:
+    """A recipe run in its own process group (as a terminal's Ctrl-C reaches a whole pipeline), its output (stdout and
+    stderr merged: the Trainer prints its logs on stdout) read as it comes: a test waits for training to start."""
+
+    def __init__(self, argv: list[str], **env: str):
+        executable = {"python": [sys.executable], "hf-transfer": [str(Path(sys.executable).parent / "hf-transfer")]}
+        executable["accelerate"] = [str(Path(sys.executable).parent / "accelerate")]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        self.process = subprocess.Popen(
+            [*executable[argv[0]], *argv[1:]], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
+        self._reader.start()
+
+    def wait_for(self, predicate, timeout: float = 240) -> None:
+        deadline = time.time() + timeout
+        while not predicate():
+            assert self.process.poll() is None, "".join(self.lines)[-3000:]
+            assert time.time() < deadline, "".join(self.lines)[-3000:]
+            time.sleep(0.05)
+
+    def training(self) -> bool:
+        return any("'loss'" in line for line in self.lines)
+
+    def signal_group(self, signum: int) -> None:
+        os.killpg(self.process.pid, signum)
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        status = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return status, "".join(self.lines)
+
+
+def one_line(stderr: str, status: int, expected_status: int, *pieces: str) -> str:
+    """The single ``error:`` line, after checking the status and that no traceback was printed."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert status == expected_status, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert len(errors) == 1, stderr[-3000:]
+    print(f"exit {status}: {errors[0]}")  # the report of every case (pytest -s)
+    for piece in pieces:
+        assert piece in errors[0], errors[0]
+    return errors[0]
+
+
+def assert_released_and_tidy(out: Path) -> None:
+    """The owner file is gone (the kernel lock goes with the process) and no half-written checkpoint is left."""
+    assert not (out / OWNER_FILENAME).exists()
+    for checkpoint in out.glob("checkpoint-*"):
+        assert checkpoint_problem(checkpoint) is None and (checkpoint / RUN_IDENTITY_FILENAME).exists(), checkpoint
+
+
+def test_sigterm_saves_a_checkpoint_at_the_next_step_and_the_run_continues(data, tmp_path):
+    """What a scheduler or `timeout` sends: stop at the next step with a checkpoint, say where; resume from it."""
+    out = tmp_path / "run"
+    run = Run(
+        ["python", "recipes/image_cls.py", *LONG, "--train_dir", str(data), "--output_dir", str(out)],
+        HF_TRANSFER_STOP_GRACE_S="60",
+    )  # a busy CI machine may need more than 3 s for a step and a save
+    run.wait_for(run.training)
+    run.process.send_signal(signal.SIGTERM)
+    status, stderr = run.finish()
+    line = one_line(stderr, status, 143, "Stopped by SIGTERM at step", RESUME)
+    last = last_valid_checkpoint(out)
+    assert last is not None and str(last) in line  # the step it stopped at, saved: nothing trained is lost
+    assert_released_and_tidy(out)
+
+    step = json.loads((last / "trainer_state.json").read_text())["global_step"]
+    resumed = subprocess.run(
+        [sys.executable, "recipes/image_cls.py", *LONG, "--train_dir", str(data), "--output_dir", str(out),
+         "--resume_from_checkpoint", "latest", "--max_steps", str(step + 1)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == step + 1
+
+
+def test_ctrl_c_twice_stops_at_once_in_one_line(data, tmp_path):
+    """Ctrl-C reaches the whole process group; a second one does not wait for the checkpoint."""
+    out = tmp_path / "run"
+    run = Run(["hf-transfer", "train", *LONG, "--train_dir", str(data), "--output_dir", str(out)])
+    run.wait_for(run.training)
+    run.signal_group(signal.SIGINT)
+    time.sleep(0.2)  # two signals in one instant reach Python's handler once
+    run.signal_group(signal.SIGINT)
+    status, stderr = run.finish()
+    one_line(stderr, status, 130, "Stopped by SIGINT at step")
+    assert_released_and_tidy(out)
+
+
+def test_ctrl_c_before_training_starts(data, tmp_path):
+    """While the data and model are being prepared there is nothing to save: stop at once, leave nothing."""
+    out = tmp_path / "run"
+    run = Run(["python", "recipes/image_cls.py", *LONG, "--train_dir", str(data), "--output_dir", str(out)])
+    run.wait_for(lambda: any("Class balance" in line or "Chosen automatically" in line for line in run.lines))
+    run.signal_group(signal.SIGINT)
+    status, stderr = run.finish()
+    if "'loss'" in stderr:
+        pytest.skip("training started before the signal arrived")
+    one_line(stderr, status, 130, "Stopped by SIGINT", "no checkpoint was kept")
+    assert not out.exists()  # the run created it and wrote nothing: it leaves no trace
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_accelerate_launch_quiet(data, tmp_path):
+    """The launcher gets Ctrl-C too and passes SIGTERM on: the toolkit's line is still the one and the last."""
+    out = tmp_path / "run"
+    run = Run(["accelerate", "launch", "-q", "recipes/image_cls.py", *LONG, "--train_dir", str(data),
+               "--output_dir", str(out)])  # fmt: skip
+    run.wait_for(run.training)
+    run.signal_group(signal.SIGINT)
+    status, stderr = run.finish()
+    one_line(stderr, status, 130, "Stopped by SIGINT at step")
+    assert_released_and_tidy(out)
+
+
+# --- a full disk ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 12 MB tmpfs (root only; skipped elsewhere), unmounted afterwards."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(disk: Path, name: str) -> None:
+    """Write until the disk is full."""
+    with open(disk / name, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+
+
+def test_a_full_disk_at_a_checkpoint_and_at_resume_is_one_line(data, small_disk):
+    out = small_disk / "run"
+    argv = [*LONG, "--train_dir", str(data), "--output_dir", str(out), "--save_strategy", "steps", "--save_steps", "3"]
+    run = Run(["python", "recipes/image_cls.py", *argv])
+    run.wait_for(lambda: (out / "checkpoint-3" / RUN_IDENTITY_FILENAME).exists())
+    fill(small_disk, "filler")
+    status, stderr = run.finish()
+    line = one_line(stderr, status, 1, "No space left on the device for checkpoint-", "checkpoint-3", RESUME)
+    assert last_valid_checkpoint(out).name == "checkpoint-3"  # the complete one survives
+    assert_released_and_tidy(out)  # the cut-short one is gone (its space freed)
+    assert "Traceback" not in line
+
+    fill(small_disk, "filler-2")  # still full: the resume cannot even write its owner file
+    resumed = subprocess.run(
+        [sys.executable, "recipes/image_cls.py", *argv, "--resume_from_checkpoint", "latest"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    one_line(resumed.stderr, resumed.returncode, 1, "No space left on the device for the output directory's lock")
+    assert last_valid_checkpoint(out).name == "checkpoint-3"
+
+
+def test_torch_and_safetensors_full_disk_errors_are_recognised(small_disk):
+    """torch.save's zip writer and safetensors report a full disk without an errno (``unexpected pos``, ``file write
+    failed``, ``StorageFull``): each is still a full disk."""
+    import torch
+    from safetensors.torch import save_file
+
+    from hf_transfer.training.faults import is_disk_full
+
+    fill(small_disk, "filler")
+    big = {"w": torch.zeros(1 << 18)}
+    for write in (lambda: torch.save(big, small_disk / "x.pt"), lambda: save_file(big, str(small_disk / "x.st"))):
+        with pytest.raises(BaseException) as caught:
+            write()
+        assert is_disk_full(caught.value), repr(caught.value)
+    assert not is_disk_full(RuntimeError("shape mismatch"))
+
+
+@pytest.mark.parametrize("stage", ["the final model", "the model card"])
+def test_a_full_disk_at_the_end_names_what_did_not_fit(tmp_path, stage):
+    from hf_transfer.training.faults import RunProgress, faults_as_one_line
+
+    checkpoint = tmp_path / "checkpoint-9"
+    checkpoint.mkdir()
+    progress = RunProgress(str(tmp_path), main_process=True, stage=stage)
+    with pytest.raises(RunError) as caught, faults_as_one_line(progress):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "README.md"))
+    assert f"for {stage}" in str(caught.value) and "README.md" in str(caught.value)
+    assert "no checkpoint was kept" in str(caught.value)  # checkpoint-9 was incomplete: removed, not named
+    assert not checkpoint.exists()
+
+
+def test_interrupted_is_a_run_error_and_a_keyboard_interrupt():
+    err = Interrupted("Stopped by SIGTERM", exit_status=143)
+    assert isinstance(err, RunError) and isinstance(err, KeyboardInterrupt) and err.exit_status == 143
+
+
+# --- the output directory holds only what we wrote ----------------------------------------------------------------
+
+
+def test_a_folder_of_ones_own_is_refused_and_with_overwrite_its_readme_is_kept(data, tmp_path, capsys, caplog):
+    from hf_transfer.cli import run_recipe
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "README.md").write_text("# my notes\n")
+    (out / "notes.txt").write_text("keep me\n")
+    argv = [*TINY, "--max_steps", "1", "--train_dir", str(data), "--output_dir", str(out)]
+    assert run_recipe("image-classification", argv) == 2
+    line = one_line(capsys.readouterr().err, 2, 2, "holds no hf_transfer run", "README.md", "--overwrite_output_dir")
+    assert "notes.txt" in line and sorted(p.name for p in out.iterdir()) == ["README.md", "notes.txt"]
+
+    assert run_recipe("image-classification", [*argv, "--overwrite_output_dir"]) == 0
+    assert (out / "README.md").read_text() == "# my notes\n" and (out / "notes.txt").read_text() == "keep me\n"
+    assert "hf_transfer did not write (README.md, notes.txt)" in caplog.text
+    assert "README.md was not written by hf_transfer: it is kept" in caplog.text
+    assert (out / "model.safetensors").exists()
+
+
+# --- the evaluation schedule follows the user's save schedule ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--save_strategy", "steps", "--save_steps", "5"], ("steps", 5, "steps", 5)),
+        (["--eval_strategy", "steps", "--eval_steps", "4"], ("steps", 4, "steps", 4)),
+        (["--save_strategy", "steps", "--save_steps", "6", "--eval_strategy", "steps", "--eval_steps", "3"],
+         ("steps", 3, "steps", 6)),
+        ([], ("epoch", None, "epoch", 500)),
+    ],
+)  # fmt: skip
+def test_the_recipes_schedule_follows_the_users(data, flags, expected):
+    from hf_transfer.recipe import parse_config
+
+    training = parse_config([*flags, "--train_dir", str(data)], resolve=False).training
+    got = (training.eval_strategy.value, training.eval_steps, training.save_strategy.value, training.save_steps)
+    assert got == expected
+    assert "eval_strategy" not in training.set_by_user or "--eval_strategy" in flags  # still the recipe's choice
+
+
+# --- resume: what is reproduced exactly ------------------------------------------------------------------------------
+
+EXACT = [*TINY, "--drop_rate", "0.3", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
+         "--learning_rate", "0.01", "--logging_steps", "1", "--save_strategy", "steps", "--save_steps", "2",
+         "--save_total_limit", "10", "--seed", "3"]  # fmt: skip
+
+
+def losses(out: Path) -> list[tuple[int, float]]:
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    return [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
+
+
+@pytest.mark.slow
+def test_resume_from_a_mid_epoch_checkpoint_is_exact_without_augmentation(data, tmp_path):
+    """The README's statement: from a mid-epoch checkpoint, dropout on, augmentation off, every loss is the same as
+    the uninterrupted run's (with augmentation on, only epoch-boundary checkpoints are exact: tests/test_resume.py)."""
+    from hf_transfer.cli import run_recipe
+
+    argv = [*EXACT, "--no_augment", "True", "--train_dir", str(data)]
+    assert run_recipe("image-classification", [*argv, "--output_dir", str(tmp_path / "whole")]) == 0
+    (tmp_path / "resumed").mkdir()
+    shutil.copytree(tmp_path / "whole" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
+    resumed = [*argv, "--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint", "latest"]
+    assert run_recipe("image-classification", resumed) == 0
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
+    whole, again = (json.loads((tmp_path / d / "all_results.json").read_text()) for d in ("whole", "resumed"))
+    assert again["eval_loss"] == whole["eval_loss"]
