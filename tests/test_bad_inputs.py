@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import NEGATIVE, POSITIVE, REPO, make_image, run_command, write_imagefolder, write_text_csv
+from .conftest import (
+    NEGATIVE,
+    POSITIVE,
+    REPO,
+    Outcome,
+    make_image,
+    run_command,
+    write_imagefolder,
+    write_text_csv,
+)
 
 TINY = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--max_steps", "1"]
 
@@ -120,14 +129,6 @@ RECIPES = {"image": "recipes/image_cls.py", "text": "recipes/text_cls.py"}
 TASKS = {"image": "image-classification", "text": "text-classification"}
 
 
-@dataclass
-class Outcome:
-    """What a user sees of a run: its exit status and stderr (in-process: plus the log, for the traceback check)."""
-
-    returncode: int
-    stderr: str
-
-
 def command(launcher: str, case: Case, out: Path) -> list[str]:
     argv = [*case.argv, "--output_dir", case.env.get("OUT", str(out))]
     if launcher == "python":
@@ -157,40 +158,21 @@ def run_case(launcher: str, case: Case, out: Path, files: dict[str, Path]) -> su
 
 
 @pytest.fixture
-def in_process(capsys, caplog, monkeypatch):
-    """Run a case through an entry point in this process: environment through monkeypatch, and the global logging
-    settings the entry points change (transformers' verbosity, the HTTP loggers' levels) put back afterwards."""
-    import logging
-
-    from transformers.utils import logging as hf_logging
-
+def run_in_process(in_process, monkeypatch):
+    """A case through an entry point in this process, its environment set through monkeypatch."""
     from hf_transfer import cli
-
-    verbosity = hf_logging.get_verbosity()
-    http_levels = {name: logging.getLogger(name).level for name in ("httpx", "httpx2", "httpcore")}
 
     def run(entry: str, case: Case, out: Path, files: dict[str, Path]) -> Outcome:
         for key, value in case.env.items():
             if key != "OUT":
                 monkeypatch.setenv(key, value)
         argv = [*case.argv, "--output_dir", case.env.get("OUT", str(out))]
-        capsys.readouterr()
-        caplog.clear()
         with held_if_needed(case, files):
-            try:
-                if entry == "recipe":  # what `python recipes/<task>.py` runs
-                    status = cli.run_recipe(TASKS[case.task], argv)
-                else:  # what the `hf-transfer` console script runs
-                    status = cli.main(["train", "--task", TASKS[case.task], *argv])
-            except SystemExit as exit_:  # argparse's way out: the process would exit with this status
-                status = exit_.code if isinstance(exit_.code, int) else 1
-        # any other exception propagates and fails the test: a process would have printed its traceback
-        return Outcome(status, capsys.readouterr().err + caplog.text)
+            if entry == "recipe":  # what `python recipes/<task>.py` runs
+                return in_process(cli.run_recipe, TASKS[case.task], argv)
+            return in_process(cli.main, ["train", "--task", TASKS[case.task], *argv])  # the `hf-transfer` script
 
-    yield run
-    hf_logging.set_verbosity(verbosity)
-    for name, level in http_levels.items():
-        logging.getLogger(name).setLevel(level)
+    return run
 
 
 def hold_lock(folder: Path) -> subprocess.Popen:
@@ -218,9 +200,9 @@ CASE_NAMES = [c.name for c in cases({key: Path(key) for key in FILE_KEYS}, Path(
 
 @pytest.mark.parametrize("entry", ["recipe", "hf-transfer"])
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_every_case_in_process(files, tmp_path, in_process, entry, name):
+def test_every_case_in_process(files, tmp_path, run_in_process, entry, name):
     case = next(c for c in cases(files, tmp_path / "out") if c.name == name)
-    assert_one_line(in_process(entry, case, tmp_path / "out", files), case.expected)
+    assert_one_line(run_in_process(entry, case, tmp_path / "out", files), case.expected)
     if "OUT" not in case.env:
         assert not (tmp_path / "out").exists()  # a refused run leaves nothing behind
 
@@ -253,40 +235,34 @@ def test_accelerate_launch_quiet(files, tmp_path, name):
     assert result.stderr.rstrip().splitlines()[-1].startswith("error:")  # the toolkit's line is the last word
 
 
-def test_existing_output_dir_is_refused_and_kept(files, tmp_path, in_process):
+def test_existing_output_dir_is_refused_and_kept(files, tmp_path, run_in_process):
     out = tmp_path / "run"
     out.mkdir()
     (out / "model.safetensors").write_bytes(b"weights")
     case = Case("existing output dir", "image", "--overwrite_output_dir", [*TINY, "--train_dir", str(files["good"])])
-    result = in_process("recipe", case, out, files)
+    result = run_in_process("recipe", case, out, files)
     assert_one_line(result, "--overwrite_output_dir")
     assert (out / "model.safetensors").read_bytes() == b"weights"
 
 
-def predict(capsys, *argv: str) -> Outcome:
-    """`hf-transfer predict ...`, in-process."""
-    from hf_transfer import cli
+def test_predict_on_a_text_model_is_one_line(tiny_bert_dir, files, in_process):
+    from hf_transfer.cli import main
 
-    capsys.readouterr()
-    status = cli.main(["predict", *argv])
-    return Outcome(status, capsys.readouterr().err)
-
-
-def test_predict_on_a_text_model_is_one_line(tiny_bert_dir, files, capsys):
-    result = predict(capsys, "--model", str(tiny_bert_dir), str(files["good"] / "red" / "000.png"))
+    result = in_process(main, ["predict", "--model", str(tiny_bert_dir), str(files["good"] / "red" / "000.png")])
     assert_one_line(result, "not an image model")
 
 
-def test_predict_refuses_pickled_objects_in_one_line(files, tmp_path, capsys):
+def test_predict_refuses_pickled_objects_in_one_line(files, tmp_path, in_process):
     import timm
     import torch
 
+    from hf_transfer.cli import main
     from hf_transfer.hub import save_timm_model
 
     model_dir = save_timm_model(timm.create_model("test_efficientnet", num_classes=3), tmp_path / "m", ["a", "b", "c"])
     (model_dir / "model.safetensors").unlink()
     torch.save({"weights": Path("not a tensor")}, model_dir / "pytorch_model.bin")  # any object: refused
-    result = predict(capsys, "--model", str(model_dir), str(files["good"] / "red" / "000.png"))
+    result = in_process(main, ["predict", "--model", str(model_dir), str(files["good"] / "red" / "000.png")])
     assert_one_line(result, "not plain tensors")
 
 
