@@ -69,4 +69,7 @@ def test_text_strategy_on_minilm_and_reviews(tmp_path, strategy):
     lr = {"ia3": 1e-2}.get(strategy, 3e-3 if strategy in HEAD_OR_ADAPTER else 2e-4)
     # mean pooling: MiniLM's [CLS] pooler is untrained, and 40 steps are too few to train it *and* show transfer
     metrics = short_run(tmp_path, "text-classification", strategy, data, TEXT_SETTINGS, lr, epochs=2, pooling="mean")
+    # Measured (one torch thread): lp_ft 0.660, lora 0.687, llrd 0.700, freeze 0.703, gradual_unfreeze 0.730. The bar
+    # is 3.4 standard deviations above chance, and the lowest of these clears it by 18 reviews: at these gentle rates
+    # (2e-4 for the body) rounding moves a score by a review or two, not by 18.
     assert metrics["eval_accuracy"] > 0.6, metrics  # chance: 0.5 (300 examples: ±0.03)
