@@ -9,6 +9,7 @@ os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -69,6 +70,43 @@ def run_command(args: list[str], timeout: int = 600, **env: str):
     elif executable == "python":
         args = [sys.executable, *args[1:]]
     return subprocess.run(args, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class Outcome:
+    """What a user sees of a command: its exit status and output (in-process, stderr includes the log)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def in_process(capsys, caplog):
+    """Call an entry point (``cli.main``, ``cli.run_recipe``) in this process, as its console script would, saving an
+    interpreter start (seconds of torch/transformers imports) per call. An unexpected exception propagates (a process
+    would print its traceback); the global logging settings the entry points change are put back afterwards."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpx2", "httpcore")}
+
+    def call(entry, *args) -> Outcome:
+        capsys.readouterr()
+        caplog.clear()
+        try:
+            status = entry(*args)
+        except SystemExit as exit_:  # argparse's way out: the process would exit with this status
+            status = 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return Outcome(status, captured.out, captured.err + caplog.text)
+
+    yield call
+    hf_logging.set_verbosity(verbosity)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 POSITIVE = [

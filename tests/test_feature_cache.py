@@ -181,13 +181,15 @@ def test_the_saved_model_predicts_what_the_cache_evaluated(tmp_path, colours):
     assert predicted == recorded
 
 
-def test_cache_list_and_clear(tmp_path, colours):
+def test_cache_list_and_clear(tmp_path, colours, in_process):
+    from hf_transfer.cli import main
+
     ht.prepare(image_config(tmp_path, colours))
     env = {"HF_TRANSFER_CACHE": str(tmp_path / "cache")}
-    listed = run_command(["hf-transfer", "cache", "list"], **env)
+    listed = run_command(["hf-transfer", "cache", "list"], **env)  # once as a user runs it
     assert listed.returncode == 0 and "2 entries" in listed.stdout and "train rows" in listed.stdout
-    cleared = run_command(["hf-transfer", "cache", "clear"], **env)
+    cleared = in_process(main, ["cache", "clear"])  # then in-process (the same HF_TRANSFER_CACHE, set above)
     assert cleared.returncode == 0 and "freed" in cleared.stdout and "(2 entries)" in cleared.stdout
     assert not any((tmp_path / "cache" / "features").glob("*/*.safetensors"))
-    again = run_command(["hf-transfer", "cache", "list"], **env)
+    again = in_process(main, ["cache", "list"])
     assert "0 entries" in again.stdout

@@ -49,10 +49,17 @@ def short_run(
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_image_strategy_on_lite0_and_mnist(tmp_path, strategy):
     data = ht.DataArguments(max_train_samples=256, max_eval_samples=200, image_size=64, no_augment=True)
-    lr = 1e-2 if strategy in HEAD_OR_ADAPTER else 1e-3
-    # 32 steps: after 16, several strategies sat within a few examples of the bar (full 0.325); after 32, 0.39-0.80
+    # LoRA learns at its own default rate (1e-3): at 1e-2 it is unstable on Lite0's pointwise convolutions (its loss
+    # first rises above the zero head's 2.30, benchmarks/RESULTS.md), so its score after 32 steps is decided by float
+    # rounding: 0.2 on one machine of the CI kind, 0.685 on another with one torch thread. At 1e-3: 0.835 (seed 1:
+    # 0.740), both one thread.
+    lr = 1e-3 if strategy == "lora" else 1e-2 if strategy in HEAD_OR_ADAPTER else 1e-3
     metrics = short_run(tmp_path, "image-classification", strategy, data, IMAGE_SETTINGS, lr, epochs=2)
-    assert metrics["eval_accuracy"] > 0.3, metrics  # chance: 0.1
+    # After 32 steps the strategies score 0.39-0.84; the lowest are those whose batch-norm statistics lag behind
+    # fast-moving weights (full, bitfit, ...; after 16 steps full sat at 0.325). "Trains above chance" is asserted
+    # with a bar of twice chance: a model at chance (0.1) reaches it on these 200 digits about once in a million runs
+    # (4.7 standard deviations), and the lowest strategy clears it by 0.19 (38 digits), far beyond rounding noise.
+    assert metrics["eval_accuracy"] > 0.2, metrics  # chance: 0.1
 
 
 @pytest.mark.slow
@@ -62,4 +69,7 @@ def test_text_strategy_on_minilm_and_reviews(tmp_path, strategy):
     lr = {"ia3": 1e-2}.get(strategy, 3e-3 if strategy in HEAD_OR_ADAPTER else 2e-4)
     # mean pooling: MiniLM's [CLS] pooler is untrained, and 40 steps are too few to train it *and* show transfer
     metrics = short_run(tmp_path, "text-classification", strategy, data, TEXT_SETTINGS, lr, epochs=2, pooling="mean")
+    # Measured (one torch thread): lp_ft 0.660, lora 0.687, llrd 0.700, freeze 0.703, gradual_unfreeze 0.730. The bar
+    # is 3.4 standard deviations above chance, and the lowest of these clears it by 18 reviews: at these gentle rates
+    # (2e-4 for the body) rounding moves a score by a review or two, not by 18.
     assert metrics["eval_accuracy"] > 0.6, metrics  # chance: 0.5 (300 examples: ±0.03)

@@ -13,7 +13,7 @@ import hf_transfer as ht
 from hf_transfer.data.labels import ROW_COLUMN, sample_per_class, with_row_ids
 from hf_transfer.exceptions import DataError
 
-from .conftest import run_command, write_imagefolder
+from .conftest import write_imagefolder
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +118,11 @@ def test_a_setting_goes_to_the_cells_whose_strategy_reads_it(tmp_path, colours, 
         (["--train_sizes", "3,3"], "twice"),
     ],
 )
-def test_bad_study_flags_are_one_line(tmp_path, colours, pretrained, flags, message):
-    argv = ["hf-transfer", "study", "--train_dir", str(colours), "--model_name_or_path", str(pretrained)]
-    result = run_command([*argv, "--output_dir", str(tmp_path / "s"), *flags])
+def test_bad_study_flags_are_one_line(tmp_path, colours, pretrained, flags, message, in_process):
+    from hf_transfer.cli import main  # in-process: what the `hf-transfer` script calls, without an interpreter start
+
+    argv = ["study", "--train_dir", str(colours), "--model_name_or_path", str(pretrained)]
+    result = in_process(main, [*argv, "--output_dir", str(tmp_path / "s"), *flags])
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr

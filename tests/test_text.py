@@ -205,19 +205,11 @@ def test_pretrained_minilm_beats_random_init_on_real_reviews(tmp_path):
     assert pretrained >= 0.65 and pretrained >= scratch + 0.08
 
 
-def test_text_recipe_bad_column_exits_2(tmp_path, sentiment_csv):
-    result = run_command(
-        [
-            "python",
-            "recipes/text_cls.py",
-            "--train_file",
-            str(sentiment_csv),
-            "--text_column_names",
-            "body",
-            "--output_dir",
-            str(tmp_path / "o"),
-        ]  # fmt: skip
-    )
+def test_text_recipe_bad_column_exits_2(tmp_path, sentiment_csv, in_process):
+    from hf_transfer.cli import run_recipe  # what recipes/text_cls.py runs; its launcher: tests/test_bad_inputs.py
+
+    argv = ["--train_file", str(sentiment_csv), "--text_column_names", "body", "--output_dir", str(tmp_path / "o")]
+    result = in_process(run_recipe, "text-classification", argv)
     assert result.returncode == 2 and "columns are ['text', 'label']" in result.stderr
 
 
