@@ -98,7 +98,7 @@ def constant_prediction_metrics(train: dict[str, list[str]], test: dict[str, lis
     """The metrics of predicting the training set's most frequent shape and colour for every image."""
     from transformers import EvalPrediction
 
-    from hf_transfer.training.metrics import multilabel_metrics
+    from hf_transfer.training.task_metrics import multilabel_metrics
 
     names = sorted({tag for tags in train.values() for tag in tags})
     counts = collections.Counter(tag for tags in train.values() for tag in tags)

@@ -208,8 +208,8 @@ def _cache(argv: list[str]) -> int:
     if args.action == "list":
         for entry in entries:
             created = entry.created.astimezone().strftime("%Y-%m-%d %H:%M")
-            print(f"{entry.digest[:12]}  {_size(entry.size_bytes):>9}  {created}  {entry.description}")
-        print(f"{len(entries)} entries, {_size(sum(e.size_bytes for e in entries))} in {root}")
+            print(f"{entry.digest[:12]}  {_human_size(entry.size_bytes):>9}  {created}  {entry.description}")
+        print(f"{len(entries)} entries, {_human_size(sum(e.size_bytes for e in entries))} in {root}")
         return 0
     chosen = [e.digest for e in entries if not args.digests or any(e.digest.startswith(d) for d in args.digests)]
     if args.digests and not chosen:
@@ -217,11 +217,11 @@ def _cache(argv: list[str]) -> int:
             ConfigError(f"no cache entry starts with {', '.join(args.digests)}; see `hf-transfer cache list`.")
         )
     freed = store.clear(None if not args.digests else chosen)
-    print(f"freed {_size(freed)} ({len(chosen)} entries) in {root}")
+    print(f"freed {_human_size(freed)} ({len(chosen)} entries) in {root}")
     return 0
 
 
-def _size(count: float) -> str:
+def _human_size(count: float) -> str:
     for unit in ("B", "KB", "MB"):
         if count < 1024:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"

@@ -18,7 +18,7 @@ import hf_transfer as ht
 from hf_transfer.recipe import mark_user_set, parse_config
 from hf_transfer.strategies import ComposedStrategy, StrategyArguments
 from hf_transfer.training.budget import MAX_STEPS, MIN_STEPS, choose_training
-from hf_transfer.training.feature_cache import collate_cached
+from hf_transfer.training.prefix_cache import collate_cached
 from hf_transfer.training.run import collapse_warning
 
 from .conftest import write_imagefolder

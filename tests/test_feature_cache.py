@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import hf_transfer as ht
-from hf_transfer.training.feature_cache import collate_cached
+from hf_transfer.training.prefix_cache import collate_cached
 
 from .conftest import NEGATIVE, POSITIVE, run_command, write_imagefolder, write_text_csv
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from hf_transfer.training import feature_store
-from hf_transfer.training.feature_cache import cached_features
 from hf_transfer.training.feature_store import FeatureStore, feature_key, tensor_content_hash
+from hf_transfer.training.prefix_cache import cached_features
 
 LOGGER = "hf_transfer.training.feature_store"
 PACKAGE_DIR = Path(feature_store.__file__).resolve().parent.parent
@@ -221,7 +221,7 @@ def test_two_threads_racing_encode_once(store, tmp_path):
 
 
 # A fresh interpreter (what multiprocessing's spawn starts, like a study's cell), without hf_transfer/__init__.py: the
-# stub package makes ``hf_transfer.training.feature_cache`` import only what the training package needs.
+# stub package makes ``hf_transfer.training.prefix_cache`` import only what the training package needs.
 CHILD = """
 import os, sys, time, types, json
 package_dir, root, count, go = sys.argv[1:]
@@ -229,7 +229,7 @@ package = types.ModuleType("hf_transfer")
 package.__path__ = [package_dir]
 sys.modules["hf_transfer"] = package
 import torch
-from hf_transfer.training.feature_cache import cached_features
+from hf_transfer.training.prefix_cache import cached_features
 from hf_transfer.training.feature_store import FeatureStore
 
 def encode(positions):

@@ -11,7 +11,7 @@ from scipy.optimize import minimize
 from sklearn.linear_model import RidgeClassifier
 from sklearn.preprocessing import StandardScaler
 
-from hf_transfer.study.ranking import (
+from hf_transfer.study.transferability import (
     RankingScore,
     best_first,
     kendall_tau,

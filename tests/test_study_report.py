@@ -19,7 +19,6 @@ import pytest
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from hf_transfer.study.ranking import RankingScore
 from hf_transfer.study.report import (
     CSV_FILENAME,
     EFFICIENCY_FIGURE,
@@ -29,6 +28,7 @@ from hf_transfer.study.report import (
     write_report,
 )
 from hf_transfer.study.summary import ALL, SCRATCH, CellResult, StudyFacts, format_duration, format_metric, summarize
+from hf_transfer.study.transferability import RankingScore
 
 A, B, C = "builtin:efficientnet_lite0", "timm/resnet50.a1_in1k", "timm/vit_tiny_patch16_224.augreg_in21k"
 N_CLASSES = 10

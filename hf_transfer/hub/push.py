@@ -20,7 +20,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from ..exceptions import ConfigError
 from .artifacts import FORMAT_FILES, inspect_run
-from .card import write_model_card
+from .card_writer import write_model_card
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments

@@ -104,7 +104,7 @@ class FusionForClassification(PreTrainedModel):
     """``pixel_values`` + ``input_ids`` (or precomputed ``image_embeds`` / ``text_embeds``) → class logits.
 
     Precomputed embeddings let a run with frozen towers encode each distinct image and text once instead of every
-    epoch (see :mod:`hf_transfer.training.tower_cache`); the towers stay in the model so it is complete when saved.
+    epoch (see :mod:`hf_transfer.training.fusion_cache`); the towers stay in the model so it is complete when saved.
     """
 
     config_class = FusionConfig

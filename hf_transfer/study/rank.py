@@ -2,7 +2,7 @@
 
 Each model's pooled features come from the frozen-feature cache (a linear probe's prepared run encodes them once and
 keeps them, so the study's linear-probe cells reuse them), and are scored with LogME (You et al., 2021) and a
-closed-form linear probe (:mod:`hf_transfer.study.ranking`). Seconds to minutes, against hours of fine-tuning.
+closed-form linear probe (:mod:`hf_transfer.study.transferability`). Seconds to minutes, against hours of fine-tuning.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, TaskArguments, parse_arguments, resolve_config
 from ..training import prepare
-from ..training.feature_cache import CachedRows
+from ..training.prefix_cache import CachedRows
 from .cells import Cell, cell_config
-from .ranking import RankingScore, best_first, score_features
+from .transferability import RankingScore, best_first, score_features
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def rank_models(
     scores = []
     for model in models:
         started = time.perf_counter()
-        config = cell_config(base, Cell(model, "linear_probe", False, train_size, seed), _nowhere(base), split_seed)
+        config = cell_config(
+            base, Cell(model, "linear_probe", False, train_size, seed), _unwritten_study_dir(base), split_seed
+        )
         config.run = dataclasses.replace(config.run, cache_frozen_features=True)
         prepared = prepare(config)
         train = prepared.task.train_dataset
@@ -58,7 +60,7 @@ def ranking_table(scores: list[RankingScore]) -> str:
     return "\n".join(lines)
 
 
-def _nowhere(base: RecipeConfig):
+def _unwritten_study_dir(base: RecipeConfig):
     """Ranking prepares runs but never trains or saves them: their output dir is never created."""
     from pathlib import Path
 

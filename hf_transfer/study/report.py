@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .plots import plot_data_efficiency, plot_metric_vs_time
-from .ranking import RankingScore
 from .summary import (
     SCRATCH,
     TIE_SHARE,
@@ -39,6 +38,7 @@ from .summary import (
     size_order,
     summarize,
 )
+from .transferability import RankingScore
 
 JSON_FILENAME = "study.json"
 CSV_FILENAME = "study.csv"

@@ -195,7 +195,7 @@ class StudyArguments(TaskArguments):
         """The flags as :class:`StudySettings`; a malformed list is one line naming its flag."""
         return StudySettings(
             strategies=_list(self.strategies, "--strategies"),
-            train_sizes=[_size(text) for text in _list(self.train_sizes, "--train_sizes")],
+            train_sizes=[_parse_size(text) for text in _list(self.train_sizes, "--train_sizes")],
             seeds=[_integer(text, "--seeds") for text in _list(self.seeds, "--seeds")],
             models=_list(self.models, "--models") if self.models else None,
             scratch=self.scratch,
@@ -241,7 +241,7 @@ def _list(text: str | list, flag: str) -> list[str]:
     return items
 
 
-def _size(text: str) -> int | None:
+def _parse_size(text: str) -> int | None:
     return None if text.lower() == "all" else _integer(text, "--train_sizes")
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..metric_names import metric_info
-from .ranking import RankingScore, kendall_tau
+from .transferability import RankingScore, kendall_tau
 
 Size = int | str  # labelled examples per class, or ALL
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "prepare": "prepare",
-    "PreparedRun": "prepared",
-    "PreparedTask": "prepared",
+    "PreparedRun": "run_types",
+    "PreparedTask": "run_types",
+    "ResolvedRun": "run_types",
     "FineTuneResult": "run",
     "fine_tune": "run",
     "TransferTrainer": "trainer",
@@ -25,6 +26,7 @@ __all__ = [
     "FineTuneResult",
     "PreparedRun",
     "PreparedTask",
+    "ResolvedRun",
     "TransferTrainer",
     "build_transfer_trainer",
     "fine_tune",
@@ -33,8 +35,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .prepare import prepare
-    from .prepared import PreparedRun, PreparedTask
     from .run import FineTuneResult, fine_tune
+    from .run_types import PreparedRun, PreparedTask, ResolvedRun
     from .trainer import TransferTrainer, build_transfer_trainer
 
 

@@ -9,7 +9,7 @@ import tempfile
 from ..config import MULTIMODAL_CLASSIFICATION
 from ..models.fusion import FusionConfig, FusionForClassification, fusion_block_view
 from ..strategies import StrategyContext, TransferStrategy
-from .prepared import PreparedRun
+from .run_types import PreparedRun
 from .trainer import build_transfer_trainer
 
 logger = logging.getLogger(__name__)

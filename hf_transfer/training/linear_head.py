@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..config import SINGLE_LABEL
-from .prepared import PreparedRun
+from .run_types import PreparedRun
 
 logger = logging.getLogger(__name__)
 

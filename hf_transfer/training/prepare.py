@@ -14,9 +14,9 @@ from transformers import set_seed
 
 from ..recipe import RecipeConfig, resolve_config
 from ..strategies import ComposedStrategy, StrategyContext, TransferStrategy
-from .feature_cache import CannotCache, cache_frozen_prefix, find_frozen_prefix, keep_prefix_in_eval, why_not_cached
-from .prepared import PreparedRun
+from .prefix_cache import CannotCache, cache_frozen_prefix, find_frozen_prefix, keep_prefix_in_eval, why_not_cached
 from .resolve import resolve_run
+from .run_types import PreparedRun
 from .tasks import TASKS
 from .trainer import parameter_counts
 

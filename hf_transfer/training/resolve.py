@@ -20,7 +20,7 @@ from ..exceptions import ConfigError
 from ..recipe import RecipeConfig
 from ..strategies import TransferStrategy
 from .budget import choose_training, class_balance
-from .prepared import PreparedTask, ResolvedRun
+from .run_types import PreparedTask, ResolvedRun
 
 logger = logging.getLogger(__name__)
 

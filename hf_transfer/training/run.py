@@ -16,17 +16,17 @@ from transformers import Trainer, TrainerCallback
 from ..config import CONFIG_FILENAME, EVAL_PREDICTIONS_FILENAME, SINGLE_LABEL
 from ..hub import HubPushSettings, push_to_hub, write_model_card
 from ..hub.artifacts import CARD_FILENAME
-from ..hub.card import GENERATED_MARKER
+from ..hub.card_writer import GENERATED_MARKER
 from ..recipe import RecipeConfig, resolve_config
 from ..run_record import SECTION as RECORD_SECTION
 from .faults import RunProgress, faults_as_one_line
-from .feature_cache import release_cached_forward
 from .interrupts import StopAtNextStep, stop_on_signals
 from .linear_head import fit_cached_head
 from .output_dir import OutputDirLock, check_previous_run
+from .prefix_cache import release_cached_forward
 from .prepare import prepare
-from .prepared import PreparedRun
 from .resume import RecordRunIdentity, check_same_run, checkpoint_step, resolve_resume_checkpoint
+from .run_types import PreparedRun
 from .trainer import build_transfer_trainer
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from torch import nn
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..strategies import OptimizerSettings, StrategyContext, TransferStrategy
-from .prepared import PreparedRun
+from .run_types import PreparedRun
 
 logger = logging.getLogger(__name__)
 

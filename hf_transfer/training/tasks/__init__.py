@@ -8,7 +8,7 @@ from transformers import TrainingArguments
 
 from ...config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, TEXT_CLASSIFICATION
 from ...recipe import RecipeConfig
-from ..prepared import PreparedTask
+from ..run_types import PreparedTask
 from .image import prepare_image_task
 from .multimodal import prepare_multimodal_task
 from .text import prepare_text_task

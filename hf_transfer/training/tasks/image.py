@@ -18,8 +18,8 @@ from ...models.vision import build_image_model, create_timm_model
 from ...recipe import RecipeConfig
 from ...run_record import RunRecord
 from ...strategies.base import SourceModel
-from ..metrics import metrics_for
-from ..prepared import FeatureInputs, PreparedTask
+from ..run_types import FeatureInputs, PreparedTask
+from ..task_metrics import metrics_for
 
 
 def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:

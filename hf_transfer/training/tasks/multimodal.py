@@ -29,9 +29,9 @@ from ...strategies import ComposedStrategy, StrategyContext
 from ...strategies.towers import Tower, TowerStrategies
 from ..ablation import ablate_modalities
 from ..feature_store import FeatureStore, tensor_content_hash
-from ..metrics import metrics_for
-from ..prepared import PreparedTask
-from ..tower_cache import cache_frozen_towers, cached_transform_fn
+from ..fusion_cache import cache_frozen_towers, cached_transform_fn
+from ..run_types import PreparedTask
+from ..task_metrics import metrics_for
 
 logger = logging.getLogger(__name__)
 

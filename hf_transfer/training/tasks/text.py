@@ -18,8 +18,8 @@ from ...models.text import build_text_model, load_tokenizer, set_max_seq_length
 from ...recipe import RecipeConfig
 from ...run_record import RunRecord
 from ...strategies.base import SourceModel
-from ..metrics import metrics_for
-from ..prepared import FeatureInputs, PreparedTask
+from ..run_types import FeatureInputs, PreparedTask
+from ..task_metrics import metrics_for
 
 
 def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> PreparedTask:

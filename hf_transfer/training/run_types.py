@@ -19,7 +19,7 @@ from ..run_record import RunRecord
 from ..strategies.base import SourceModel, StrategyContext, TransferStrategy
 from ..strategies.spec import StrategySpec
 from .budget import Choices
-from .metrics import TaskMetrics
+from .task_metrics import TaskMetrics
 
 
 @dataclass

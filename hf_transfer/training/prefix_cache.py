@@ -32,7 +32,7 @@ from ..models.prefix import PrefixSplit, split_model
 from ..run_record import FrozenFeatures
 from ..strategies.base import keep_in_eval
 from .feature_store import FeatureStore, feature_key, tensor_content_hash
-from .prepared import FeatureInputs, PreparedRun
+from .run_types import FeatureInputs, PreparedRun
 
 logger = logging.getLogger(__name__)
 

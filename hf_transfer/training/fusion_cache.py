@@ -6,7 +6,7 @@ its output for an image or a text is the same at every step: easy-vqa, for one, 
 images) caching encodes 5,000 images instead of ~241,000, and 214 texts instead of as many. The model is unchanged:
 it takes the cached ``image_embeds`` / ``text_embeds`` in place of ``pixel_values`` / ``input_ids``.
 
-The features go through the same on-disk store as every frozen prefix (:func:`~hf_transfer.training.feature_cache.
+The features go through the same on-disk store as every frozen prefix (:func:`~hf_transfer.training.prefix_cache.
 cached_features`), keyed by the tower's content and preprocessing, each distinct image (its file or bytes, within the
 dataset the rows come from) and each distinct token sequence: a later run reuses them.
 """
@@ -25,8 +25,8 @@ from torch import nn
 
 from ..data.multimodal import TOKEN_KEYS, MultimodalCollator
 from ..data.transforms import to_model_mode
-from .feature_cache import cached_features, item_id
 from .feature_store import FeatureStore
+from .prefix_cache import cached_features, item_id
 
 logger = logging.getLogger(__name__)
 
