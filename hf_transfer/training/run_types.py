@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, TrainingArguments
 
+from ..data.labels import rows_digest
+from ..data.splits import LabelledData
 from ..models.blocks import BlockView
 from ..models.prefix import PrefixSplit
 from ..recipe import RecipeConfig
@@ -104,3 +106,18 @@ class PreparedRun:
     @property
     def class_weights(self) -> torch.Tensor | None:
         return self.resolved.class_weights
+
+
+def record_of_data(data: LabelledData, base_model: str, **task_fields: Any) -> RunRecord:
+    """A task's record: what every task fills the same way from its labelled data, and the task's own fields."""
+    return RunRecord(
+        base_model=base_model,
+        dataset=data.source,
+        train_samples=len(data.train),
+        eval_samples=len(data.validation),
+        validation_split=data.validation_split,
+        eval_set=rows_digest(data.validation, data.row_sources["validation"]),
+        skipped_images=dict(data.skipped_images),
+        text_columns=list(data.text_columns),
+        **task_fields,
+    )

@@ -9,16 +9,15 @@ from transformers import TrainingArguments
 
 from ...config import ModelArguments
 from ...data import build_image_transforms, collate_image_batch, image_transform_fn, load_image_data
-from ...data.labels import ROW_COLUMN, rows_digest
+from ...data.labels import ROW_COLUMN
 from ...data.transforms import jsonable_data_config, resolve_image_data_config
 from ...exceptions import ConfigError
 from ...hub.export import save_timm_model
 from ...models.references import ModelSource, resolve_image_source
 from ...models.vision import build_image_model, create_timm_model
 from ...recipe import RecipeConfig
-from ...run_record import RunRecord
 from ...strategies.base import SourceModel
-from ..run_types import FeatureInputs, PreparedTask
+from ..run_types import FeatureInputs, PreparedTask, record_of_data
 from ..task_metrics import metrics_for
 
 
@@ -47,16 +46,11 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
         ),
         base_model_reference=source.reference,
         source_model_factory=lambda: timm_source_model(source, config.model),
-        record=RunRecord(
-            base_model=source.reference,
-            dataset=data.source,
-            train_samples=len(data.train),
-            eval_samples=len(data.validation),
-            validation_split=data.validation_split,
-            skipped_images=data.skipped_images,
+        record=record_of_data(
+            data,
+            source.reference,
             data_config=jsonable_data_config(data_config),
             checkpoint_load=_load_summary(model),
-            eval_set=rows_digest(data.validation, data.row_sources["validation"]),
         ),
         labels=labels,
         feature_inputs=FeatureInputs(

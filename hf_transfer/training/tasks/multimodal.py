@@ -13,7 +13,6 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, TrainingArguments
 
 from ...config import SINGLE_LABEL, ModelArguments
-from ...data.labels import rows_digest
 from ...data.multimodal import MultimodalCollator, load_multimodal_data, multimodal_transform_fn, tokenize_multimodal
 from ...data.splits import LabelledData
 from ...data.transforms import build_image_transforms, jsonable_data_config, resolve_image_data_config
@@ -24,13 +23,13 @@ from ...models.fusion import FusionForClassification, build_fusion_model, fusion
 from ...models.references import resolve_image_source, resolve_text_source
 from ...models.text import load_tokenizer, set_max_seq_length
 from ...recipe import RecipeConfig, tower_strategy_arguments
-from ...run_record import FrozenFeatures, RunRecord
+from ...run_record import FrozenFeatures
 from ...strategies import ComposedStrategy, StrategyContext
 from ...strategies.towers import Tower, TowerStrategies
 from ..ablation import ablate_modalities
 from ..feature_store import FeatureStore, tensor_content_hash
 from ..fusion_cache import cache_frozen_towers, cached_transform_fn
-from ..run_types import PreparedTask
+from ..run_types import PreparedTask, record_of_data
 from ..task_metrics import metrics_for
 
 logger = logging.getLogger(__name__)
@@ -115,21 +114,15 @@ def prepare_multimodal_task(config: RecipeConfig, training: TrainingArguments) -
         strategy=tower_strategies(config, model, sources),
         finalise=partial(cache_frozen_features, inputs=inputs, config=config, training=training),
         labels={"train": list(data.train[data.label_column]), "validation": list(data.validation[data.label_column])},
-        record=RunRecord(
-            base_model=base_models,
+        record=record_of_data(
+            data,
+            base_models,
             image_model=image_source.reference if image_source else None,
             text_model=text_source.reference if text_source else None,
-            dataset=data.source,
             modalities=modalities,
             fusion=fusion.fusion,
-            text_columns=data.text_columns,
             pooling=config.model.pooling,
             max_seq_length=max_length,
-            train_samples=len(data.train),
-            eval_samples=len(data.validation),
-            validation_split=data.validation_split,
-            eval_set=rows_digest(data.validation, data.row_sources["validation"]),
-            skipped_images=data.skipped_images,
             data_config=jsonable_data_config(data_config) if data_config else None,
         ),
     )

@@ -10,15 +10,14 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
 
 from ...config import ModelArguments
-from ...data.labels import ROW_COLUMN, rows_digest
+from ...data.labels import ROW_COLUMN
 from ...data.text import load_text_data, tokenize_text_dataset
 from ...exceptions import ConfigError
 from ...models.references import TextModelSource, resolve_text_source
 from ...models.text import build_text_model, load_tokenizer, set_max_seq_length
 from ...recipe import RecipeConfig
-from ...run_record import RunRecord
 from ...strategies.base import SourceModel
-from ..run_types import FeatureInputs, PreparedTask
+from ..run_types import FeatureInputs, PreparedTask, record_of_data
 from ..task_metrics import metrics_for
 
 
@@ -52,17 +51,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         processing_class=tokenizer,
         base_model_reference=source.reference,
         source_model_factory=lambda: text_source_model(source, config.model),
-        record=RunRecord(
-            base_model=source.reference,
-            dataset=data.source,
-            text_columns=data.text_columns,
-            pooling=config.model.pooling,
-            max_seq_length=max_length,
-            train_samples=len(data.train),
-            eval_samples=len(data.validation),
-            validation_split=data.validation_split,
-            eval_set=rows_digest(data.validation, data.row_sources["validation"]),
-        ),
+        record=record_of_data(data, source.reference, pooling=config.model.pooling, max_seq_length=max_length),
         labels=labels,
         feature_inputs=FeatureInputs(
             row_ids={name: list(split[ROW_COLUMN]) for name, split in tokenized.items()},
