@@ -19,7 +19,7 @@ from safetensors.numpy import save_file
 
 from hf_transfer.config import MULTI_LABEL
 from hf_transfer.hub import IncompleteRunError, card_data, inspect_run, write_model_card
-from hf_transfer.hub import card as card_module
+from hf_transfer.hub import card_writer as card_module
 from hf_transfer.hub.artifacts import CONFUSION_FILENAME, CURVES_FILENAME
 
 GOLDEN = Path(__file__).parent / "golden" / "image-classification-card.md"
