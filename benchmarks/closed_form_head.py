@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     parts = harness.split_choices(parser, "--parts", args.parts, list(TASKS))
     sizes = [8] if args.quick else [int(s) for s in args.sizes.split(",")]
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
-    out = Path(args.out)
+    out = Path(args.out).resolve()
+    (out / "raw").mkdir(parents=True, exist_ok=True)
     checkpoints = [{"image": "builtin:efficientnet_lite0", "text": "builtin:all-MiniLM-L6-v2"}[p] for p in parts]
     datasets = [{"image": "builtin:mnist", "text": "builtin:rotten_tomatoes"}[p] for p in parts]
     runs = []
