@@ -127,8 +127,7 @@ def test_the_collapse_warning_fires_only_on_a_collapsed_run():
 
 def test_a_collapsed_run_ends_with_the_warning(tmp_path, caplog):
     data = write_imagefolder(tmp_path / "small", per_class=8)
-    sgd_head = ["--strategy", "linear_probe", "--head_solver", "sgd", "--learning_rate", "0"]
-    config = parse_config(tiny_argv(data, tmp_path / "o", *sgd_head))
+    config = parse_config(tiny_argv(data, tmp_path / "o", "--strategy", "linear_probe", "--learning_rate", "0"))
     with caplog.at_level(logging.WARNING):
         ht.fine_tune(config)  # a zero-initialised head that never moves predicts class 0 for everything
     assert "collapsed to one class" in caplog.records[-1].getMessage()

@@ -73,8 +73,9 @@ def test_one_class_is_refused():
 
 
 def test_a_linear_probe_fits_its_head_in_closed_form_into_the_native_model(tmp_path, monkeypatch):
-    """`--strategy linear_probe` on cached features: no SGD step, the head lands in the model's own classifier (timm
-    loads the saved run and predicts what the run evaluated), and the record, config and card say how it was fitted."""
+    """`--strategy linear_probe --head_solver closed_form` on cached features: no SGD step, the head lands in the
+    model's own classifier (timm loads the saved run and predicts what the run evaluated), and the record, config and
+    card say how it was fitted."""
     import json
 
     import timm
@@ -88,7 +89,8 @@ def test_a_linear_probe_fits_its_head_in_closed_form_into_the_native_model(tmp_p
     data = write_imagefolder(tmp_path / "colours", per_class=10)
     out = tmp_path / "run"
     argv = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--train_dir",
-            str(data), "--strategy", "linear_probe", "--output_dir", str(out)]  # fmt: skip
+            str(data), "--strategy", "linear_probe", "--head_solver", "closed_form",
+            "--output_dir", str(out)]  # fmt: skip
     result = ht.fine_tune(parse_config(argv))
     assert result.trainer.state.global_step == 0  # no optimizer step: one solve
     assert result.metrics["head_c"] > 0 and 0.0 <= result.metrics["head_cv_accuracy"] <= 1.0

@@ -45,8 +45,8 @@ class LinearProbe(TransferStrategy):
     """Only the new head trains; the backbone is a fixed feature extractor, batch-norm statistics included."""
 
     summary = (
-        "the new head only, fitted in closed form on the cached features (or by SGD); the backbone's batch-norm "
-        "statistics are frozen too"
+        "the new head only (by SGD, or in closed form on the cached features); the backbone's batch-norm statistics "
+        "are frozen too"
     )
     frozen_backbone = True
     default_learning_rate = 1e-2
@@ -54,10 +54,10 @@ class LinearProbe(TransferStrategy):
         Setting(
             "head_solver",
             str,
-            "closed_form",
-            "closed_form: on cached features, fit the head in one L-BFGS solve of L2-regularised logistic regression "
-            "(single-label); sgd: train it with the Trainer for the run's steps",
-            check=one_of("closed_form", "sgd"),
+            "sgd",
+            "sgd: train the head with the Trainer for the run's steps; closed_form: on cached features, fit it in one "
+            "L-BFGS solve of L2-regularised logistic regression (single-label), C by cross-validation",
+            check=one_of("sgd", "closed_form"),
         ),
         Setting(
             "head_c",
