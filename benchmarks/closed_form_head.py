@@ -72,10 +72,14 @@ def render(saved: dict) -> str:
             trained = statistics.mean(r["sgd"]["train_runtime"] for r in runs)
             gaps = [100 * (a - b) for a, b in zip(closed, sgd)]
             table.append([part, size, _mean_sd(closed), _mean_sd(sgd), _mean_sd(gaps, 1), f"{fit:.2f}",
-                          f"{trained:.1f}", f"{trained / fit:.0f}×"])  # fmt: skip
+                          f"{trained:.1f}", f"{trained / fit:.2g}×"])  # fmt: skip
     lines += harness.markdown_table(header, table)
     seeds = sorted({r["seed"] for r in saved["runs"]})
-    lines += ["", f"Mean ± standard deviation over seeds {seeds}; {EVAL_ROWS} held-out rows per task (split seed 0)."]
+    held_out = {part: next(r["sgd"]["eval_samples"] for r in saved["runs"] if r["part"] == part) for part in TASKS
+                if any(r["part"] == part for r in saved["runs"])}  # fmt: skip
+    rows = ", ".join(f"{n} {part}" for part, n in held_out.items())
+    lines += ["", f"Mean ± standard deviation over seeds {seeds}; the same held-out rows for every run ({rows}; split "
+              f"seed 0, at most {EVAL_ROWS})."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
