@@ -94,6 +94,7 @@ class TransferCardData(ModelCardData):
     kind: RunKind = field(repr=False)
     problem_type: str = field(repr=False)
     custom_code: bool = field(repr=False)
+    closed_form_head: bool = field(repr=False)  # the head was fitted in one solve, not trained by the Trainer
     architecture: str = field(repr=False)  # markdown
     base: BaseModel = field(repr=False)
     from_scratch: bool = field(repr=False)
@@ -180,6 +181,7 @@ class TransferCardData(ModelCardData):
             kind=artifacts.kind,
             problem_type=problem_type,
             custom_code=artifacts.custom_code,
+            closed_form_head=bool(record.head_fit),
             architecture=architecture_markdown(artifacts),
             base=base,
             from_scratch=from_scratch,

@@ -350,7 +350,7 @@ def training_notes(record: RunRecord) -> list[str]:
         )
     if record.head_fit:
         notes.append(
-            f"The head was fitted in closed form on the cached features ({record.head_fit}): one solve instead of "
+            f"The head was fitted in closed form on the cached features: {record.head_fit}. One solve instead of "
             "SGD steps, so no learning rate, schedule or training length applied."
         )
     elif record.chosen_automatically_line:

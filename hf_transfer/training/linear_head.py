@@ -38,8 +38,9 @@ class LinearHead:
     cv_accuracy: float | None = None  # mean held-out-fold accuracy at ``c`` (None when ``c`` was given)
 
     def describe(self) -> str:
-        score = f", cross-validated accuracy {self.cv_accuracy:.3f}" if self.cv_accuracy is not None else ""
-        return f"L2-regularised logistic regression, C={self.c:g} ({self.chosen_by}{score})"
+        how = "as given (--head_c)" if self.chosen_by == "given" else self.chosen_by
+        score = f" (cross-validated accuracy {self.cv_accuracy:.3f})" if self.cv_accuracy is not None else ""
+        return f"L2-regularised logistic regression with C={self.c:g} {how}{score}"
 
 
 def fit_linear_head(
@@ -85,13 +86,13 @@ def _fit(features: np.ndarray, labels: np.ndarray, c: float | None, seed: int):
         folds = min(MAX_FOLDS, smallest)
         if folds < 2:
             model = LogisticRegression(C=1.0, max_iter=MAX_ITER).fit(features, labels)
-            return model, "default: a class has one example, too few to cross-validate", None
+            return model, "(the default: a class has one example, too few to cross-validate)", None
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         model = LogisticRegressionCV(Cs=list(C_GRID), cv=splitter, scoring="accuracy", max_iter=MAX_ITER)
         model.fit(features, labels)
     best = int(np.flatnonzero(np.isclose(C_GRID, float(np.ravel(model.C_)[0])))[0])
     score = float(np.mean(next(iter(model.scores_.values()))[:, best]))
-    return model, f"{folds}-fold cross-validation on the training features", score
+    return model, f"chosen by {folds}-fold cross-validation on the training features", score
 
 
 def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
