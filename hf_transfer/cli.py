@@ -201,7 +201,7 @@ def _cache(argv: list[str]) -> int:
 
     store = FeatureStore()
     try:
-        entries = store.entries()
+        entries = store.entries(unreadable=True)
         root = store.root
     except OSError as err:
         return _fail(ConfigError(f"HF_TRANSFER_CACHE: the cache folder cannot be used ({err})."))

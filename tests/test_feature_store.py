@@ -287,6 +287,10 @@ def test_entries_and_clear(store):
     assert all(e.size_bytes == sum(f.stat().st_size for f in e.path.iterdir()) for e in entries)
     assert entries[0].size_bytes > entries[1].size_bytes > 0
 
+    listed = store.entries(unreadable=True)  # what `hf-transfer cache list` shows: every entry on disk
+    assert {e.digest for e in listed} == {second.digest, first.digest, "f" * 64}
+    assert next(e for e in listed if e.digest == "f" * 64).description.startswith("unreadable")
+
     assert store.clear([first.digest]) == entries[1].size_bytes + 10  # and the stale temporary folder
     assert store.load(first) is None and [e.digest for e in store.entries()] == [second.digest]
     assert fresh.exists() and not stale.exists()

@@ -277,9 +277,10 @@ class FeatureStore:
         )
         return None
 
-    def entries(self) -> list[FeatureEntry]:
+    def entries(self, unreadable: bool = False) -> list[FeatureEntry]:
         """The entries on disk, newest first, read from their ``meta.json`` (not verified: that reads every file).
-        Temporary folders and unreadable entries are left out."""
+        Temporary folders are left out, and so are unreadable entries unless ``unreadable`` (``hf-transfer cache
+        list`` shows them, so that what it counts is what is on disk and ``cache clear`` can free them)."""
         found: list[FeatureEntry] = []
         for child in self._children():
             if not (_DIGEST.fullmatch(child.name) and child.is_dir()):
@@ -290,8 +291,12 @@ class FeatureStore:
                 entry = FeatureEntry(
                     child.name, child, _dir_size(child), str(meta.get("description", "")), created, dict(meta["key"])
                 )
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                if not unreadable:
+                    continue
+                modified = datetime.fromtimestamp(_newest_mtime(child), timezone.utc)
+                why = f"unreadable ({type(err).__name__}: {err}); rebuilt when a run needs it, or cleared by digest"
+                entry = FeatureEntry(child.name, child, _dir_size(child), why, modified, {})
             found.append(entry)
         return sorted(found, key=lambda entry: entry.created, reverse=True)
 
