@@ -309,3 +309,15 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact_without_augmentation(data, 
     assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
     whole, again = (json.loads((tmp_path / d / "all_results.json").read_text()) for d in ("whole", "resumed"))
     assert again["eval_loss"] == whole["eval_loss"]
+
+
+def test_refusal_lines_read_cleanly(tmp_path):
+    """Small things of the same lines: a question ends the push refusal without a stray full stop, and label names
+    in the resume refusal appear as written, not JSON-escaped."""
+    from hf_transfer.hub import IncompleteRunError, inspect_run
+    from hf_transfer.training.resume import _short
+
+    with pytest.raises(IncompleteRunError) as refused:
+        inspect_run(tmp_path)
+    assert str(refused.value).endswith("run?")
+    assert _short(["zéro", "un"]) == '["zéro", "un"]'

@@ -172,7 +172,8 @@ def _auto_map_modules(config: dict[str, Any]) -> list[str]:
 
 def _read_json(path: Path, hint: str) -> dict[str, Any]:
     if not path.is_file():
-        raise IncompleteRunError(f"{path} is missing{'; ' + hint if hint else ''}.")
+        ending = f"; {hint}" if hint else ""
+        raise IncompleteRunError(f"{path} is missing{ending}" + ("" if ending.endswith("?") else "."))
     try:
         loaded = json.loads(path.read_text())
     except ValueError as err:

@@ -115,7 +115,7 @@ class RecordRunIdentity(TrainerCallback):
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value  # "zéro", not "z\u00e9ro"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
