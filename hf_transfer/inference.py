@@ -35,6 +35,11 @@ def predict_images(model_dir: str, image_paths: list[str], top_k: int = 5) -> li
     from timm.data import create_transform, resolve_data_config
 
     config_path = Path(model_dir, "config.json")
+    if Path(model_dir, "trainer_state.json").is_file() and Path(model_dir).name.startswith("checkpoint-"):
+        raise ValueError(
+            f"--model: {model_dir!r} is a Trainer checkpoint (for --resume_from_checkpoint), not a saved model; "
+            f"predict with the run's own directory ({str(Path(model_dir).parent)!r}), which holds the final model."
+        )
     if not config_path.is_file():
         raise FileNotFoundError(f"--model: {model_dir!r} is not a saved model directory (no config.json).")
     if "architecture" not in _read_config(config_path):  # a timm config, not a transformers one

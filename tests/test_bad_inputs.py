@@ -266,6 +266,21 @@ def test_predict_refuses_pickled_objects_in_one_line(files, tmp_path, in_process
     assert_one_line(result, "not plain tensors")
 
 
+def test_predict_on_a_trainer_checkpoint_names_the_run_directory(files, tmp_path, in_process):
+    """A Trainer checkpoint's config (TimmWrapper's, `model_args: null`) once ended in an AttributeError traceback."""
+    import json
+
+    from hf_transfer.cli import main
+
+    checkpoint = tmp_path / "run" / "checkpoint-10"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text(json.dumps({"architecture": "test_efficientnet", "model_args": None}))
+    (checkpoint / "trainer_state.json").write_text("{}")
+    result = in_process(main, ["predict", "--model", str(checkpoint), str(files["good"] / "red" / "000.png")])
+    assert_one_line(result, "is a Trainer checkpoint")
+    assert str(tmp_path / "run") in result.stderr
+
+
 def test_readme_lists_every_case(files, tmp_path):
     readme = (REPO / "README.md").read_text()
     paragraph = " ".join(readme[readme.index("Bad input fails") :].split("\n\n")[0].split())
