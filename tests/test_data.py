@@ -174,3 +174,39 @@ def test_class_labels_numbers_in_numeric_order_and_validation_matched_by_name():
     unknown = Dataset.from_dict({"y": ["7"]}, features=Features({"y": Value("string")}))
     with pytest.raises(DataError, match=r"\['7'\].*outside the training label set"):
         encode_class_labels(Dataset.from_dict({"y": [1, 2]}), unknown, "y")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_labels_mixing_numbers_and_names_are_one_line(tmp_path, suffix):
+    """`0, 1, neg, pos` in one column is two label sets written together: four classes would be wrong (csv), and the
+    json reader's arrow error was a traceback; both are one line naming the column and both kinds."""
+    import json
+
+    from hf_transfer.data.text import load_text_data
+
+    rows = [("good film", 1), ("bad film", 0), ("great", "pos"), ("awful", "neg")] * 5
+    path = tmp_path / f"mixed{suffix}"
+    if suffix == ".csv":
+        path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    else:
+        path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    with pytest.raises(DataError, match="'label' mixes") as refused:
+        load_text_data(data_args(train_file=str(path)), seed=0)
+    assert "\n" not in str(refused.value)
+
+
+def test_an_empty_class_folder_is_refused_and_broken_links_are_named(tmp_path, caplog):
+    """The imagefolder reader drops both without a word: an empty class folder would cost the model a class (an
+    error), a broken link is only one unreadable example (a warning naming it)."""
+    import logging
+
+    data = write_imagefolder(tmp_path / "colours", per_class=8)
+    (data / "purple").mkdir()
+    with pytest.raises(DataError, match=r"\['purple'\] hold no images"):
+        load_image_data(data_args(train_dir=str(data)), seed=0)
+    (data / "purple").rmdir()
+    (data / "red" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with caplog.at_level(logging.WARNING):
+        loaded = load_image_data(data_args(train_dir=str(data)), seed=0)
+    assert loaded.label_names == ["blue", "green", "red"]
+    assert any("broken link" in r.getMessage() and "gone.png" in r.getMessage() for r in caplog.records)

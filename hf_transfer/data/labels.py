@@ -15,6 +15,7 @@ import logging
 
 import datasets
 import numpy as np
+import pyarrow as pa
 from datasets import ClassLabel, Dataset, Sequence, Value
 
 from ..config import MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataArguments
@@ -153,7 +154,11 @@ def encode_class_labels(
         names = list(feature.names)
         present = set(train.unique(column))
     else:
-        values = train.unique(column)
+        try:
+            values = train.unique(column)
+        except pa.ArrowException as err:  # e.g. JSON rows whose labels mix numbers and strings
+            raise DataError(f"Column {column!r} mixes value types ({err}); give every label as one type.") from None
+        _refuse_mixed_numbers_and_names(column, values)
         if any(v is None for v in values):
             raise DataError(f"Column {column!r} has missing (None) labels in the train data; fill or drop those rows.")
         if any(isinstance(v, (list, dict)) for v in values):
@@ -176,6 +181,28 @@ def encode_class_labels(
     if validation is not None:
         validation = align_class_labels(validation, column, names)
     return train, validation, names
+
+
+def _refuse_mixed_numbers_and_names(column: str, values: list) -> None:
+    """``0, 1, neg, pos`` is two label sets written together (a csv column reads them all as text): four classes would
+    be wrong, so it is an error naming both kinds."""
+    numbers = [v for v in values if isinstance(v, (int, float)) or (isinstance(v, str) and _is_number(v))]
+    names = [v for v in values if isinstance(v, str) and not _is_number(v)]
+    if numbers and names:
+        shown = ", ".join(repr(v) for v in sorted(map(str, numbers))[:5])
+        others = ", ".join(repr(v) for v in sorted(names)[:5])
+        raise DataError(
+            f"Column {column!r} mixes numeric labels ({shown}) with named ones ({others}); use one kind of label for "
+            "every row (e.g. map the numbers to their names)."
+        )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def align_class_labels(split: Dataset, column: str, names: list[str]) -> Dataset:

@@ -7,6 +7,7 @@ when the source has one, its validation split: the one place that decides which 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from datasets.exceptions import DatasetGenerationError
 from ..config import BUILTIN_PREFIX, DataArguments
 from ..exceptions import DataError
 from .builtin import builtin_dataset_dir
+
+logger = logging.getLogger(__name__)
 
 Reader = Callable[[str, str], Dataset]  # (path, the flag that named it) -> one split
 TABLE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -106,8 +109,10 @@ def _named_splits(args: DataArguments, read_folder: Reader, read_table: Reader) 
             raise DataError(f"Dataset {name!r} has no 'train' split; it has {list(loaded)}.")
         return dict(loaded), name
     if args.train_dir:
+        check_image_folder(args.train_dir, "--train_dir")
         splits = {"train": read_folder(args.train_dir, "--train_dir")}
         if args.validation_dir:
+            check_image_folder(args.validation_dir, "--validation_dir")
             splits["validation"] = read_folder(args.validation_dir, "--validation_dir")
         return splits, args.train_dir
     if not args.train_file:
@@ -116,3 +121,29 @@ def _named_splits(args: DataArguments, read_folder: Reader, read_table: Reader) 
     if args.validation_file:
         splits["validation"] = read_table(args.validation_file, "--validation_file")
     return splits, args.train_file
+
+
+def check_image_folder(root: str, flag: str) -> None:
+    """What the imagefolder reader would drop without a word: a class folder with no file in it (the model would have
+    one class fewer: an error for training data; a validation folder may hold fewer classes) and broken links (safe to
+    skip: a warning naming them)."""
+    folder = Path(root)
+    if not folder.is_dir():
+        return  # the reader names what is missing
+    broken = [path for path in folder.rglob("*") if path.is_symlink() and not path.exists()]
+    if broken:
+        shown = ", ".join(str(path.relative_to(folder)) for path in broken[:5])
+        more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+        logger.warning("%s %s: skipping %d broken link(s): %s%s.", flag, root, len(broken), shown, more)
+    if flag != "--train_dir" or any(folder.glob("metadata.*")):  # with metadata, folders need not be classes
+        return
+    empty = sorted(
+        child.name
+        for child in folder.iterdir()
+        if child.is_dir() and not child.name.startswith(".") and not any(p.is_file() for p in child.rglob("*"))
+    )
+    if empty:
+        raise DataError(
+            f"{flag} {root}: class folder(s) {empty[:10]} hold no images, so the model would have no such class; add "
+            "images or remove the folder(s)."
+        )
