@@ -3,6 +3,7 @@ are the cells' own, and one-line errors for bad study flags."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 from pathlib import Path
@@ -141,3 +142,58 @@ def test_ray_backend_runs_cells_as_tasks(tmp_path, colours, pretrained):
         ray.shutdown()
     assert not summary.failed_cells
     assert (tmp_path / "study" / "runs/tiny/linear_probe/n3-s0/all_results.json").is_file()
+
+
+def test_a_second_study_on_the_same_directory_is_refused_in_one_line(tmp_path, colours, pretrained):
+    from hf_transfer.exceptions import ConfigError
+    from hf_transfer.training.output_dir import OutputDirLock
+
+    config = study_config(tmp_path, colours, pretrained)
+    settings = ht.StudySettings(strategies=["linear_probe"], train_sizes=[3], seeds=[0], scratch=False)
+    with OutputDirLock(config.training.output_dir):  # the first study, still running
+        with pytest.raises(ConfigError, match="in use by another run") as refused:
+            ht.study(config, settings)
+    assert "\n" not in str(refused.value)
+    assert not list((tmp_path / "study").glob("runs/*"))  # the second ran no cell
+
+
+def test_a_cell_worker_dies_with_its_study(tmp_path):
+    """`kill -9` of the study's process takes its workers with it (they would run on as orphans and collide with the
+    next run): the mechanism the local backend arms in every worker, seen from a grandchild of the test."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    armed = tmp_path / "armed"
+    worker = (
+        "import os, sys, time\nfrom pathlib import Path\nfrom hf_transfer.study.runner import die_with_parent\n"
+        "die_with_parent(int(sys.argv[1]))\nPath(sys.argv[2]).write_text(str(os.getpid()))\ntime.sleep(120)\n"
+    )
+    parent = (
+        "import os, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {worker!r}, str(os.getpid()), {str(armed)!r}])\n"
+        "time.sleep(120)\n"
+    )
+    study = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (armed.exists() and armed.read_text()):
+            time.sleep(0.2)
+        worker_pid = int(armed.read_text())
+        os.kill(study.pid, signal.SIGKILL)
+        study.wait()
+        for _ in range(50):
+            try:
+                state = open(f"/proc/{worker_pid}/stat").read().split()[2]
+            except OSError:
+                break
+            if state == "Z":  # killed, waiting to be reaped
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the worker outlived its study")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(study.pid, signal.SIGKILL)

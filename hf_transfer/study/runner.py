@@ -107,7 +107,13 @@ def run_cells(
         return _run_on_ray(jobs, ray_address, on_done)
     outcomes = []
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch/thread state inherited
-    with ProcessPoolExecutor(max_workers=max_parallel, mp_context=context, max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(
+        max_workers=max_parallel,
+        mp_context=context,
+        max_tasks_per_child=1,
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         pending = {pool.submit(run_cell, job) for job in jobs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -116,6 +122,20 @@ def run_cells(
                 outcomes.append(outcome)
                 on_done(outcome)
     return outcomes
+
+
+def die_with_parent(parent: int) -> None:
+    """A cell worker ends when the study's process does, however it ends (``kill -9`` included): without this an
+    orphaned cell runs on and collides with the next run of the study. Linux's ``PR_SET_PDEATHSIG``; elsewhere
+    nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the study died before the signal was armed
+        os._exit(1)
 
 
 def _run_on_ray(jobs: list[CellJob], address: str | None, on_done: Callable[[CellOutcome], None]) -> list[CellOutcome]:

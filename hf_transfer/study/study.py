@@ -21,6 +21,7 @@ from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, TaskArguments, parse_arguments, resolve_config
 from ..strategies import StrategySpec, settings_read_by
 from ..strategies.compose import given_settings
+from ..training.output_dir import OutputDirLock
 from .cells import Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
 from .rank import check_model_references, rank_models
 from .report import write_report
@@ -51,6 +52,11 @@ def study(base: RecipeConfig, settings: StudySettings, command: str = "") -> Stu
         raise ConfigError("study: image+text models have no single checkpoint to vary yet; study each tower's task.")
     check_settings(settings)
     base = resolve_base(base, settings.strategies)
+    with OutputDirLock(base.training.output_dir):  # one study per directory: a second is refused in one line
+        return _run_study(base, settings, command, started)
+
+
+def _run_study(base: RecipeConfig, settings: StudySettings, command: str, started: float) -> StudySummary:
     study_dir = Path(base.training.output_dir)
     split_seed = base.data.split_seed if base.data.split_seed is not None else base.training.seed
     models = settings.models or [base.model.model_name_or_path]
