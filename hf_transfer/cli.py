@@ -9,10 +9,13 @@ dataclasses. Nothing heavy is imported before a subcommand needs it: ``hf-transf
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,9 +296,41 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     try:
-        return command.run(argv[1:])
+        with _signals_as_one_line(argv[0]):
+            return command.run(argv[1:])
     except ConfigError as err:  # a flag the subcommand's parser rejected
         return _fail(err)
+    except KeyboardInterrupt as err:
+        return _fail(err)
+
+
+# What a command stopped by Ctrl-C or SIGTERM leaves, and how to go on (`train` says it itself, with its checkpoint).
+_AFTER_A_STOP = {
+    "push": "a push commits all its files at once or none of them: run the same command again",
+    "study": "its finished cells are kept: run the same command again to resume it",
+}
+
+
+@contextlib.contextmanager
+def _signals_as_one_line(command: str):
+    """Ctrl-C and SIGTERM end ``predict``, ``push``, ``rank``, ``study`` and ``cache`` in one line with 130 / 143
+    (Python's own: a traceback, or for SIGTERM no word at all)."""
+    from .exceptions import Interrupted
+
+    if command == "train" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame) -> None:
+        after = _AFTER_A_STOP.get(command, "nothing was saved: run the same command again")
+        raise Interrupted(f"hf-transfer {command} stopped by {signal.Signals(signum).name}; {after}.", 128 + signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

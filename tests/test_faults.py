@@ -321,3 +321,34 @@ def test_refusal_lines_read_cleanly(tmp_path):
         inspect_run(tmp_path)
     assert str(refused.value).endswith("run?")
     assert _short(["zéro", "un"]) == '["zéro", "un"]'
+
+
+@pytest.mark.parametrize(("command", "signum", "status", "after"), [
+    ("push", "SIGTERM", 143, "commits all its files at once or none"),
+    ("study", "SIGINT", 130, "finished cells are kept"),
+    ("predict", "SIGTERM", 143, "nothing was saved"),
+])  # fmt: skip
+def test_other_commands_stopped_by_a_signal_end_in_one_line(command, signum, status, after, monkeypatch, in_process):
+    """Ctrl-C or SIGTERM while `hf-transfer push / study / predict / rank / cache` works: exit 130 / 143 and one line
+    saying what is left and how to go on (Python's own: a traceback, or for SIGTERM nothing at all)."""
+    import dataclasses
+    import signal
+    import time
+
+    from hf_transfer import cli
+
+    def works(argv):  # the command is busy when the signal arrives
+        os.kill(os.getpid(), getattr(signal, signum))
+        time.sleep(5)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, command, dataclasses.replace(cli.COMMANDS[command], run=works))
+    result = in_process(cli.main, [command])
+    assert result.returncode == status
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith(f"error: hf-transfer {command} stopped by {signum}")
+        and after in lines[0]
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
