@@ -22,6 +22,10 @@ from typing import Any
 
 from .exceptions import ConfigError, DataError, RunError
 
+# Set when a console script or recipe runs this module: the process ends with the call (in-process callers, tests
+# included, keep their signal handlers).
+_AS_PROGRAM = False
+
 
 @dataclass
 class PredictArguments:
@@ -73,6 +77,8 @@ def run_recipe(task: str | None, argv: list[str] | None = None) -> int:
     """Parse flags/YAML, fine-tune, print the final metrics. User errors exit with status 2 and one clear line; a
     failed ``--push_to_hub`` exits with status 1, the run saved (``hf-transfer push`` retries it). ``task`` None:
     ``hf-transfer train``, whose ``--task`` flag chooses it."""
+    global _AS_PROGRAM
+    _AS_PROGRAM = _AS_PROGRAM or argv is None  # a recipe script: the process ends with this call
     from transformers.utils import logging as hf_logging
 
     from .hub import PushError
@@ -140,8 +146,11 @@ def _fail(err: Exception) -> int:
 
     if isinstance(err, KeyboardInterrupt) and not isinstance(err, RunError):  # Ctrl-C before the run began
         err = Interrupted("Stopped by SIGINT before the run started; nothing was saved.", exit_status=130)
-    print(f"error: {err}", file=sys.stderr)
     status = getattr(err, "exit_status", None)
+    if status is not None and _AS_PROGRAM:  # stopping: a second Ctrl-C now would only cut the one line and the exit
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    print(f"error: {err}", file=sys.stderr)
     return status if status is not None else 1 if isinstance(err, RuntimeError) else 2
 
 
@@ -280,6 +289,8 @@ def _overview() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _AS_PROGRAM
+    _AS_PROGRAM = _AS_PROGRAM or argv is None  # the console script: the process ends with this call
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["-h"], ["--help"]):
         _overview().print_help()
