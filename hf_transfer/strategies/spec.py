@@ -108,9 +108,6 @@ class StrategySpec:
         """Every tower's backbone stays frozen."""
         return all(tower.frozen_backbone for tower in self.towers)
 
-    def to_json(self) -> str:
-        return str(self)
-
 
 def settings_read_by(strategies: Iterable[str]) -> frozenset[str]:
     """The settings at least one of several strategies (a study's ``--strategies``) reads."""
