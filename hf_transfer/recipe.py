@@ -235,7 +235,9 @@ def resolve_config(config: RecipeConfig) -> RecipeConfig:
     apply_data_presets(config.data, config.task)
     if config.model.pooling is None:
         if config.task == TEXT_CLASSIFICATION:
-            config.model.pooling = choose_pooling(config.model.model_name_or_path, _frozen_backbone(config))
+            config.model.pooling = _strategy_pooling(config) or choose_pooling(
+                config.model.model_name_or_path, _frozen_backbone(config)
+            )
         elif config.task == MULTIMODAL_CLASSIFICATION and "text" in config.fusion.modality_list():
             config.model.pooling = "mean"  # the fused text feature: the masked mean of token states
     chosen = {key: getattr(getattr(config, key[0]), key[1]) for key in unset}
@@ -311,6 +313,14 @@ def _frozen_backbone(config: RecipeConfig) -> bool:
         return config.strategy_spec().frozen_backbone
     except ConfigError:  # an invalid --strategy: validation below names it
         return False
+
+
+def _strategy_pooling(config: RecipeConfig) -> str | None:
+    """The pooling the strategy itself needs (contrastive: the mean-pooled sentence embedding), else None."""
+    try:
+        return config.strategy_spec().pooling
+    except ConfigError:  # an invalid --strategy: validation below names it
+        return None
 
 
 def _check_task(task: str) -> None:

@@ -46,6 +46,7 @@ class RunRecord:
     label_names: list[str] | None = None
     strategy: str = ""  # the parsed strategy as text (:class:`~hf_transfer.strategies.StrategySpec`)
     from_scratch: bool = False
+    no_validation: str | None = None  # why no validation split was held out (the small-data protocol)
     validation_split: str | None = None  # the source's own split used for validation, if any
     skipped_images: dict[str, int] = field(default_factory=dict)  # split -> unreadable images skipped
     data_config: dict[str, Any] | None = None  # the image preprocessing (timm data config)
@@ -62,6 +63,7 @@ class RunRecord:
     class_balance: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> examples
     chosen_automatically: dict[str, Any] = field(default_factory=dict)  # training setting -> the value chosen
     chosen_automatically_line: str = ""  # the same, with the reasons, as the log line says it
+    body_phase: str | None = None  # what a phase before the features were encoded did to the body (contrastive)
     head_fit: str | None = None  # how a closed-form head was fitted (no SGD steps), in words
     wall_time_s: float | None = None
 

@@ -40,6 +40,11 @@ def check_columns(split: Dataset, required: dict[str, str], split_name: str) -> 
             )
 
 
+# A hold-out is taken only when it leaves at least this many examples of every class (single-label data): at 15 %,
+# from 34 examples per class up. Fewer cannot choose a checkpoint or measure accuracy (the small-data protocol).
+MIN_HELD_OUT_PER_CLASS = 5
+
+
 def labelled_splits(
     train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, problem_type: str | None
 ) -> LabelledData:
@@ -50,9 +55,14 @@ def labelled_splits(
     splits.row_sources = {"train": splits.train._fingerprint}
     split_seed = seed if args.split_seed is None else args.split_seed
     if splits.validation is None:
-        splits.train, splits.validation = stratified_split(
-            splits.train, args.train_val_split, args.label_column_name, split_seed
-        )
+        splits.no_validation = too_few_to_hold_out(splits.train, args.label_column_name, args.train_val_split)
+        if splits.no_validation:  # the small-data protocol: every labelled example trains
+            logger.info("No validation split: %s.", splits.no_validation)
+            splits.validation = splits.train.select([])
+        else:
+            splits.train, splits.validation = stratified_split(
+                splits.train, args.train_val_split, args.label_column_name, split_seed
+            )
         splits.row_sources["validation"] = splits.row_sources["train"]
     else:
         splits.validation = with_row_ids(splits.validation)
@@ -304,6 +314,24 @@ def as_float_labels(split: Dataset, column: str, split_name: str) -> Dataset:
                 f"Row {row} of the {split_name} data: regression label {column!r} is {value!r}, not a number."
             )
     return split.cast_column(column, Value("float32"))
+
+
+def too_few_to_hold_out(train: Dataset, column: str, fraction: float) -> str | None:
+    """Why a ``fraction`` hold-out of ``train`` is not worth taking, or None when it is: single-label data where it
+    would leave fewer than :data:`MIN_HELD_OUT_PER_CLASS` examples of some class. So few cannot choose a checkpoint
+    (one example flips the choice) or measure accuracy, and they are a large share of what the model could learn
+    from: below that, every example trains and the run reports no validation metrics."""
+    feature = train.features.get(column)
+    if not isinstance(feature, ClassLabel) or len(train) == 0:
+        return None
+    smallest = int(np.bincount(np.asarray(train[column]), minlength=len(feature.names)).min())
+    if smallest * fraction >= MIN_HELD_OUT_PER_CLASS:
+        return None
+    return (
+        f"a {fraction:.0%} hold-out of {smallest} examples of the smallest class would leave fewer than "
+        f"{MIN_HELD_OUT_PER_CLASS} per class to validate on, so all {len(train)} examples train and no validation "
+        "metric is reported (give --validation_file / --validation_dir to measure one)"
+    )
 
 
 def stratified_split(train: Dataset, fraction: float, column: str, seed: int) -> tuple[Dataset, Dataset]:

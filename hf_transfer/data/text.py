@@ -63,4 +63,6 @@ def tokenize_text_dataset(split: Dataset, tokenizer, data: LabelledData, max_len
         return encoded
 
     dropped = [c for c in split.column_names if c != ROW_COLUMN]
+    if len(split) == 0:  # no validation split (the small-data protocol): ``map`` would not add the columns
+        return Dataset.from_dict({name: [] for name in (*tokenizer.model_input_names, "labels", ROW_COLUMN)})
     return split.map(tokenize, batched=True, remove_columns=dropped, desc=desc)

@@ -156,7 +156,9 @@ def describe_data(data: dict[str, Any], record: RunRecord, problem_type: str) ->
     held_out = f"a seeded {fraction:.0%} hold-out of the training data" if fraction else "a hold-out of the train data"
     if problem_type == SINGLE_LABEL:
         held_out += ", stratified by label"
-    if record.validation_split:  # recorded by the loader: the source's own split
+    if record.no_validation:  # the small-data protocol: none was held out
+        validation = record.no_validation
+    elif record.validation_split:  # recorded by the loader: the source's own split
         validation = f"the dataset's own `{record.validation_split}` split"
     elif data.get("validation_dir") or data.get("validation_file"):
         validation = f"a separate local set (`{Path(data.get('validation_dir') or data['validation_file']).name}`)"
@@ -343,11 +345,13 @@ def training_notes(record: RunRecord) -> list[str]:
     cached = record.frozen_features
     if cached is not None:
         notes.append(
-            f"The trainable part was trained on cached features of the frozen {cached.prefix} (encoded once "
+            f"The trainable part was trained on the frozen part's cached {cached.prefix} (encoded once "
             f"per example and stored as {cached.dtype}: {cached.frozen_features_encoded:,} encoded "
             f"by this run, {cached.frozen_features_reused:,} reused from earlier runs); the frozen part "
             "ran in evaluation mode, so the saved model computes exactly what was trained on."
         )
+    if record.body_phase:
+        notes.append(f"Before the features were encoded, a {record.body_phase}.")
     if record.head_fit:
         notes.append(
             f"The head was fitted in closed form on the cached features: {record.head_fit}. One solve instead of "

@@ -12,7 +12,7 @@ from typing import Any
 
 # isort: off
 # Registration, in the order the README's table lists them: what trains, then learning rates, regularisers, post-hoc.
-from . import freezing, schedules, adapters, learning_rates, regularisers, wise_ft  # noqa: F401
+from . import freezing, contrastive, schedules, adapters, learning_rates, regularisers, wise_ft  # noqa: F401
 
 # isort: on
 from .compose import declared_settings

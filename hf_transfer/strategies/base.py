@@ -72,6 +72,16 @@ class ClosedFormHead:
     c: float | None = None  # inverse L2 strength; None: chosen by cross-validation on the training features
 
 
+@dataclass(frozen=True)
+class ContrastivePhase:
+    """Train the body on pairs of labelled examples before its features are encoded (SetFit's first phase): same
+    class → cosine similarity 1, different → 0 (:mod:`hf_transfer.training.contrastive`)."""
+
+    epochs: int  # passes over the labelled examples, each a batch of ``batch_size`` giving all its pairs
+    batch_size: int
+    learning_rate: float
+
+
 @dataclass
 class StrategyContext:
     """What a strategy may need beyond the model: set by the task before ``apply``."""
@@ -102,6 +112,8 @@ class TransferStrategy:
     # Trains nothing of the backbone: its features are fixed, so by default images are not augmented and the
     # features are encoded once (the frozen-feature cache) instead of every epoch.
     frozen_backbone: ClassVar[bool] = False
+    # The text pooling it needs (None: the model's default): the contrastive phase trains the mean-pooled embedding.
+    pooling: ClassVar[str | None] = None
 
     def __init__(self, args: StrategyArgumentsBase):
         self.args = args
@@ -152,6 +164,11 @@ class TransferStrategy:
     def closed_form_head(self) -> ClosedFormHead | None:
         """How to fit the head in closed form where the frozen features are cached and the head is one linear layer;
         None: train it with the Trainer, as every other parameter."""
+        return None
+
+    def body_phase(self, train_examples: int) -> ContrastivePhase | None:
+        """A phase that trains the body on the labelled examples before the run's features are encoded (the
+        contrastive strategy's); None: no such phase."""
         return None
 
     def after_train(self, trainer: Trainer, context: StrategyContext) -> dict[str, float]:

@@ -28,6 +28,16 @@ TRAIN_BN = Setting(
     "layer keeps its pretrained statistics and affine parameters",
 )
 
+# Read by every strategy that may fit its head in closed form on cached features.
+HEAD_C = Setting(
+    "head_c",
+    float,
+    None,
+    "inverse L2 strength of the closed-form head",
+    check=positive,
+    default_text="cross-validated on the training features",
+)
+
 
 @register_strategy("full")
 class FullFineTuning(TransferStrategy):
@@ -59,14 +69,7 @@ class LinearProbe(TransferStrategy):
             "L-BFGS solve of L2-regularised logistic regression (single-label), C by cross-validation",
             check=one_of("sgd", "closed_form"),
         ),
-        Setting(
-            "head_c",
-            float,
-            None,
-            "inverse L2 strength of the closed-form head",
-            check=positive,
-            default_text="cross-validated on the training features",
-        ),
+        HEAD_C,
     )
 
     def closed_form_head(self) -> ClosedFormHead | None:

@@ -45,6 +45,11 @@ class TowerSpec:
         return any(cls.frozen_backbone for cls in self.classes)
 
     @property
+    def pooling(self) -> str | None:
+        """The text pooling a strategy needs (contrastive: mean), else None (the model's default)."""
+        return next((cls.pooling for cls in self.classes if cls.pooling), None)
+
+    @property
     def trainable_set(self) -> str:
         """The part that decides what trains (``full`` when none does)."""
         return next((cls.name for cls in self.classes if cls.kind == TRAINABLE), "full")
@@ -102,6 +107,11 @@ class StrategySpec:
     def settings_read(self) -> frozenset[str]:
         """The settings some part of some tower reads; setting any other is an error."""
         return frozenset().union(*(tower.settings_read for tower in self.towers))
+
+    @property
+    def pooling(self) -> str | None:
+        """The text pooling a tower's strategy needs, else None."""
+        return next((tower.pooling for tower in self.towers if tower.pooling), None)
 
     @property
     def frozen_backbone(self) -> bool:

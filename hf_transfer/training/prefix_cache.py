@@ -128,6 +128,10 @@ def cache_frozen_prefix(prepared: PreparedRun, prefix: FrozenPrefix, store: Feat
     with training.main_process_first(desc="encoding frozen features"):
         for name in SPLITS:
             rows = inputs.row_ids[name]
+            if not rows:  # no validation split (the small-data protocol): nothing to encode
+                tables[name] = {f: t[:0] for f, t in tables["train"].items()}
+                report.encoded[name] = report.reused[name] = 0
+                continue
             features, index, report.encoded[name], report.reused[name] = cached_features(
                 store,
                 {**key_parts, "rows_of": inputs.row_sources[name]},

@@ -14,6 +14,7 @@ from transformers import set_seed
 
 from ..recipe import RecipeConfig, resolve_config
 from ..strategies import ComposedStrategy, StrategyContext, TransferStrategy
+from .contrastive import run_contrastive_phase
 from .prefix_cache import CannotCache, cache_frozen_prefix, find_frozen_prefix, keep_prefix_in_eval, why_not_cached
 from .resolve import resolve_run
 from .run_types import PreparedRun
@@ -45,6 +46,7 @@ def prepare(config: RecipeConfig) -> PreparedRun:
     resolved = resolve_run(config, task, strategy, uses_ddp_reducer=strategy.trainable_over_run(context) is not None)
     trainable, total = parameter_counts(model)
     prepared = PreparedRun(resolved, task, strategy, context, model, trainable, total)
+    run_contrastive_phase(prepared)  # the body it tunes is what the cache then encodes
     use_frozen_feature_cache(prepared)
     return prepared
 

@@ -135,6 +135,9 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunPr
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
 
+    if len(task.eval_dataset) == 0:  # the small-data protocol: no validation split to score
+        trainer.save_state()
+        return {**train_metrics, "_prediction": None}
     # predict() = evaluate() plus the predictions, in one pass: the model card's confusion matrix needs them
     prediction = trainer.predict(task.eval_dataset, metric_key_prefix="eval")
     eval_metrics = dict(prediction.metrics)
@@ -168,7 +171,8 @@ def _save_run(prepared: PreparedRun, trainer: Trainer, prediction: Any, wall_tim
     record.wall_time_s = round(wall_time, 1)
     resolved[RECORD_SECTION] = record.to_dict()
     Path(output_dir, CONFIG_FILENAME).write_text(json.dumps(resolved, indent=2, default=str))
-    save_eval_predictions(output_dir, prediction, task.problem_type)
+    if prediction is not None:
+        save_eval_predictions(output_dir, prediction, task.problem_type)
 
 
 def _write_card(output_dir: str, hub: HubPushSettings | None, keep_readme: bool) -> None:
@@ -207,7 +211,7 @@ def collapse_warning(prediction, problem_type: str, label_names: list[str] | Non
     learnt the majority class, not the task."""
     import numpy as np
 
-    if problem_type != SINGLE_LABEL or not label_names:
+    if prediction is None or problem_type != SINGLE_LABEL or not label_names:
         return None
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     predicted, references = np.asarray(logits).argmax(axis=-1), np.asarray(prediction.label_ids)

@@ -116,6 +116,7 @@ def record_of_data(data: LabelledData, base_model: str, **task_fields: Any) -> R
         train_samples=len(data.train),
         eval_samples=len(data.validation),
         validation_split=data.validation_split,
+        no_validation=data.no_validation,
         eval_set=rows_digest(data.validation, data.row_sources["validation"]),
         skipped_images=dict(data.skipped_images),
         text_columns=list(data.text_columns),
