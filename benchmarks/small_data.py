@@ -50,7 +50,7 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,35 @@ BENCH = "hf_transfer-small-data-bench"
 REPO = harness.REPO
 TEXT_MODEL = "builtin:all-MiniLM-L6-v2"
 IMAGE_MODEL = "builtin:efficientnet_lite0"
-DIAGNOSTICS = ("linear_probe", "full", "lp_ft")
+
+
+def setfit_pairs(per_class: int, classes: int) -> int:
+    """Pairs SetFit 1.2 trains on by default (``oversampling``: every pair i <= j, the smaller of the positive and
+    negative sets raised to the larger's size)."""
+    positives = classes * per_class * (per_class + 1) // 2
+    negatives = classes * (classes - 1) // 2 * per_class**2
+    return 2 * max(positives, negatives)
+
+
+def contrastive_epochs_at_setfit_pairs(per_class: int, classes: int, batch: int = 16) -> int:
+    """Epochs of the toolkit's contrastive phase that score about as many pairs as SetFit trains on."""
+    examples = per_class * classes
+    sizes = [batch] * (examples // batch) + ([examples % batch] if examples % batch else [])
+    per_epoch = sum(n * (n - 1) // 2 for n in sizes)
+    return max(1, round(setfit_pairs(per_class, classes) / per_epoch))
+
+
+# Non-default toolkit runs: (per class, classes) -> flags
+DIAGNOSTICS = {
+    "closed-form probe": lambda size, classes: ("--strategy", "linear_probe", "--head_solver", "closed_form"),
+    "contrastive at SetFit's pairs": lambda size, classes: (
+        *("--strategy", "contrastive", "--contrastive_epochs"),
+        str(contrastive_epochs_at_setfit_pairs(size, classes)),
+    ),
+}
 IMAGE_SEARCH_SEED = 100  # sampling (and training) seed of the search runs
 IMAGE_SEARCH_SPLIT = 1  # their held-out split; the reported runs use --split_seed 0
-TEXT_PARTS = {"rt": "rt", "second": "second"}
+TEXT_PARTS = {"rt": "rt", "second": "second", "topics": "topics"}
 PACKAGES = ("torch", "transformers", "sentence-transformers", "setfit", "timm")  # their versions go with the results
 
 
@@ -88,7 +113,7 @@ IMAGE_SEARCH_FULL = (  # small on purpose: the budget goes to the SetFit compari
     ("lp_ft", ("--strategy", "lp_ft")),
 )
 PLANS = {
-    "full": Plan((8, 16, 64), (5, 20, 100), (0, 1, 2), None, 1000, IMAGE_SEARCH_FULL),
+    "full": Plan((8, 16, 64), (5, 20, 100), (0, 1, 2, 3, 4), None, 1000, IMAGE_SEARCH_FULL),
     "quick": Plan((8,), (5,), (0,), 50, 200, IMAGE_SEARCH_FULL[:2]),
 }
 
@@ -283,15 +308,10 @@ def text_jobs(part: str, size: int, seed: int, data: dict[str, Any], plan: Plan,
     common = {"part": part, "size": size, "seed": seed, "train_csv": train, "held_out_csv": data["held_out_csv"]}
     base = f"{part}-{size}pc-seed{seed}"
     if diagnostics:
+        classes = len(data["held_out"])
         return [
-            Job(
-                f"{base}-toolkit-{strategy}",
-                tool="toolkit",
-                variant=strategy,
-                flags=("--strategy", strategy),
-                **common,
-            )
-            for strategy in DIAGNOSTICS
+            Job(f"{base}-toolkit-{_slug(name)}", tool="toolkit", variant=name, flags=flags(size, classes), **common)
+            for name, flags in DIAGNOSTICS.items()
         ]
     pair = [
         Job(f"{base}-setfit", tool="setfit", variant="default", **common),
@@ -432,8 +452,8 @@ def render_text(part: str, saved: dict[str, Any], findings: Findings) -> list[st
     lines += [f"- {size}/class: {chosen[size]}" for size in sizes if chosen.get(size)]
     lines += [
         "",
-        "**Non-default diagnostics**: the toolkit with an explicit `--strategy` (NOT the default run; same examples, "
-        "same held-out set; Δ against SetFit's mean)",
+        "**Non-default diagnostics**: the toolkit with explicit flags (NOT the default run; same examples, same "
+        "held-out set; Δ against SetFit's mean)",
         "",
         *markdown_table(DIAGNOSTIC_COLUMNS, (row for size in sizes for row in _diagnostic_rows(part, size, results))),
     ]
@@ -555,18 +575,11 @@ def _diagnostic_rows(part: str, size: int, results: dict[str, Any]) -> list[list
     setfit = _runs(results, part=part, size=size, tool="setfit")
     acc_s, wall_s = _mean([r["accuracy"] for r in setfit]), _mean([r["wall_s"] for r in setfit])
     rows: list[list[Any]] = []
-    for strategy in DIAGNOSTICS:
-        runs = _runs(results, part=part, size=size, tool="toolkit", variant=strategy)
-        label = f"`--strategy {strategy}` (non-default)"
+    for name in DIAGNOSTICS:
+        runs = _runs(results, part=part, size=size, tool="toolkit", variant=name)
         if not runs:
-            same = [
-                r
-                for r in _runs(results, part=part, size=size, tool="toolkit", variant="default")
-                if r["strategy"] == strategy
-            ]
-            if not same:
-                continue
-            runs, label = same, f"`--strategy {strategy}` = the default run's strategy (its runs)"
+            continue
+        label = f"{name}: `{shlex.join(runs[0]['job']['flags'])}`"
         acc, wall = _mean([r["accuracy"] for r in runs]), _mean([r["wall_s"] for r in runs])
         rows.append(
             [
@@ -677,15 +690,23 @@ def pick_best(results: dict[str, Any], plan: Plan) -> dict[int, str]:
 def main(argv: list[str] | None = None) -> None:
     quick = "one size, one seed, tiny caps: a smoke check"
     out = "default: outputs/benchmarks/small_data[-quick]"
-    parser = harness.argument_parser(__doc__, quick=quick, parts="rt,second,image", out=out, threads=1, timeout=3600)
+    parser = harness.argument_parser(
+        __doc__, quick=quick, parts="rt,second,topics,image", out=out, threads=1, timeout=3600
+    )
     parser.add_argument("--keep_runs", action="store_true", help="keep every run's output folder (models)")
     parser.add_argument("--resume", action="store_true", help="reuse the finished runs in <out>/results.json")
+    parser.add_argument("--sizes", help="comma-separated text sizes (examples per class) instead of the plan's")
+    parser.add_argument("--seeds", help="comma-separated seeds instead of the plan's")
     args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
     if args is None:
         return
-    parts = harness.split_choices(parser, "--parts", args.parts, ("rt", "second", "image"))
+    parts = harness.split_choices(parser, "--parts", args.parts, ("rt", "second", "topics", "image"))
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
+    if args.sizes:
+        plan = replace(plan, text_sizes=tuple(int(n) for n in args.sizes.split(",")))
+    if args.seeds:
+        plan = replace(plan, seeds=tuple(int(n) for n in args.seeds.split(",")))
     out = Path(args.out or REPO / "outputs" / "benchmarks" / ("small_data-quick" if args.quick else "small_data"))
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -723,13 +744,6 @@ def main(argv: list[str] | None = None) -> None:
         def run(jobs: list[Job]) -> None:
             for job in jobs:
                 if job.name in results:
-                    continue
-                default = results.get(job.name.rsplit("-toolkit-", 1)[0] + "-toolkit-default")
-                if job.variant in DIAGNOSTICS and default and default.get("strategy") == job.variant:
-                    print(
-                        f"[-] {job.name}: skipped, the default run of these examples already is "
-                        f"--strategy {job.variant}"
-                    )
                     continue
                 r = results[job.name] = run_job(bench, job, out, args.timeout, args.keep_runs)
                 print(

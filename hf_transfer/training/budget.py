@@ -59,7 +59,7 @@ def choose_training(
     caller applies them through ``TrainingArguments``' own validation); returns them and the class weights."""
     choices = Choices()
     processes = max(1, training.world_size)
-    per_class = _examples_per_class(labels, problem_type)
+    per_class = examples_per_class(labels, problem_type)
     batch = training.per_device_train_batch_size
     if not user_set(training, "per_device_train_batch_size"):
         chosen = _batch_size(batch, train_examples, processes)
@@ -112,7 +112,7 @@ def _spread_evaluations(training: TrainingArguments, total_steps: int, steps_per
     choices.reasons.append(f"evaluated every {every} steps")
 
 
-def _examples_per_class(labels: list | None, problem_type: str) -> int | None:
+def examples_per_class(labels: list | None, problem_type: str) -> int | None:
     if problem_type != SINGLE_LABEL or not labels:
         return None
     return min(Counter(labels).values())

@@ -32,6 +32,7 @@ def prepare(config: RecipeConfig) -> PreparedRun:
     training = config.training
     set_seed(training.seed)
     task = TASKS[config.task](config, training)
+    config = task.config or config  # the strategy may have been chosen from the data size
     strategy = task.strategy if task.strategy is not None else ComposedStrategy(config.strategy)
     context = StrategyContext(
         view=task.view,

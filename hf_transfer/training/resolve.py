@@ -19,8 +19,9 @@ from transformers import TrainingArguments
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig
 from ..strategies import TransferStrategy
-from .budget import choose_training, class_balance
+from .budget import choose_training, class_balance, examples_per_class
 from .run_types import PreparedTask, ResolvedRun
+from .size_defaults import strategy_choice
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ def resolve_run(
         raise ConfigError(str(err)) from err
     balance = {split: class_balance(labels, task.label_names) for split, labels in task.labels.items()}
     task.record.class_balance = {split: counts for split, counts in balance.items() if counts}
+    task.record.strategy_chosen = strategy_choice(
+        config, examples_per_class(task.labels.get("train"), task.problem_type)
+    )
+    if task.record.strategy_chosen:
+        choices.reasons.insert(0, task.record.strategy_chosen)
     task.record.chosen_automatically = choices.values
     task.record.chosen_automatically_line = choices.line()
     for split, counts in task.record.class_balance.items():

@@ -63,6 +63,8 @@ class PreparedTask:
     labels: dict[str, list] = field(default_factory=dict)
     # Extra evaluations after the main one (e.g. single-modality ablations): the prepared run -> eval metrics.
     extra_evaluation: Callable[[PreparedRun], dict[str, float]] | None = None
+    # The config as the data resolved it (a strategy chosen by data size); None: the one the task was given.
+    config: RecipeConfig | None = None
 
 
 @dataclass(frozen=True)

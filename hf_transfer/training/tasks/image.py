@@ -18,6 +18,7 @@ from ...models.vision import build_image_model, create_timm_model
 from ...recipe import RecipeConfig
 from ...strategies.base import SourceModel
 from ..run_types import FeatureInputs, PreparedTask, record_of_data
+from ..size_defaults import with_strategy_for_data
 from ..task_metrics import metrics_for
 
 
@@ -25,6 +26,7 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
     source = resolve_image_source(config.model)  # cheap, and fails fast on an unknown model name
     with training.main_process_first(desc="loading the dataset"):
         data = load_image_data(config.data, seed=training.data_seed or training.seed)
+    config = with_strategy_for_data(config, data)
     output_names = data.label_names or [data.label_column]  # regression: one output, named after its target
     model, view = build_image_model(config.model, output_names, source, data.problem_type)
     data_config = resolve_image_data_config(model.timm_model, config.data.image_size)
@@ -33,6 +35,7 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
     unaugmented = {name: split.with_transform(image_transform_fn(eval_tf, *columns)) for name, split in data.splits()}
     labels = {name: list(split[data.label_column]) for name, split in data.splits()}
     return PreparedTask(
+        config=config,
         model=model,
         view=view,
         train_dataset=data.train.with_transform(image_transform_fn(train_tf, *columns)),

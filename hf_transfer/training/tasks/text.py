@@ -18,6 +18,7 @@ from ...models.text import build_text_model, load_tokenizer, set_max_seq_length
 from ...recipe import RecipeConfig
 from ...strategies.base import SourceModel
 from ..run_types import FeatureInputs, PreparedTask, record_of_data
+from ..size_defaults import with_strategy_for_data
 from ..task_metrics import metrics_for
 
 
@@ -27,6 +28,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
     max_length = set_max_seq_length(tokenizer, config.data.max_seq_length)
     with training.main_process_first(desc="loading and tokenising the dataset"):
         data = load_text_data(config.data, seed=training.data_seed or training.seed)
+        config = with_strategy_for_data(config, data)  # a data-size default may need another pooling
         train = tokenize_text_dataset(data.train, tokenizer, data, max_length, "tokenising train")
         validation = tokenize_text_dataset(data.validation, tokenizer, data, max_length, "tokenising validation")
     model, view = build_text_model(config.model, source, data.label_names, data.problem_type)
@@ -39,6 +41,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         return fixed_length(list(rows))
 
     return PreparedTask(
+        config=config,
         model=model,
         view=view,
         train_dataset=train.remove_columns(ROW_COLUMN),

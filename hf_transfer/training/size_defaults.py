@@ -1,0 +1,59 @@
+"""The strategy a run gets when the user names none: chosen from the task and the labelled examples per class, once
+the data is loaded (before the model is built: the strategy decides the text pooling).
+
+Measured (``benchmarks/small_data.py``, ``benchmarks/RESULTS.md``, "Defaults by data size"): on text, the contrastive
+strategy (SetFit's two phases) beats full fine-tuning, the linear probe and LP-FT at 8, 16 and 64 labelled examples
+per class; full fine-tuning wins with plenty of data (0.788 on all of Rotten Tomatoes). On images, full fine-tuning was
+the most accurate at 5, 20 and 100 per class of the study (freeze within its spread at 5), so it stays the default at
+every size. Values the user set are never changed: a ``--strategy`` given is the strategy used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from ..config import SINGLE_LABEL, TEXT_CLASSIFICATION
+from ..data.splits import LabelledData
+from ..recipe import RecipeConfig, resolve_config, strategy_is_automatic, unresolved_copy
+
+logger = logging.getLogger(__name__)
+
+CONTRASTIVE_UP_TO = 64  # labelled examples per class (smallest class) up to which text gets `contrastive`
+
+
+def default_strategy(task: str, per_class: int | None) -> tuple[str, str] | None:
+    """(strategy, why) for ``task`` with ``per_class`` examples in its smallest class (None: not single-label), or
+    None to keep the task's own default."""
+    if task == TEXT_CLASSIFICATION and per_class is not None and per_class <= CONTRASTIVE_UP_TO:
+        return "contrastive", (
+            f"{per_class} examples in the smallest class ≤ {CONTRASTIVE_UP_TO}: the measured best few-label text "
+            "strategy"
+        )
+    return None
+
+
+def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeConfig:
+    """``config``, or a re-resolved copy with the strategy the data size calls for when the user named none."""
+    if not strategy_is_automatic(config):
+        return config
+    per_class = min(Counter(data.train[data.label_column]).values()) if data.problem_type == SINGLE_LABEL else None
+    chosen = default_strategy(config.task, per_class)
+    if chosen is None or chosen[0] == config.strategy.strategy:
+        return config
+    strategy, why = chosen
+    resolved = unresolved_copy(config)
+    resolved.strategy.strategy = strategy
+    resolved = resolve_config(resolved)
+    resolved.automatic[("strategy", "strategy")] = strategy  # still chosen, not given
+    logger.info("Strategy %s (%s).", strategy, why)
+    return resolved
+
+
+def strategy_choice(config: RecipeConfig, per_class: int | None) -> str | None:
+    """Why the run has its strategy, when the user named none (for the log, the record and the card)."""
+    if not strategy_is_automatic(config):
+        return None
+    chosen = default_strategy(config.task, per_class)
+    why = chosen[1] if chosen and chosen[0] == config.strategy.strategy else "the task's default"
+    return f"--strategy {config.strategy.strategy} ({why})"
