@@ -254,13 +254,15 @@ def predict_texts(model_dir: Path, texts: list[str], batch: int = 64) -> list[st
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    predicted: list[str] = []
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar length pad little (as
+    predicted: dict[int, str] = {}  # sentence-transformers' encode does for SetFit)
     with torch.inference_mode():
         for start in range(0, len(texts), batch):
-            inputs = tokenizer(texts[start : start + batch], truncation=True, padding=True, return_tensors="pt")
+            chosen = order[start : start + batch]
+            inputs = tokenizer([texts[i] for i in chosen], truncation=True, padding=True, return_tensors="pt")
             ids = model(**inputs).logits.argmax(-1).tolist()
-            predicted.extend(model.config.id2label[i] for i in ids)
-    return predicted
+            predicted.update((i, model.config.id2label[label]) for i, label in zip(chosen, ids))
+    return [predicted[i] for i in range(len(texts))]
 
 
 # ---------------------------------------------------------------------------------------------------- the parent

@@ -133,14 +133,31 @@ class DataArguments:
         default=None,
         metadata={
             "help": "Fraction held out (seeded; stratified for single-label) without a validation split. "
-            "Default: 0.15, or the built-in dataset's (0.3 for Rotten Tomatoes)."
+            "Default: 0.15, or the built-in dataset's (0.3 for Rotten Tomatoes); none where 15 %% would leave fewer "
+            "than 5 examples of a class (every example then trains, and no validation metric is reported)."
         },
     )
     train_samples_per_class: int | None = field(
         default=None,
         metadata={
             "help": "Train on this many labelled examples per class (single-label), sampled after the validation "
-            "hold-out and nested: for one --sampling_seed, the 8-per-class set lies inside the 32-per-class set."
+            "hold-out and nested: for one --sampling_seed, the 8-per-class set lies inside the 32-per-class set. "
+            "0 (text): zero-shot, a classifier from the label descriptions alone (--label_descriptions)."
+        },
+    )
+    label_descriptions: str | None = field(
+        default=None,
+        metadata={
+            "help": "Text, zero-shot (--train_samples_per_class 0): a JSON file mapping each label to a description "
+            '(e.g. {"earn": "company earnings"}); the head is built from the descriptions\' embeddings. '
+            "Default: the label names."
+        },
+    )
+    label_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "Text, zero-shot: a template each description is put into, with {} for it (e.g. 'This text is "
+            "about {}.'). Default: the description alone."
         },
     )
     sampling_seed: int | None = field(

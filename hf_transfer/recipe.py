@@ -239,8 +239,11 @@ def resolve_config(config: RecipeConfig) -> RecipeConfig:
     apply_data_presets(config.data, config.task)
     if config.model.pooling is None:
         if config.task == TEXT_CLASSIFICATION:
-            config.model.pooling = _strategy_pooling(config) or choose_pooling(
-                config.model.model_name_or_path, _frozen_backbone(config)
+            zero_shot = "mean" if config.data.train_samples_per_class == 0 else None  # the descriptions' embedding
+            config.model.pooling = (
+                _strategy_pooling(config)
+                or zero_shot
+                or choose_pooling(config.model.model_name_or_path, _frozen_backbone(config))
             )
         elif config.task == MULTIMODAL_CLASSIFICATION and "text" in config.fusion.modality_list():
             config.model.pooling = "mean"  # the fused text feature: the masked mean of token states
@@ -303,6 +306,12 @@ def validate_config(config: RecipeConfig) -> None:
     else:
         check_strategy_arguments(config.strategy)
     training = config.training
+    if config.data.train_samples_per_class == 0 and not strategy_is_automatic(config):
+        if config.strategy.strategy != "linear_probe":
+            raise ConfigError(
+                f"--train_samples_per_class 0 (zero-shot) trains nothing, so --strategy {config.strategy.strategy} "
+                "has nothing to do: leave --strategy unset."
+            )
     if training is not None and training.load_best_model_at_end and training.eval_strategy == "no":
         raise ConfigError("--load_best_model_at_end needs --eval_strategy epoch|steps (or pass it as False).")
     if config.run.early_stopping_patience and training is not None:
@@ -341,6 +350,21 @@ def _check_task(task: str) -> None:
 def _validate_data(data: DataArguments, task: str) -> None:
     if data.train_val_split is not None and not 0.0 < data.train_val_split < 1.0:
         raise ConfigError(f"--train_val_split must be in (0, 1), got {data.train_val_split}.")
+    if data.train_samples_per_class is not None and data.train_samples_per_class < 0:
+        raise ConfigError(
+            f"--train_samples_per_class must be 0 (zero-shot) or more, got {data.train_samples_per_class}."
+        )
+    zero_shot = data.train_samples_per_class == 0
+    if zero_shot and task != TEXT_CLASSIFICATION:
+        raise ConfigError(
+            "--train_samples_per_class 0 (zero-shot from the label names) needs a text encoder: it is for "
+            "text-classification only (an image needs an image-text model such as CLIP, which the toolkit lacks)."
+        )
+    for flag in ("label_descriptions", "label_template"):
+        if getattr(data, flag) is not None and not zero_shot:
+            raise ConfigError(f"--{flag} builds a zero-shot head: it needs --train_samples_per_class 0.")
+    if data.label_template is not None and data.label_template.count("{}") != 1:
+        raise ConfigError(f"--label_template needs exactly one {{}} for the description, got {data.label_template!r}.")
     for flag in ("max_train_samples", "max_eval_samples", "image_size", "max_seq_length"):
         value = getattr(data, flag)
         if value is not None and value <= 0:

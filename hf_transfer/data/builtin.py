@@ -130,7 +130,7 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
         presets={"text_column_names": "question", "max_seq_length": 32, "no_augment": True, "image_size": 64},
     ),
 }
-GENERIC_DEFAULTS: dict[str, Any] = {"train_val_split": 0.15}
+GENERIC_DEFAULTS: dict[str, Any] = {}  # --train_val_split unset: 15 %, or none for tiny data (data.labels)
 IMAGE_DEFAULTS: dict[str, Any] = {"hflip": 0.5, "crop_scale_min": 0.08, "no_augment": False}  # tasks with images
 DEFAULT_DATASETS = {
     IMAGE_CLASSIFICATION: "builtin:mnist",

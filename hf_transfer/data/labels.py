@@ -43,6 +43,7 @@ def check_columns(split: Dataset, required: dict[str, str], split_name: str) -> 
 # A hold-out is taken only when it leaves at least this many examples of every class (single-label data): at 15 %,
 # from 34 examples per class up. Fewer cannot choose a checkpoint or measure accuracy (the small-data protocol).
 MIN_HELD_OUT_PER_CLASS = 5
+DEFAULT_TRAIN_VAL_SPLIT = 0.15  # held out when --train_val_split is unset and the data has no validation split
 
 
 def labelled_splits(
@@ -55,13 +56,15 @@ def labelled_splits(
     splits.row_sources = {"train": splits.train._fingerprint}
     split_seed = seed if args.split_seed is None else args.split_seed
     if splits.validation is None:
-        splits.no_validation = too_few_to_hold_out(splits.train, args.label_column_name, args.train_val_split)
+        fraction = DEFAULT_TRAIN_VAL_SPLIT if args.train_val_split is None else args.train_val_split
+        if args.train_val_split is None:  # a fraction the user gave is always held out
+            splits.no_validation = too_few_to_hold_out(splits.train, args.label_column_name, fraction)
         if splits.no_validation:  # the small-data protocol: every labelled example trains
             logger.info("No validation split: %s.", splits.no_validation)
             splits.validation = splits.train.select([])
         else:
             splits.train, splits.validation = stratified_split(
-                splits.train, args.train_val_split, args.label_column_name, split_seed
+                splits.train, fraction, args.label_column_name, split_seed
             )
         splits.row_sources["validation"] = splits.row_sources["train"]
     else:
@@ -72,6 +75,7 @@ def labelled_splits(
         splits.train = sample_per_class(
             splits.train, args.label_column_name, args.train_samples_per_class, sampling_seed
         )
+        splits.zero_shot = args.train_samples_per_class == 0
     splits.train, splits.validation = limit_samples(
         splits.train, splits.validation, args.max_train_samples, args.max_eval_samples, seed, eval_seed=split_seed
     )
@@ -330,7 +334,7 @@ def too_few_to_hold_out(train: Dataset, column: str, fraction: float) -> str | N
     return (
         f"a {fraction:.0%} hold-out of {smallest} examples of the smallest class would leave fewer than "
         f"{MIN_HELD_OUT_PER_CLASS} per class to validate on, so all {len(train)} examples train and no validation "
-        "metric is reported (give --validation_file / --validation_dir to measure one)"
+        "metric is reported (give --validation_file / --validation_dir, or --train_val_split, to measure one)"
     )
 
 

@@ -84,11 +84,11 @@ def load_raw_splits(args: DataArguments, read_folder: Reader, read_table: Reader
 
 
 def check_resolved(args: DataArguments) -> None:
-    """Loaders read values, never flags: the presets and defaults are filled once, before loading. Unresolved
-    arguments would otherwise hold out a silent 25 % (``datasets``' default) instead of ``--train_val_split``."""
-    if args.train_val_split is None:
+    """Loaders read values, never flags: the presets and defaults (the data source among them) are filled once,
+    before loading; unresolved arguments would silently miss a built-in dataset's presets."""
+    if not (args.dataset_name or args.train_dir or args.train_file):
         raise ValueError(
-            "DataArguments are not resolved (train_val_split is unset): pass the config through "
+            "DataArguments are not resolved (no data source is set): pass the config through "
             "hf_transfer.recipe.resolve_config, or the arguments through "
             "hf_transfer.data.builtin.with_data_presets(args, task), before loading."
         )

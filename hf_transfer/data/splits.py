@@ -33,6 +33,7 @@ class LabelledData:
     validation_split: str | None = None  # the source's own split used for validation; None: held out from train
     # Why no validation split was held out (the small-data protocol: too few examples per class); None: one was.
     no_validation: str | None = None
+    zero_shot: bool = False  # --train_samples_per_class 0: no labelled example trains (the head is built otherwise)
     skipped_images: dict[str, int] = field(default_factory=dict)  # split -> unreadable images dropped
     # split -> fingerprint of the dataset its ROW_COLUMN indexes (before hold-out, sampling and limits), so that a
     # subset of it (another size, another seed) finds the features of rows encoded by an earlier run
@@ -44,5 +45,5 @@ class LabelledData:
     def require_examples(self, after: str = "") -> None:
         """Fail now, naming the split, rather than with a division by zero in the Trainer."""
         for name, split in self.splits():
-            if len(split) == 0 and not (name == "validation" and self.no_validation):
+            if len(split) == 0 and not (self.no_validation if name == "validation" else self.zero_shot):
                 raise DataError(f"The {name} split of {self.source} is empty{after}; nothing to train/evaluate on.")

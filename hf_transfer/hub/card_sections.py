@@ -13,6 +13,7 @@ from huggingface_hub import EvalResult
 
 from ..config import BUILTIN_PREFIX, IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, REGRESSION, SINGLE_LABEL
 from ..data.builtin import BUILTIN_DATASETS
+from ..data.labels import DEFAULT_TRAIN_VAL_SPLIT
 from ..metric_names import eval_metric_name, metric_info
 from ..models import fusion
 from ..models.builtin import builtin_checkpoint
@@ -152,8 +153,8 @@ def describe_data(data: dict[str, Any], record: RunRecord, problem_type: str) ->
         source = f"a local image folder (`{Path(data['train_dir']).name}`, one sub-folder per class)"
     else:
         source = f"a local file (`{Path(data.get('train_file') or '').name}`)"
-    fraction = data.get("train_val_split")
-    held_out = f"a seeded {fraction:.0%} hold-out of the training data" if fraction else "a hold-out of the train data"
+    fraction = data.get("train_val_split") or DEFAULT_TRAIN_VAL_SPLIT
+    held_out = f"a seeded {fraction:.0%} hold-out of the training data"
     if problem_type == SINGLE_LABEL:
         held_out += ", stratified by label"
     if record.no_validation:  # the small-data protocol: none was held out
@@ -354,7 +355,9 @@ def training_notes(record: RunRecord) -> list[str]:
         notes.append(f"Strategy chosen automatically: {record.strategy_chosen}.")
     if record.body_phase:
         notes.append(f"Before the features were encoded, a {record.body_phase}.")
-    if record.head_fit:
+    if record.head_fit and not record.train_samples:
+        notes.append(f"No labelled example was trained on. The head is {record.head_fit}.")
+    elif record.head_fit:
         notes.append(
             f"The head was fitted in closed form on the cached features: {record.head_fit}. One solve instead of "
             "SGD steps, so no learning rate, schedule or training length applied."

@@ -17,9 +17,9 @@ from .freezing import HEAD_C, LinearProbe
 from .registry import register_strategy
 from .settings import Setting, positive
 
-# Defaults measured with benchmarks/contrastive_phase.py on examples and a development set the reported benchmark
-# does not use (RESULTS.md, "Contrastive phase").
-DEFAULT_EPOCHS = 20
+# Chosen on a development split of the Rotten Tomatoes pool (seeds 100-102, never the benchmark's held-out set;
+# RESULTS.md, "Contrastive phase"): 10 and 20 epochs scored within 0.005 of each other, so 10, at half the cost.
+DEFAULT_EPOCHS = 10
 MIN_STEPS = 10  # at least this many optimizer steps, however few the examples
 MAX_STEPS = 500  # ... and at most this many, however many
 DEFAULT_BATCH = 16

@@ -94,6 +94,8 @@ def why_not_cached(prepared: PreparedRun, prefix: FrozenPrefix | None) -> str | 
     inputs = prepared.task.feature_inputs
     if not prepared.config.run.cache_frozen_features:
         return "--cache_frozen_features is off"
+    if len(prepared.task.train_dataset) == 0:
+        return "no labelled example trains (zero-shot)"
     if inputs is None:
         return None if prefix is None else "this task does not expose its inputs to the cache"
     if prefix is None:

@@ -19,7 +19,7 @@ from transformers import TrainingArguments
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig
 from ..strategies import TransferStrategy
-from .budget import choose_training, class_balance, examples_per_class
+from .budget import Choices, choose_training, class_balance, examples_per_class
 from .run_types import PreparedTask, ResolvedRun
 from .size_defaults import strategy_choice
 
@@ -36,6 +36,13 @@ def resolve_run(
     ``uses_ddp_reducer``: the trainable set changes during the run, so under DDP every parameter that will ever train
     must be in the gradient reducer from the start."""
     training = config.training
+    if len(task.train_dataset) == 0:  # zero-shot: nothing trains, so there is nothing to size
+        choices = Choices(
+            reasons=["zero-shot: no labelled example trains; the head is built from the label descriptions"]
+        )
+        task.record.strategy_chosen = strategy_choice(config, 0)
+        task.record.chosen_automatically_line = choices.line()
+        return ResolvedRun(config, training, config.strategy_spec(), choices, None)
     choices, weights = choose_training(
         training,
         strategy,

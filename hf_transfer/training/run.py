@@ -28,6 +28,7 @@ from .prepare import prepare
 from .resume import RecordRunIdentity, check_same_run, checkpoint_step, resolve_resume_checkpoint
 from .run_types import PreparedRun
 from .trainer import build_transfer_trainer
+from .zero_shot import zero_shot_head
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ def run_identity(prepared: PreparedRun) -> dict[str, Any]:
 
 def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunProgress) -> dict[str, Any]:
     task, strategy, training = prepared.task, prepared.strategy, prepared.training
-    train_metrics = fit_cached_head(prepared)  # a closed-form head: one solve instead of the Trainer's steps
+    # a head from the label descriptions (no example), or in closed form: one solve instead of the Trainer's steps
+    train_metrics = zero_shot_head(prepared) or fit_cached_head(prepared)
     if train_metrics is None:
         train_metrics = dict(trainer.train(resume_from_checkpoint=training.resume_from_checkpoint).metrics)
     progress.stage = "the run's metrics and state"

@@ -25,6 +25,8 @@ CONTRASTIVE_UP_TO = 64  # labelled examples per class (smallest class) up to whi
 def default_strategy(task: str, per_class: int | None) -> tuple[str, str] | None:
     """(strategy, why) for ``task`` with ``per_class`` examples in its smallest class (None: not single-label), or
     None to keep the task's own default."""
+    if per_class == 0:
+        return "linear_probe", "zero-shot: no labelled example, the head is built from the label descriptions"
     if task == TEXT_CLASSIFICATION and per_class is not None and per_class <= CONTRASTIVE_UP_TO:
         return "contrastive", (
             f"{per_class} examples in the smallest class ≤ {CONTRASTIVE_UP_TO}: the measured best few-label text "
@@ -37,7 +39,8 @@ def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeCo
     """``config``, or a re-resolved copy with the strategy the data size calls for when the user named none."""
     if not strategy_is_automatic(config):
         return config
-    per_class = min(Counter(data.train[data.label_column]).values()) if data.problem_type == SINGLE_LABEL else None
+    counts = Counter(data.train[data.label_column]) if data.problem_type == SINGLE_LABEL else None
+    per_class = None if counts is None else min(counts.values(), default=0)
     chosen = default_strategy(config.task, per_class)
     if chosen is None or chosen[0] == config.strategy.strategy:
         return config
