@@ -36,7 +36,9 @@ def image_config(tmp_path, data: Path, strategy="linear_probe", cache=True, imag
     # from_scratch: the "checkpoint" is the random init of --seed; the validation hold-out stays fixed (split_seed)
     return ht.RecipeConfig(
         model=ht.ModelArguments(model_name_or_path="test_efficientnet", from_scratch=True, drop_rate=0.0),
-        data=ht.DataArguments(train_dir=str(data), image_size=image_size, no_augment=True, split_seed=0),
+        data=ht.DataArguments(
+            train_dir=str(data), image_size=image_size, no_augment=True, split_seed=0, train_val_split=0.25
+        ),
         strategy=ht.StrategyArguments(strategy=strategy, **strategy_args),
         run=ht.RunArguments(cache_frozen_features=cache),
         training=ht.default_training_arguments(

@@ -89,7 +89,7 @@ def test_a_linear_probe_fits_its_head_in_closed_form_into_the_native_model(tmp_p
     data = write_imagefolder(tmp_path / "colours", per_class=10)
     out = tmp_path / "run"
     argv = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--train_dir",
-            str(data), "--strategy", "linear_probe", "--head_solver", "closed_form",
+            str(data), "--train_val_split", "0.3", "--strategy", "linear_probe", "--head_solver", "closed_form",
             "--output_dir", str(out)]  # fmt: skip
     result = ht.fine_tune(parse_config(argv))
     assert result.trainer.state.global_step == 0  # no optimizer step: one solve

@@ -119,7 +119,7 @@ def test_early_stopping_stops_when_the_metric_stops_improving(tmp_path):
     result = ht.fine_tune(
         ht.RecipeConfig(
             model=ht.ModelArguments(model_name_or_path="test_convnext", from_scratch=True),
-            data=ht.DataArguments(train_dir=str(data), image_size=32),
+            data=ht.DataArguments(train_dir=str(data), image_size=32, train_val_split=0.3),
             run=ht.RunArguments(early_stopping_patience=2),
             training=ht.default_training_arguments(
                 output_dir=str(tmp_path / "out"),

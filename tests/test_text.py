@@ -27,7 +27,7 @@ def run(tmp_path, train_file, model_dir, *extra, **data_kwargs):
         task="text-classification",
         model=ht.ModelArguments(model_name_or_path=str(model_dir), **data_kwargs.pop("model", {})),
         data=ht.DataArguments(train_file=str(train_file), train_val_split=0.25, **data_kwargs),
-        strategy=ht.StrategyArguments(**dict(extra)),
+        strategy=ht.StrategyArguments(**{"strategy": "full", **dict(extra)}),  # these tests are not about the default
         training=ht.default_training_arguments(
             "text-classification",
             output_dir=str(tmp_path / "out"),

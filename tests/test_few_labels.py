@@ -1,0 +1,207 @@
+"""Few labels: the contrastive strategy, the small-data protocol, the default by data size and zero-shot heads."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import NEGATIVE, POSITIVE, write_imagefolder, write_text_csv
+
+
+def _run(argv: list[str], task: str = "text-classification"):
+    import hf_transfer as ht
+    from hf_transfer.recipe import parse_config
+
+    return ht.fine_tune(parse_config(argv, task=task))
+
+
+# ------------------------------------------------------------------------------------------------ the pair loss
+
+
+def test_the_pair_loss_matches_a_hand_computed_case():
+    """Embeddings (1,0), (0,1), (1,1) with labels 0, 0, 1: the one positive pair has cosine 0 (error 1), the two
+    negative pairs cosine 1/√2 (error 1/2 each); positives and negatives weigh equally: (1 + 1/2) / 2 = 0.75."""
+    from hf_transfer.training.contrastive import pairwise_cosine_loss
+
+    embeddings = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    loss = pairwise_cosine_loss(embeddings, torch.tensor([0, 0, 1]))
+    assert loss.item() == pytest.approx(0.75)
+    # scale does not matter (cosine), and a perfect embedding has no loss
+    assert pairwise_cosine_loss(3 * embeddings, torch.tensor([0, 0, 1])).item() == pytest.approx(0.75)
+    perfect = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    assert pairwise_cosine_loss(perfect, torch.tensor([0, 0, 1])).item() == pytest.approx(0.0, abs=1e-7)
+    # only one kind of pair present: its mean alone
+    same = pairwise_cosine_loss(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1]))
+    assert same.item() == pytest.approx(1.0)
+
+
+def test_the_phase_is_sized_by_the_data():
+    from hf_transfer.strategies import StrategyArguments
+    from hf_transfer.strategies.contrastive import DEFAULT_EPOCHS, MAX_STEPS, Contrastive
+
+    strategy = Contrastive(StrategyArguments(strategy="contrastive"))
+    small = strategy.body_phase(16)
+    assert (small.epochs, small.batch_size) == (DEFAULT_EPOCHS, 16)
+    large = strategy.body_phase(10_000)  # 625 batches an epoch: capped near MAX_STEPS
+    assert large.epochs * math.ceil(10_000 / 16) <= 1.5 * MAX_STEPS and large.epochs >= 1
+    given = Contrastive(StrategyArguments(strategy="contrastive", contrastive_epochs=3, contrastive_batch_size=8))
+    assert given.body_phase(100).epochs == 3 and given.body_phase(100).batch_size == 8
+
+
+def test_contrastive_is_refused_for_images(tmp_path):
+    from hf_transfer.exceptions import ConfigError
+
+    data = write_imagefolder(tmp_path / "colours", per_class=4)
+    with pytest.raises(ConfigError, match="contrastive is for text"):
+        _run(["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32",
+              "--train_dir", str(data), "--strategy", "contrastive", "--output_dir", str(tmp_path / "out")],
+             task="image-classification")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- the default on tiny text data
+
+
+def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, tiny_bert_dir, monkeypatch):
+    """8 labelled texts per class and no validation file: every example trains (no 15 % hold-out of 1 per class),
+    the strategy is contrastive (chosen, said and recorded), its phase changes the body, the head is fitted in closed
+    form, and the card says there is no validation metric. The saved model is an ordinary pipeline model."""
+    from transformers import AutoModel, pipeline
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    data = write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
+    out = tmp_path / "out"
+    result = _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--output_dir", str(out)])
+    assert not any(key.startswith("eval_") for key in result.metrics)
+    saved = json.loads((out / "hf_transfer_config.json").read_text())
+    record = saved["provenance"]
+    assert record["strategy"] == "contrastive" and record["train_samples"] == 16 and record["eval_samples"] == 0
+    assert "fewer than 5 per class" in record["no_validation"]
+    assert record["strategy_chosen"].startswith("--strategy contrastive (8 examples in the smallest class")
+    assert "contrastive phase" in record["body_phase"] and "optimistic" in record["head_fit"]
+    assert saved["chosen_automatically"]["strategy.strategy"] == "contrastive"
+    assert saved["model"]["pooling"] == "mean"
+    # the phase changed the body: its weights differ from the checkpoint's
+    before = AutoModel.from_pretrained(tiny_bert_dir).state_dict()
+    after = result.model.encoder.state_dict()
+    changed = [name for name in before if name in after and not torch.equal(before[name], after[name])]
+    assert len(changed) > len(before) // 2
+    card = (out / "README.md").read_text()
+    assert "Validation examples: none: a 15% hold-out" in card and "Not measured" in card
+    assert "Strategy chosen automatically: --strategy contrastive" in card and "contrastive phase:" in card
+    classifier = pipeline("text-classification", model=str(out), trust_remote_code=True)
+    assert {p["label"] for p in classifier(["a wonderful film", "a dull mess"])} <= {"pos", "neg"}
+
+
+def test_a_given_strategy_or_validation_is_always_used(tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    data = write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
+    out = tmp_path / "out"
+    result = _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--strategy",
+                   "linear_probe", "--train_val_split", "0.25", "--max_steps", "2",
+                   "--output_dir", str(out)])  # fmt: skip
+    record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
+    assert record["strategy"] == "linear_probe" and record["strategy_chosen"] is None
+    assert record["eval_samples"] == 4 and record["no_validation"] is None  # the fraction the user gave
+    assert "eval_accuracy" in result.metrics
+
+
+def test_tiny_image_data_trains_without_a_validation_folder(tmp_path, monkeypatch):
+    """5 images per class and no validation folder: the image default used to refuse (a stratified 15 % of 5 per
+    class is impossible); now every image trains, with the image default (full) and no evaluation."""
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_imagefolder(tmp_path / "colours", per_class=5)
+    out = tmp_path / "out"
+    result = _run(["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32",
+                   "--train_dir", str(data), "--max_steps", "3", "--output_dir", str(out)],
+                  task="image-classification")  # fmt: skip
+    record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
+    assert record["train_samples"] == 15 and record["eval_samples"] == 0 and record["strategy"] == "full"
+    assert result.trainer.state.global_step == 3 and "eval_accuracy" not in result.metrics
+    assert (out / "model.safetensors").is_file() and not (out / "eval_predictions.json").exists()
+
+
+def test_the_default_strategy_by_size():
+    from hf_transfer.training.size_defaults import CONTRASTIVE_UP_TO, default_strategy
+
+    assert default_strategy("text-classification", 8)[0] == "contrastive"
+    assert default_strategy("text-classification", CONTRASTIVE_UP_TO)[0] == "contrastive"
+    assert default_strategy("text-classification", CONTRASTIVE_UP_TO + 1) is None  # the task's default (full)
+    assert default_strategy("text-classification", None) is None  # multi-label, regression
+    assert default_strategy("image-classification", 5) is None
+    assert default_strategy("text-classification", 0)[0] == "linear_probe"  # zero-shot
+
+
+# ------------------------------------------------------------------------------------------------- zero-shot
+
+TOPICS = {
+    "sport": ["The striker scored twice in the second half.", "The team won the championship final.",
+              "She ran the marathon in record time.", "The tennis match went to a fifth set."],
+    "cooking": ["Simmer the onions in butter until golden.", "Bake the bread for forty minutes.",
+                "Season the soup with salt and pepper.", "Whisk the eggs and sugar together."],
+    "weather": ["Heavy rain and strong winds are expected tonight.", "Tomorrow will be sunny and warm.",
+                "Snow fell across the mountains overnight.", "A thunderstorm warning was issued."],
+}  # fmt: skip
+
+
+def _topic_csv(tmp_path: Path) -> Path:
+    rows = [(text, label) for label, texts in TOPICS.items() for text in texts * 2]  # 8 per class
+    return write_text_csv(tmp_path / "topics.csv", rows, ("text", "label"))
+
+
+def test_zero_shot_predicts_from_the_label_descriptions(tmp_path, monkeypatch):
+    """No labelled example: the real MiniLM's embeddings of the descriptions are the head. Topic texts land on their
+    own description far above chance (1/3); swapping two descriptions swaps what those texts are called, so the head
+    is the descriptions and nothing else."""
+    from transformers import pipeline
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = _topic_csv(tmp_path)
+    descriptions = {"sport": "sports and games", "cooking": "cooking and recipes", "weather": "the weather forecast"}
+    swapped = {**descriptions, "sport": descriptions["cooking"], "cooking": descriptions["sport"]}
+    texts = [text for texts in TOPICS.values() for text in texts]
+    truth = [label for label, texts in TOPICS.items() for _ in texts]
+    predicted = {}
+    for name, mapping in (("given", descriptions), ("swapped", swapped)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(mapping))
+        out = tmp_path / name
+        result = _run(["--model_name_or_path", "builtin:all-MiniLM-L6-v2", "--train_file", str(data),
+                       "--train_samples_per_class", "0", "--label_descriptions", str(path),
+                       "--train_val_split", "0.25", "--output_dir", str(out)])  # fmt: skip
+        assert result.trainer.state.global_step == 0
+        classifier = pipeline("text-classification", model=str(out), trust_remote_code=True)
+        predicted[name] = [p["label"] for p in classifier(texts)]
+    correct = sum(p == t for p, t in zip(predicted["given"], truth))
+    assert correct >= 10, (correct, predicted["given"])  # of 12; chance is 4
+    flip = {"sport": "cooking", "cooking": "sport", "weather": "weather"}
+    assert predicted["swapped"] == [flip[p] for p in predicted["given"]]
+    record = json.loads((tmp_path / "given" / "hf_transfer_config.json").read_text())["provenance"]
+    assert record["train_samples"] == 0 and record["head_fit"].startswith("zero-shot")
+    card = (tmp_path / "given" / "README.md").read_text()
+    assert "No labelled example was trained on" in card and "'sport': 'sports and games'" in card
+
+
+def test_zero_shot_refuses_what_it_cannot_do(tmp_path):
+    from hf_transfer.exceptions import ConfigError
+    from hf_transfer.recipe import parse_config
+
+    data = _topic_csv(tmp_path)
+    with pytest.raises(ConfigError, match="trains nothing"):
+        parse_config(["--train_file", str(data), "--train_samples_per_class", "0", "--strategy", "full"],
+                     task="text-classification")  # fmt: skip
+    with pytest.raises(ConfigError, match="text-classification only"):
+        parse_config(["--train_samples_per_class", "0"], task="image-classification")
+    with pytest.raises(ConfigError, match="needs --train_samples_per_class 0"):
+        parse_config(["--train_file", str(data), "--label_template", "about {}"], task="text-classification")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"sport": "sports", "cooking": "food"}))
+    with pytest.raises(ConfigError, match=r"no description for \['weather'\]"):
+        _run(["--model_name_or_path", "builtin:all-MiniLM-L6-v2", "--train_file", str(data),
+              "--train_samples_per_class", "0", "--label_descriptions", str(bad), "--train_val_split", "0.25",
+              "--output_dir", str(tmp_path / "out")])  # fmt: skip
