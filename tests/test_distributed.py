@@ -1,7 +1,9 @@
 """`accelerate launch --multi_gpu --num_processes 2` on a GPU-less machine: two gloo CPU processes, same numbers.
 
 The loss and gradient norm a recipe reports must not depend on the number of processes: the Trainer would otherwise
-multiply the loss by the process count for models whose forward takes **kwargs (BERT does).
+multiply the loss by the process count for models whose forward takes **kwargs (BERT does). The one-process reference
+runs in this process, through the `run_recipe` call each recipe script is (an `accelerate launch` of one process adds
+nothing to compare, and two interpreter starts per test); the two-process run is a real `accelerate launch`.
 """
 
 import json
@@ -16,29 +18,33 @@ COMMON = [
 ]  # fmt: skip
 
 
-def launch(tmp_path, recipe: str, args: list[str], processes: int, per_device_batch: int) -> tuple[list[dict], dict]:
+TASKS = {
+    "recipes/image_cls.py": "image-classification",
+    "recipes/text_cls.py": "text-classification",
+    "recipes/multimodal_cls.py": "multimodal-classification",
+}
+
+
+def launch(
+    tmp_path, recipe: str, args: list[str], processes: int, per_device_batch: int, in_process
+) -> tuple[list[dict], dict]:
+    """One process: ``run_recipe`` here (what the script calls); more: ``accelerate launch --multi_gpu``."""
+    from hf_transfer.cli import run_recipe
+
     out = tmp_path / f"np{processes}"
-    launcher = ["accelerate", "launch"] + (["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else [])
-    result = run_command(
-        [
-            *launcher,
-            recipe,
-            *COMMON,
-            *args,
-            "--output_dir",
-            str(out),
-            "--per_device_train_batch_size",
-            str(per_device_batch),
-        ]
-    )
+    argv = [*COMMON, *args, "--output_dir", str(out), "--per_device_train_batch_size", str(per_device_batch)]
+    if processes == 1:
+        result = in_process(run_recipe, TASKS[recipe], argv)
+    else:
+        result = run_command(["accelerate", "launch", "--multi_gpu", "--num_processes", str(processes), recipe, *argv])
     assert result.returncode == 0, result.stderr[-3000:]
     history = [e for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
     return history, json.loads((out / "train_results.json").read_text())
 
 
-def assert_same_numbers(tmp_path, recipe: str, args: list[str]) -> None:
-    single, single_info = launch(tmp_path, recipe, args, processes=1, per_device_batch=8)
-    double, double_info = launch(tmp_path, recipe, args, processes=2, per_device_batch=4)  # same global batch of 8
+def assert_same_numbers(tmp_path, recipe: str, args: list[str], in_process) -> None:
+    single, single_info = launch(tmp_path, recipe, args, 1, per_device_batch=8, in_process=in_process)
+    double, double_info = launch(tmp_path, recipe, args, 2, per_device_batch=4, in_process=in_process)  # global 8
     assert single_info["world_size"] == 1
     # a silent fallback to two independent single-process runs would report world size 1 / DistributedType.NO
     assert double_info["world_size"] == 2 and double_info["distributed_type"] == "DistributedType.MULTI_CPU"
@@ -51,24 +57,24 @@ def assert_same_numbers(tmp_path, recipe: str, args: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_image_recipe_two_processes_match_one(tmp_path):
+def test_image_recipe_two_processes_match_one(tmp_path, in_process):
     data = write_imagefolder(tmp_path / "colours", per_class=10)
     args = ["--model_name_or_path", "test_convnext", "--from_scratch", "--train_dir", str(data)]
-    assert_same_numbers(tmp_path, "recipes/image_cls.py", [*args, "--image_size", "32", "--no_augment"])
+    assert_same_numbers(tmp_path, "recipes/image_cls.py", [*args, "--image_size", "32", "--no_augment"], in_process)
 
 
 @pytest.mark.slow
-def test_text_recipe_two_processes_match_one(tmp_path, tiny_bert_dir):
+def test_text_recipe_two_processes_match_one(tmp_path, tiny_bert_dir, in_process):
     rows = [(text, "pos") for text in POSITIVE * 5] + [(text, "neg") for text in NEGATIVE * 5]
     data = write_text_csv(tmp_path / "reviews.csv", rows, ("text", "label"))
     # the tiny BERT has no dropout: each process would otherwise draw its own masks, and no numbers could match
     args = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data)]
-    assert_same_numbers(tmp_path, "recipes/text_cls.py", args)
+    assert_same_numbers(tmp_path, "recipes/text_cls.py", args, in_process)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cached", ["True", "False"])
-def test_multimodal_recipe_two_processes_match_one(tmp_path, tiny_bert_dir, cached):
+def test_multimodal_recipe_two_processes_match_one(tmp_path, tiny_bert_dir, cached, in_process):
     """Frozen image tower, trainable text tower (through the DDP reducer), with and without cached image features."""
     args = [
         "--image_model_name_or_path", "test_efficientnet", "--image_from_scratch", "--image_size", "32",
@@ -76,7 +82,7 @@ def test_multimodal_recipe_two_processes_match_one(tmp_path, tiny_bert_dir, cach
         "--image_strategy", "linear_probe", "--text_strategy", "full", "--fusion_dropout", "0",
         "--cache_frozen_features", cached,
     ]  # fmt: skip
-    assert_same_numbers(tmp_path, "recipes/multimodal_cls.py", args)
+    assert_same_numbers(tmp_path, "recipes/multimodal_cls.py", args, in_process)
 
 
 @pytest.mark.slow

@@ -68,7 +68,9 @@ def test_save_and_load_round_trip_in_one_safetensors_file(tmp_path, tiny_bert_di
         for name, tensor in model.state_dict().items():
             assert torch.equal(state[name], tensor), name
         with torch.no_grad():
-            torch.testing.assert_close(loaded(**batch).logits, expected, rtol=0, atol=0)
+            # the weights are bit-equal (above); the logits only to float rounding: with one torch thread (each
+            # pytest-xdist worker) the reloaded tensors took another kernel path, 4e-7 off, every run
+            torch.testing.assert_close(loaded(**batch).logits, expected)
         assert loaded.config.id2label == {0: "a", 1: "b", 2: "c"}
 
 

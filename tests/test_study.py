@@ -69,7 +69,8 @@ def cell_files(study_dir: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_study_cells_report_and_resume(tmp_path, colours, pretrained):
-    settings = ht.StudySettings(strategies=["linear_probe"], train_sizes=[3, None], seeds=[0, 1])
+    # two cells at a time, one thread each: the cells' interpreter starts, not their few steps, are most of the time
+    settings = ht.StudySettings(strategies=["linear_probe"], train_sizes=[3, None], seeds=[0, 1], max_parallel=2)
     summary = ht.study(study_config(tmp_path, colours, pretrained), settings)
     study_dir = tmp_path / "study"
     cells = cell_files(study_dir)
