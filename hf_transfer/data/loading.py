@@ -111,6 +111,8 @@ def verify_images(split: Dataset, args: DataArguments, split_name: str) -> tuple
     column = args.image_column_name
     if not isinstance(split.features[column], ImageFeature):
         raise DataError(f"Column {column!r} of the {split_name} data does not hold images ({split.features[column]}).")
+    if len(split) == 0:  # no validation split (the small-data protocol): nothing to decode
+        return split, 0
     undecoded = split.cast_column(column, ImageFeature(decode=False))
     checked = undecoded.map(
         _check_one_image,

@@ -116,7 +116,8 @@ def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
     task.record.head_fit = head.describe()
     if task.record.body_phase and head.cv_accuracy is not None:  # the folds were not unseen by the tuned body
         task.record.head_fit += "; optimistic, as the body was tuned on these same examples"
-    task.record.chosen_automatically_line = f"head fitted in closed form on {len(labels)} examples: {head.describe()}"
+    line = f"head fitted in closed form on {len(labels)} examples: {head.describe()}"
+    task.record.chosen_automatically_line = "; ".join(filter(None, [task.record.strategy_chosen, line]))
     logger.info("Closed-form head (%.1f s): %s.", runtime, head.describe())
     metrics = {"train_runtime": round(runtime, 4), "head_c": head.c}
     if head.cv_accuracy is not None:
