@@ -53,7 +53,9 @@ def test_csv_with_relative_paths_and_string_labels(csv_dataset):
 
 def test_max_samples(tmp_path):
     root = write_imagefolder(tmp_path / "d", per_class=10)
-    data = load_image_data(data_args(train_dir=str(root), max_train_samples=7, max_eval_samples=2))
+    data = load_image_data(
+        data_args(train_dir=str(root), max_train_samples=7, max_eval_samples=2, train_val_split=0.2)
+    )
     assert (len(data.train), len(data.validation)) == (7, 2)
 
 

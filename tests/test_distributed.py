@@ -59,7 +59,15 @@ def assert_same_numbers(tmp_path, recipe: str, args: list[str], in_process) -> N
 @pytest.mark.slow
 def test_image_recipe_two_processes_match_one(tmp_path, in_process):
     data = write_imagefolder(tmp_path / "colours", per_class=10)
-    args = ["--model_name_or_path", "test_convnext", "--from_scratch", "--train_dir", str(data)]
+    args = [
+        "--model_name_or_path",
+        "test_convnext",
+        "--from_scratch",
+        "--train_dir",
+        str(data),
+        "--train_val_split",
+        "0.15",
+    ]
     assert_same_numbers(tmp_path, "recipes/image_cls.py", [*args, "--image_size", "32", "--no_augment"], in_process)
 
 
@@ -68,7 +76,9 @@ def test_text_recipe_two_processes_match_one(tmp_path, tiny_bert_dir, in_process
     rows = [(text, "pos") for text in POSITIVE * 5] + [(text, "neg") for text in NEGATIVE * 5]
     data = write_text_csv(tmp_path / "reviews.csv", rows, ("text", "label"))
     # the tiny BERT has no dropout: each process would otherwise draw its own masks, and no numbers could match
-    args = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data)]
+    # full fine-tuning and a hold-out, given: 20 reviews per class would otherwise get the contrastive default
+    args = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--strategy", "full",
+            "--train_val_split", "0.15"]  # fmt: skip
     assert_same_numbers(tmp_path, "recipes/text_cls.py", args, in_process)
 
 
@@ -106,6 +116,8 @@ def test_two_processes_encode_the_frozen_features_once(tmp_path):
             "--from_scratch",
             "--train_dir",
             str(data),
+            "--train_val_split",
+            "0.15",
             "--image_size",
             "32",
             "--strategy",

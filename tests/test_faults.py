@@ -284,7 +284,8 @@ def test_the_recipes_schedule_follows_the_users(data, flags, expected):
 
 # --- resume: what is reproduced exactly ------------------------------------------------------------------------------
 
-EXACT = [*TINY, "--drop_rate", "0.3", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
+EXACT = [*TINY, "--train_val_split", "0.3", "--drop_rate", "0.3", "--num_train_epochs", "2",
+         "--per_device_train_batch_size", "8",
          "--learning_rate", "0.01", "--logging_steps", "1", "--save_strategy", "steps", "--save_steps", "2",
          "--save_total_limit", "10", "--seed", "3"]  # fmt: skip
 

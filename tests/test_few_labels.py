@@ -205,3 +205,14 @@ def test_zero_shot_refuses_what_it_cannot_do(tmp_path):
         _run(["--model_name_or_path", "builtin:all-MiniLM-L6-v2", "--train_file", str(data),
               "--train_samples_per_class", "0", "--label_descriptions", str(bad), "--train_val_split", "0.25",
               "--output_dir", str(tmp_path / "out")])  # fmt: skip
+
+
+def test_a_strategy_that_chooses_on_validation_is_refused_without_one(tmp_path, monkeypatch):
+    from hf_transfer.exceptions import ConfigError
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_imagefolder(tmp_path / "colours", per_class=5)
+    with pytest.raises(ConfigError, match="wise_ft chooses on the validation split"):
+        _run(["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32",
+              "--train_dir", str(data), "--strategy", "full+wise_ft", "--output_dir", str(tmp_path / "out")],
+             task="image-classification")  # fmt: skip

@@ -45,8 +45,8 @@ TIMM_REPO_FILES = {
     "trainer_state.json",
     "training_curves.png",
 }
-TINY_TEXT_RUN = [
-    "--train_val_split", "0.25", "--num_train_epochs", "1", "--learning_rate", "5e-3",
+TINY_TEXT_RUN = [  # full fine-tuning, given: 20 reviews per class would otherwise get the contrastive default
+    "--strategy", "full", "--train_val_split", "0.25", "--num_train_epochs", "1", "--learning_rate", "5e-3",
     "--per_device_train_batch_size", "8", "--logging_steps", "1",
 ]  # fmt: skip
 
@@ -113,7 +113,7 @@ def timm_run(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     out = root / "out"
     args = [
         "python", "recipes/image_cls.py", "--model_name_or_path", "test_convnext", "--from_scratch",
-        "--train_dir", str(data), "--image_size", "32", "--num_train_epochs", "1",
+        "--train_dir", str(data), "--train_val_split", "0.3", "--image_size", "32", "--num_train_epochs", "1",
         "--per_device_train_batch_size", "8", "--logging_steps", "1", "--output_dir", str(out),
         "--push_to_hub", "--hub_model_id", "alice/colours", "--hub_token", ALICE,
     ]  # fmt: skip

@@ -76,7 +76,7 @@ def test_a_resume_with_other_labels_is_refused_naming_them(tmp_path):
 ARGS = [
     "--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "48", "--drop_rate", "0.3",
     "--num_train_epochs", "4", "--per_device_train_batch_size", "4", "--learning_rate", "0.01",
-    "--save_total_limit", "2", "--logging_steps", "1", "--seed", "5",
+    "--save_total_limit", "2", "--logging_steps", "1", "--seed", "5", "--train_val_split", "0.3",
 ]  # fmt: skip
 
 

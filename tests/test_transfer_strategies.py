@@ -322,7 +322,7 @@ def test_wise_ft_interpolation_and_sweep(tmp_path):
     result = ht.fine_tune(
         ht.RecipeConfig(
             model=ht.ModelArguments(model_name_or_path="test_convnext", from_scratch=True),
-            data=ht.DataArguments(train_dir=str(data), image_size=32, no_augment=True),
+            data=ht.DataArguments(train_dir=str(data), image_size=32, no_augment=True, train_val_split=0.3),
             strategy=ht.StrategyArguments(strategy="full+wise_ft", wise_alphas="0,0.5,1"),
             training=ht.default_training_arguments(
                 output_dir=str(tmp_path / "out"), num_train_epochs=3, per_device_train_batch_size=6

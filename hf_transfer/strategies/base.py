@@ -112,6 +112,8 @@ class TransferStrategy:
     # Trains nothing of the backbone: its features are fixed, so by default images are not augmented and the
     # features are encoded once (the frozen-feature cache) instead of every epoch.
     frozen_backbone: ClassVar[bool] = False
+    # Chooses something on the validation split (WiSE-FT's alpha): a run without one is refused before training.
+    needs_validation: ClassVar[bool] = False
     # The text pooling it needs (None: the model's default): the contrastive phase trains the mean-pooled embedding.
     pooling: ClassVar[str | None] = None
 

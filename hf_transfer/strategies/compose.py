@@ -74,6 +74,7 @@ class ComposedStrategy(TransferStrategy):
         self.parts = [cls(args) for cls in classes]
         self.name = args.strategy
         self.needs_raw_inputs = any(part.needs_raw_inputs for part in self.parts)
+        self.needs_validation = any(part.needs_validation for part in self.parts)
         self.default_learning_rate = self.parts[0].default_learning_rate  # the trainable-set strategy's
 
     def apply(self, context: StrategyContext) -> None:

@@ -37,6 +37,7 @@ class WiseFT(TransferStrategy):
         "after training, θ = (1−α)·θ₀ + α·θ_ft for each α is evaluated; every result is reported, the best α kept and "
         "saved"
     )
+    needs_validation = True  # alpha is chosen on it
     settings = (
         Setting(
             "wise_alphas",

@@ -124,6 +124,10 @@ def resolve_base(base: RecipeConfig, strategies: list[str]) -> RecipeConfig:
     base.strategy = dataclasses.replace(base.strategy, **dict.fromkeys(given))
     base = resolve_config(base)
     base.strategy = dataclasses.replace(base.strategy, **given)
+    if base.data.train_val_split is None:  # every cell is scored on one held-out set, however few the examples
+        from ..data.labels import DEFAULT_TRAIN_VAL_SPLIT
+
+        base.data.train_val_split = DEFAULT_TRAIN_VAL_SPLIT
     return base
 
 

@@ -54,6 +54,11 @@ def resolve_run(
     )
     changes = {name: value for name, value in choices.values.items() if name in _TRAINING_FIELDS}
     changes.update(_best_metric(training, task))
+    if len(task.eval_dataset) == 0 and strategy.needs_validation:
+        raise ConfigError(
+            f"--strategy {strategy.name} chooses on the validation split, and this run has none (too few examples "
+            "per class to hold some out): give --validation_file / --validation_dir, or --train_val_split."
+        )
     if len(task.eval_dataset) == 0:  # the small-data protocol: nothing to evaluate or to choose a checkpoint by
         changes.update(eval_strategy="no", load_best_model_at_end=False)
         choices.reasons.insert(0, "no validation split (every example trains; the last step is kept)")
