@@ -61,6 +61,7 @@ def resolve_run(
         )
     if len(task.eval_dataset) == 0:  # the small-data protocol: nothing to evaluate or to choose a checkpoint by
         changes.update(eval_strategy="no", load_best_model_at_end=False)
+        choices.reasons[:] = [r for r in choices.reasons if not r.startswith("evaluated every")]
         choices.reasons.insert(0, "no validation split (every example trains; the last step is kept)")
     if uses_ddp_reducer and training.world_size > 1:
         changes["ddp_find_unused_parameters"] = True  # a block frozen for now still belongs to the DDP reducer
