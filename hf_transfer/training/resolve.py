@@ -36,11 +36,12 @@ def resolve_run(
     ``uses_ddp_reducer``: the trainable set changes during the run, so under DDP every parameter that will ever train
     must be in the gradient reducer from the start."""
     training = config.training
-    if len(task.train_dataset) == 0:  # zero-shot: nothing trains, so there is nothing to size
+    per_class = examples_per_class(task.labels.get("train"), task.problem_type) if len(task.train_dataset) else 0
+    task.record.strategy_chosen = strategy_choice(config, per_class)
+    if per_class == 0:  # zero-shot: nothing trains, so there is nothing to size
         choices = Choices(
             reasons=["zero-shot: no labelled example trains; the head is built from the label descriptions"]
         )
-        task.record.strategy_chosen = strategy_choice(config, 0)
         task.record.chosen_automatically_line = choices.line()
         return ResolvedRun(config, training, config.strategy_spec(), choices, None)
     choices, weights = choose_training(
@@ -71,9 +72,6 @@ def resolve_run(
         raise ConfigError(str(err)) from err
     balance = {split: class_balance(labels, task.label_names) for split, labels in task.labels.items()}
     task.record.class_balance = {split: counts for split, counts in balance.items() if counts}
-    task.record.strategy_chosen = strategy_choice(
-        config, examples_per_class(task.labels.get("train"), task.problem_type)
-    )
     if task.record.strategy_chosen:
         choices.reasons.insert(0, task.record.strategy_chosen)
     task.record.chosen_automatically = choices.values
