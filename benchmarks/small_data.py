@@ -121,6 +121,7 @@ class Plan:
     image_held_out_per_class: int
     image_variants: tuple[tuple[str, tuple[str, ...]], ...]
     image_max_steps: int | None = None  # --max_steps: a smoke check's cap, never in a measurement
+    unlabeled: int = 0  # --unlabeled N: also the default run given N unlabelled pool examples (issue 20)
 
 
 # The default first; then single strategies tried as comparisons (never chosen on the held-out set)
@@ -251,6 +252,7 @@ def toolkit_run(spec: dict[str, Any]) -> dict[str, Any]:
         "best_step": state.get("best_global_step"),
         "evaluations": evaluations,
         "validation_accuracy": result.metrics.get("eval_accuracy"),
+        "self_training": provenance.get("self_training"),
         "train_runtime_s": result.metrics.get("train_runtime"),
     }
     phases = {"imports": imported - started, "fine_tune": trained - imported}
@@ -369,6 +371,21 @@ def build_text_data(part: str, plan: Plan, data_dir: Path) -> dict[str, Any]:
     return info
 
 
+def build_unlabeled_texts(part: str, plan: Plan, data_dir: Path, info: dict[str, Any]) -> None:
+    """Per seed, ``plan.unlabeled`` pool examples that are in none of that seed's training sets (the held-out set is
+    not in the pool): the unlabelled file of the seed's runs. Its labels are kept only so that the toolkit can report
+    the pseudo-labels' accuracy; no run trains on them."""
+    text_set = sets.TEXT_SETS[part]()
+    info["unlabeled"] = {}
+    for seed in plan.seeds:
+        taken = {i for key, entry in info["train"].items() if key.endswith(f"/{seed}") for i in entry["ids"]}
+        candidates = [e for e in text_set.pool if e.id not in taken]
+        drawn = random.Random(f"unlabeled:{part}:{seed}").sample(candidates, plan.unlabeled)
+        chosen = sorted(drawn, key=lambda e: e.id)
+        path = data_dir / f"{text_set.name}_unlabeled{plan.unlabeled}_seed{seed}.csv"
+        info["unlabeled"][str(seed)] = {"csv": str(path), "sha256": sets.write_csv(chosen, path)}
+
+
 def text_jobs(part: str, size: int, seed: int, data: dict[str, Any], plan: Plan, diagnostics: bool) -> list[Job]:
     """The SetFit and toolkit-default runs of one size and seed (adjacent, their order alternating), or the
     non-default diagnostics of that size and seed."""
@@ -385,7 +402,15 @@ def text_jobs(part: str, size: int, seed: int, data: dict[str, Any], plan: Plan,
         Job(f"{base}-setfit", tool="setfit", variant="default", **common),
         Job(f"{base}-toolkit-default", tool="toolkit", variant="default", **common),
     ]
+    if plan.unlabeled:
+        pool = ("--unlabeled_file", data["unlabeled"][str(seed)]["csv"])
+        variant = unlabeled_variant(plan.unlabeled)
+        pair.append(Job(f"{base}-toolkit-{_slug(variant)}", tool="toolkit", variant=variant, flags=pool, **common))
     return pair if (plan.seeds.index(seed) + plan.text_sizes.index(size)) % 2 == 0 else pair[::-1]
+
+
+def unlabeled_variant(count: int) -> str:
+    return f"default + {count} unlabelled"
 
 
 def build_image_data(plan: Plan, source: Path, data_dir: Path) -> dict[str, Any]:
@@ -431,6 +456,24 @@ def build_image_data(plan: Plan, source: Path, data_dir: Path) -> dict[str, Any]
     return info
 
 
+def build_unlabeled_images(plan: Plan, source: Path, data_dir: Path, info: dict[str, Any]) -> None:
+    """Per seed, ``plan.unlabeled`` digits from the pool (not held out, in none of the seed's training folders),
+    drawn without regard to their class, in one flat folder: the unlabelled images of the seed's runs."""
+    held_out = {f.name for f in Path(info["held_out_dir"]).rglob("*.png")}
+    files = [f for d in sorted(source.iterdir()) if d.is_dir() for f in sorted(d.glob("*.png"))]
+    info["unlabeled"] = {}
+    for seed in plan.seeds:
+        taken = {i for key, entry in info["train"].items() if key.endswith(f"/{seed}") for i in entry["ids"]}
+        candidates = [f for f in files if f.name not in held_out and f.stem not in taken]
+        chosen = random.Random(f"unlabeled:mnist:{seed}").sample(candidates, plan.unlabeled)
+        folder = data_dir / f"mnist_unlabeled{plan.unlabeled}_seed{seed}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for path in chosen:
+            shutil.copyfile(path, folder / f"{path.parent.name}_{path.name}")  # the class is in the name, not a folder
+        info["unlabeled"][str(seed)] = {"dir": str(folder), "sha256": folder_digest(folder)}
+
+
 def _write_image_folder(files: dict[str, list[Path]], folder: Path) -> str:
     """``<folder>/<label>/<id>.png``, the source files' bytes unchanged (an old folder is replaced); its digest."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -456,6 +499,10 @@ def image_jobs(plan: Plan, data: dict[str, Any]) -> list[Job]:
             )
             cap = ("--max_steps", str(plan.image_max_steps)) if plan.image_max_steps else ()
             capped = f"-max{plan.image_max_steps}steps" if plan.image_max_steps else ""
+            named = list(plan.image_variants)
+            if plan.unlabeled:
+                pool = ("--unlabeled_dir", data["unlabeled"][str(seed)]["dir"])
+                named.append((unlabeled_variant(plan.unlabeled), pool))
             variants = [
                 Job(
                     f"image-mnist-{size}pc-seed{seed}-{_slug(name)}{capped}",
@@ -464,7 +511,7 @@ def image_jobs(plan: Plan, data: dict[str, Any]) -> list[Job]:
                     **common,
                     **dirs,
                 )
-                for name, extra in plan.image_variants
+                for name, extra in named
             ]
             shift = index % len(variants)
             jobs.extend(variants[shift:] + variants[:shift])
@@ -815,6 +862,66 @@ def render_image(saved: dict[str, Any], findings: Findings) -> list[str]:
     ]
 
 
+UNLABELED_COLUMNS = (
+    "set",
+    "size/class",
+    "seeds",
+    "SetFit",
+    "default",
+    "default + unlabelled",
+    "Δ (with − without)",
+    "Δ vs SetFit",
+    "rounds kept",
+    "pseudo-labels per class",
+    "pseudo-label accuracy",
+    "wall time: with / without",
+)
+
+
+def render_unlabeled(saved: dict[str, Any]) -> list[str]:
+    """With vs without the unlabelled pool, per set and size: the same examples, seeds and held-out set."""
+    results, rows = saved["results"], []
+    variants = sorted({r["job"]["variant"] for r in results.values() if r["job"]["variant"].startswith("default + ")})
+    for part in ("rt", "second", "topics", "image"):
+        for size in sorted({r["job"]["size"] for r in results.values() if r["job"]["part"] == part}):
+            for variant in variants:
+                with_ = _runs(results, part=part, size=size, variant=variant)
+                if not with_:
+                    continue
+                seeds = sorted(r["job"]["seed"] for r in with_)
+                without = [r for r in _runs(results, part=part, size=size, tool="toolkit", variant="default")
+                           if r["job"]["seed"] in seeds]  # fmt: skip
+                setfit = [r for r in _runs(results, part=part, size=size, tool="setfit") if r["job"]["seed"] in seeds]
+                acc = {name: [r["accuracy"] for r in runs] for name, runs in
+                       (("with", with_), ("without", without), ("setfit", setfit))}  # fmt: skip
+                reports = [r.get("self_training") or {} for r in with_]
+                last = [rep["per_round"][rep["rounds_kept"]] for rep in reports if rep.get("per_round")]
+                per_class = [min(entry["added"].values()) for entry in last]
+                accuracy = [e["pseudo_label_accuracy"] for e in last if e.get("pseudo_label_accuracy") is not None]
+                wall = _mean([r["wall_s"] for r in with_]), _mean([r["wall_s"] for r in without])
+                rows.append([
+                    part, size, len(seeds), _mean_std(acc["setfit"]) if acc["setfit"] else "–",
+                    _mean_std(acc["without"]), _mean_std(acc["with"]),
+                    f"{_mean(acc['with']) - _mean(acc['without']):+.3f}" if acc["without"] else "–",
+                    f"{_mean(acc['with']) - _mean(acc['setfit']):+.3f}" if acc["setfit"] else "–",
+                    ", ".join(str(rep.get("rounds_kept")) for rep in reports),
+                    ", ".join(map(str, per_class)) or "–", f"{_mean(accuracy):.3f}" if accuracy else "–",
+                    f"{wall[0]:.0f} s / {wall[1]:.0f} s" if wall[1] else "–",
+                ])  # fmt: skip
+    return [
+        f"### Unlabelled data: the default run with and without {', '.join(v.split(' + ')[1] for v in variants)} "
+        "examples (issue 20)",
+        "",
+        "Same labelled examples, seeds and held-out set; the unlabelled examples are pool examples in none of the "
+        "seed's training sets (text: the pool; images: digits not held out), drawn regardless of class. Rounds kept "
+        "and pseudo-labels per class (the round kept) are per seed; pseudo-label accuracy is against the pool's own "
+        "labels, which no run trains on.",
+        "",
+        *markdown_table(UNLABELED_COLUMNS, rows),
+        "",
+    ]
+
+
 def render(saved: dict[str, Any]) -> tuple[str, Findings]:
     findings = Findings()
     env = saved["environment"]
@@ -830,6 +937,8 @@ def render(saved: dict[str, Any]) -> tuple[str, Findings]:
             lines += render_text(part, saved, findings)
     if "image" in saved.get("data", {}) and _image_runs(saved["results"]):
         lines += render_image(saved, findings)
+    if any(r["job"]["variant"].startswith("default + ") for r in saved["results"].values()):
+        lines += render_unlabeled(saved)
     if any(_runs(saved["results"], part=part) for part in TEXT_PARTS):
         lines += ["### Target: toolkit default ≥ SetFit's mean accuracy at every size, in no more wall time", ""]
         lines += [f"- missed: {m}" for m in findings.missed] or ["- met at every size measured"]
@@ -852,6 +961,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", help="comma-separated seeds instead of the plan's")
     parser.add_argument("--image_sizes", help="comma-separated image sizes (images per class) instead of the plan's")
     parser.add_argument("--max_steps", type=int, help="cap every image run at this many steps (smoke checks only)")
+    parser.add_argument(
+        "--unlabeled", type=int, default=0, help="also run the default with this many unlabelled pool examples"
+    )
+    parser.add_argument("--image_variants", help="comma-separated image variants to run (default: the plan's)")
     args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
     if args is None:
         return
@@ -866,6 +979,11 @@ def main(argv: list[str] | None = None) -> None:
         plan = replace(plan, image_sizes=tuple(int(n) for n in args.image_sizes.split(",")))
     if args.max_steps:
         plan = replace(plan, image_max_steps=args.max_steps)
+    if args.unlabeled:
+        plan = replace(plan, unlabeled=args.unlabeled)
+    if args.image_variants:
+        names = harness.split_choices(parser, "--image_variants", args.image_variants, [n for n, _ in IMAGE_VARIANTS])
+        plan = replace(plan, image_variants=tuple(v for v in IMAGE_VARIANTS if v[0] in names))
     out = Path(args.out or REPO / "outputs" / "benchmarks" / ("small_data-quick" if args.quick else "small_data"))
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -894,8 +1012,13 @@ def main(argv: list[str] | None = None) -> None:
         results = saved["results"]
         for part in text_parts:
             saved["data"][part] = build_text_data(part, plan, out / "data")
+            if plan.unlabeled:
+                build_unlabeled_texts(part, plan, out / "data", saved["data"][part])
         if "image" in parts:
             saved["data"]["image"] = build_image_data(plan, Path(bench.folders[IMAGE_DATASET]), out / "data")
+            if plan.unlabeled:
+                source = Path(bench.folders[IMAGE_DATASET])
+                build_unlabeled_images(plan, source, out / "data", saved["data"]["image"])
             for name in [n for n, r in results.items() if r["job"]["part"] == "image" and not _image_runs({n: r})]:
                 del results[name]  # an older protocol's image runs (scored on the run's own split): not comparable
 

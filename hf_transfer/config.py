@@ -170,6 +170,38 @@ class DataArguments:
             "it to keep one evaluation set across runs with different seeds."
         },
     )
+    unlabeled_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled examples for self-training: a csv/json/jsonl/parquet file with the same text or image "
+            "column as the training data (a label column is not needed; if present it is only used to report the "
+            "pseudo-labels' accuracy)."
+        },
+    )
+    unlabeled_dir: str | None = field(
+        default=None,
+        metadata={"help": "Unlabelled images for self-training: a folder of images, flat or nested (names ignored)."},
+    )
+    unlabeled_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled examples for self-training: a Hub dataset (or builtin:NAME); see --unlabeled_split."
+        },
+    )
+    unlabeled_split: str = field(
+        default="train", metadata={"help": "The split of --unlabeled_dataset to read (its labels are not trained on)."}
+    )
+    max_unlabeled_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many unlabelled examples (a seeded sample)."}
+    )
+    empty_labels: str = field(
+        default="error",
+        metadata={
+            "help": "Training rows whose label is empty: 'error' names them; 'unlabeled' uses them as unlabelled "
+            "examples for self-training.",
+            "choices": ["error", "unlabeled"],
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (debugging)."})
     image_size: int | None = field(
@@ -230,6 +262,24 @@ class RunArguments:
             "help": "Single-label loss weights: 'auto' weighs classes by inverse frequency when the largest class has "
             "at least twice the examples of the smallest; 'none' never.",
             "choices": ["auto", "none"],
+        },
+    )
+    self_training_rounds: int | None = field(
+        default=None,
+        metadata={
+            "help": "With unlabelled examples: rounds of self-training (predict them, add the confident ones with "
+            "their predicted labels, class-balanced, and fit again). Default: 3 when unlabelled data is given."
+        },
+    )
+    pseudo_label_threshold: float = field(
+        default=0.0,
+        metadata={"help": "Self-training: add a prediction only when its class probability is at least this."},
+    )
+    pseudo_labels_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Self-training: pseudo-labels added per class in round 1, growing by as many each round, and "
+            "equal for every class (no class swamps the rest). Default: 16x the labelled examples per class."
         },
     )
     feature_cache_dtype: str = field(

@@ -291,6 +291,7 @@ def validate_config(config: RecipeConfig) -> None:
     Reads only: a config that passes is exactly the one that runs."""
     _check_task(config.task)
     _validate_data(config.data, config.task)
+    _validate_unlabeled(config.data, config.run, config.task)
     model = config.model
     if config.task == IMAGE_CLASSIFICATION and model.pooling is not None:
         raise ConfigError("--pooling applies to text classification, not images.")
@@ -399,6 +400,52 @@ def _validate_data(data: DataArguments, task: str) -> None:
                 raise ConfigError(f"--{flag}: file {path!r} does not exist.")
             if Path(path).suffix.lower() not in (".csv", ".json", ".jsonl", ".parquet"):
                 raise ConfigError(f"--{flag}: {path!r} must be .csv, .json, .jsonl or .parquet.")
+
+
+UNLABELED_SOURCES = ("unlabeled_file", "unlabeled_dir", "unlabeled_dataset")
+
+
+def unlabeled_sources(data: DataArguments) -> list[str]:
+    """The flags that name the run's unlabelled examples (``--empty_labels unlabeled`` counts): one at most."""
+    given = [f"--{name}" for name in UNLABELED_SOURCES if getattr(data, name)]
+    return [*given, "--empty_labels unlabeled"] if data.empty_labels == "unlabeled" else given
+
+
+def _validate_unlabeled(data: DataArguments, run: RunArguments, task: str) -> None:
+    """Unlabelled data and the self-training settings: one source, for a task that can use it."""
+    given = unlabeled_sources(data)
+    if len(given) > 1:
+        raise ConfigError(f"Give one source of unlabelled examples, not {' and '.join(given)}.")
+    if data.unlabeled_dir and task != IMAGE_CLASSIFICATION:
+        raise ConfigError("--unlabeled_dir is a folder of images: for text or image+text use --unlabeled_file.")
+    if data.max_unlabeled_samples is not None and data.max_unlabeled_samples <= 0:
+        raise ConfigError(f"--max_unlabeled_samples must be a positive integer, got {data.max_unlabeled_samples}.")
+    settings = {
+        "self_training_rounds": run.self_training_rounds,
+        "pseudo_labels_per_class": run.pseudo_labels_per_class,
+    }
+    if not given:
+        for flag, value in (*settings.items(), ("pseudo_label_threshold", run.pseudo_label_threshold or None)):
+            if value is not None:
+                raise ConfigError(
+                    f"--{flag} sets up self-training, which needs unlabelled examples: add --unlabeled_file, "
+                    "--unlabeled_dir or --unlabeled_dataset (or --empty_labels unlabeled)."
+                )
+        return
+    if task == MULTIMODAL_CLASSIFICATION:
+        raise ConfigError(
+            f"{given[0]}: self-training is built for image and text classification; image+text is not supported yet."
+        )
+    if data.train_samples_per_class == 0:
+        raise ConfigError(
+            f"{given[0]}: self-training starts from labelled examples; a zero-shot run "
+            "(--train_samples_per_class 0) cannot use unlabelled data yet."
+        )
+    for flag, value in settings.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag} must be at least 1, got {value}.")
+    if not 0.0 <= run.pseudo_label_threshold < 1.0:
+        raise ConfigError(f"--pseudo_label_threshold is a probability in [0, 1), got {run.pseudo_label_threshold}.")
 
 
 def _validate_fusion(config: RecipeConfig) -> None:

@@ -141,7 +141,7 @@ def test_mean_pooled_model_loads_without_hf_transfer(tmp_path, sentiment_csv, ti
     [
         ([("good", "pos"), ("bad", "neg")], {"text_column_names": "review"}, "columns are ['text', 'label']"),
         ([("good", "pos"), ("", "neg")], {}, "Row 1 of the train data: column 'text' is missing (None)"),
-        ([("good", "pos"), ("bad", None)], {}, "missing (None) labels"),
+        ([("good", "pos"), ("bad", None)], {}, "missing labels in 3 training row(s) (1, 3, 5)"),
         ([("good", 1), ("bad", 2)], {"problem_type": "multi_label_classification"}, "must hold a list"),
     ],
 )

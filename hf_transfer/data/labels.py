@@ -174,7 +174,12 @@ def encode_class_labels(
             raise DataError(f"Column {column!r} mixes value types ({err}); give every label as one type.") from None
         _refuse_mixed_numbers_and_names(column, values)
         if any(v is None for v in values):
-            raise DataError(f"Column {column!r} has missing (None) labels in the train data; fill or drop those rows.")
+            rows = [row for row, value in enumerate(train[column]) if value is None]
+            shown = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+            raise DataError(
+                f"Column {column!r} has missing labels in {len(rows)} training row(s) ({shown}): fill or drop them, "
+                "or pass --empty_labels unlabeled to use them as unlabelled examples for self-training."
+            )
         if any(isinstance(v, (list, dict)) for v in values):
             raise DataError(
                 f"Column {column!r} holds lists/dicts: for several labels per example use "

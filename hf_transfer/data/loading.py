@@ -21,6 +21,7 @@ from ..exceptions import DataError
 from .labels import check_columns, labelled_splits
 from .sources import RawSplits, load_raw_splits, read_table
 from .splits import LabelledData
+from .unlabeled import attach_unlabeled, read_unlabeled, split_off_empty_labels, unlabeled_description
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,22 @@ def load_image_data(args: DataArguments, seed: int = 42) -> LabelledData:
 
     ``args`` are resolved (presets and defaults filled, as :func:`hf_transfer.recipe.resolve_config` does)."""
     raw = load_raw_splits(args, _load_imagefolder, lambda path, flag: _load_table(path, args, flag))
+    raw.train, unlabeled = split_off_empty_labels(raw.train, args.label_column_name, args)
     columns = {"--image_column_name": args.image_column_name, "--label_column_name": args.label_column_name}
     for split_name, split in raw.present():
         check_columns(split, columns, split_name)
-    return labelled_image_data(raw, args, seed, args.problem_type)
+    data = labelled_image_data(raw, args, seed, args.problem_type)
+    if unlabeled is None:
+        unlabeled = read_unlabeled(args, _read_imagefolder, lambda path, flag: _load_table(path, args, flag, False))
+    if unlabeled is not None:
+
+        def checked(split: Dataset) -> Dataset:
+            split, skipped = verify_images(split, args, "unlabelled")
+            data.skipped_images["unlabelled"] = skipped
+            return split
+
+        data = attach_unlabeled(data, unlabeled, unlabeled_description(args), args, seed, checked)
+    return data
 
 
 def labelled_image_data(
@@ -80,14 +93,13 @@ def _load_imagefolder(path: str, flag: str) -> Dataset:
     raise DataError(f"{flag}: {path!r} holds {found}; classification needs one subfolder per class, at least two.")
 
 
-def _load_table(path: str, args: DataArguments, flag: str) -> Dataset:
+def _load_table(path: str, args: DataArguments, flag: str, labelled: bool = True) -> Dataset:
     """A csv/json/parquet file whose image column holds paths, relative to the file's own folder."""
     table = read_table(path, flag)
-    check_columns(
-        table,
-        {"--image_column_name": args.image_column_name, "--label_column_name": args.label_column_name},
-        flag.removeprefix("--"),
-    )
+    columns = {"--image_column_name": args.image_column_name}
+    if labelled:
+        columns["--label_column_name"] = args.label_column_name
+    check_columns(table, columns, flag.removeprefix("--"))
     column = args.image_column_name
     if not isinstance(table.features[column], ImageFeature):
         base = Path(path).resolve().parent

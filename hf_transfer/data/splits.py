@@ -38,6 +38,10 @@ class LabelledData:
     # split -> fingerprint of the dataset its ROW_COLUMN indexes (before hold-out, sampling and limits), so that a
     # subset of it (another size, another seed) finds the features of rows encoded by an earlier run
     row_sources: dict[str, str] = field(default_factory=dict)
+    # Examples without a label, for self-training (:mod:`hf_transfer.data.unlabeled`): input columns, row ids and a
+    # label the source happened to carry (reporting only); None: the run has none.
+    unlabeled: Dataset | None = None
+    unlabeled_source: str = ""  # where they came from, as messages and the card name it
 
     def splits(self) -> list[tuple[str, Dataset]]:
         return [("train", self.train), ("validation", self.validation)]

@@ -15,6 +15,7 @@ from ..exceptions import DataError
 from .labels import ROW_COLUMN, check_columns, labelled_splits
 from .sources import load_raw_splits, no_folders
 from .splits import LabelledData
+from .unlabeled import attach_unlabeled, read_unlabeled, split_off_empty_labels, unlabeled_description
 
 
 def load_text_data(args: DataArguments, seed: int = 42) -> LabelledData:
@@ -22,6 +23,7 @@ def load_text_data(args: DataArguments, seed: int = 42) -> LabelledData:
 
     ``args`` are resolved (presets and defaults filled, as :func:`hf_transfer.recipe.resolve_config` does)."""
     raw = load_raw_splits(args, no_folders)
+    raw.train, unlabeled = split_off_empty_labels(raw.train, args.label_column_name, args)
     columns = args.text_column_list()
     for split_name, split in raw.present():
         for column in columns:
@@ -35,6 +37,14 @@ def load_text_data(args: DataArguments, seed: int = 42) -> LabelledData:
         validation_split=raw.validation_split,
     )
     data.require_examples()
+    unlabeled = unlabeled if unlabeled is not None else read_unlabeled(args, None)
+    if unlabeled is not None:
+
+        def checked(split: Dataset) -> Dataset:
+            check_texts(split, columns, "unlabelled")
+            return split
+
+        data = attach_unlabeled(data, unlabeled, unlabeled_description(args), args, seed, checked)
     return data
 
 
@@ -53,13 +63,17 @@ def check_texts(split: Dataset, columns: list[str], split_name: str) -> None:
                 )
 
 
-def tokenize_text_dataset(split: Dataset, tokenizer, data: LabelledData, max_length: int, desc: str) -> Dataset:
-    """Truncate to ``max_length``; padding is left to the collator (dynamic, per batch). Keeps the row ids."""
+def tokenize_text_dataset(
+    split: Dataset, tokenizer, data: LabelledData, max_length: int, desc: str, label_column: str | None = None
+) -> Dataset:
+    """Truncate to ``max_length``; padding is left to the collator (dynamic, per batch). Keeps the row ids. The
+    labels come from ``label_column`` (default: the data's)."""
+    label_column = label_column or data.label_column
 
     def tokenize(batch: dict[str, list]) -> dict:
         texts = [batch[c] for c in data.text_columns]
         encoded = tokenizer(*texts, truncation=True, max_length=max_length)
-        encoded["labels"] = batch[data.label_column]
+        encoded["labels"] = batch[label_column]
         return encoded
 
     dropped = [c for c in split.column_names if c != ROW_COLUMN]

@@ -364,6 +364,8 @@ def training_notes(record: RunRecord) -> list[str]:
         )
     elif record.chosen_automatically_line:
         notes.append(f"Chosen automatically from the data size and the strategy: {record.chosen_automatically_line}.")
+    if record.self_training:
+        notes.append(self_training_note(record.self_training, record.unlabeled_source or "unlabelled data"))
     balance = record.class_balance
     if balance and any(len(counts) <= 30 for counts in balance.values()):
         shown = "; ".join(
@@ -374,6 +376,26 @@ def training_notes(record: RunRecord) -> list[str]:
     if record.checkpoint_load:
         notes.append(f"Weights from the checkpoint file: {record.checkpoint_load}.")
     return notes
+
+
+def self_training_note(report: dict[str, Any], source: str) -> str:
+    """The self-training rounds as one paragraph: counts per class, thresholds, what was kept and why, the warning."""
+    rounds = []
+    for entry in report["per_round"][1:]:
+        added = ", ".join(f"`{name}` {count:,}" for name, count in entry["added"].items())
+        accuracy = entry.get("pseudo_label_accuracy")
+        known = f", {accuracy:.1%} of them right by the source's own labels" if accuracy is not None else ""
+        rounds.append(f"round {entry['round']}: {added}{known}")
+    kept = report["rounds_kept"]
+    return (
+        f"Self-trained on {report['unlabeled_examples']:,} unlabelled examples ({source}): each round the head "
+        f"labelled them, and the most confident of each class (probability ≥ {report['threshold']:g}, "
+        f"{report['per_class']:,} more per class each round, the same number for every class) were added to the "
+        f"labelled examples with their predicted labels ({'; '.join(rounds) or 'no round ran'}). The model is the "
+        f"head of round {kept}: {report['why']}. Pseudo-labels are the model's own guesses: they can reinforce a bias "
+        "it already had (a class it over-predicts, a kind of example it gets wrong), so check the errors per class "
+        "on data you labelled yourself."
+    )
 
 
 def hyperparameter_rows(training: dict[str, Any], results: dict[str, Any], head_fit: str | None) -> list[TableRow]:

@@ -168,6 +168,11 @@ class TransferStrategy:
         None: train it with the Trainer, as every other parameter."""
         return None
 
+    def self_training_head(self) -> ClosedFormHead | None:
+        """The closed-form head self-training fits each round (with unlabelled data); None: this strategy cannot
+        self-train (its training is SGD steps, so a round would retrain it)."""
+        return self.closed_form_head()
+
     def body_phase(self, train_examples: int) -> ContrastivePhase | None:
         """A phase that trains the body on the labelled examples before the run's features are encoded (the
         contrastive strategy's); None: no such phase."""

@@ -104,6 +104,9 @@ class ComposedStrategy(TransferStrategy):
         """Only a strategy alone: a regulariser, a schedule or a post-hoc step needs the Trainer's loop."""
         return self.parts[0].closed_form_head() if len(self.parts) == 1 else None
 
+    def self_training_head(self):
+        return self.parts[0].self_training_head() if len(self.parts) == 1 else None
+
     def body_phase(self, train_examples: int):
         """Only a strategy alone, as the closed-form head: its phases are one recipe."""
         return self.parts[0].body_phase(train_examples) if len(self.parts) == 1 else None

@@ -75,6 +75,10 @@ class LinearProbe(TransferStrategy):
     def closed_form_head(self) -> ClosedFormHead | None:
         return ClosedFormHead(self.setting("head_c")) if self.setting("head_solver") == "closed_form" else None
 
+    def self_training_head(self) -> ClosedFormHead | None:
+        """Closed form unless the user asked for SGD: each round of self-training is a fit of seconds."""
+        return ClosedFormHead(self.setting("head_c")) if self.args.head_solver != "sgd" else None
+
     def apply(self, context: StrategyContext) -> None:
         from torch import nn
 

@@ -10,15 +10,10 @@ the model's own classifier: the saved model is unchanged in format.
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-
-from ..config import SINGLE_LABEL
-from .run_types import PreparedRun
 
 logger = logging.getLogger(__name__)
 
@@ -93,33 +88,3 @@ def _fit(features: np.ndarray, labels: np.ndarray, c: float | None, seed: int):
     best = int(np.flatnonzero(np.isclose(C_GRID, float(np.ravel(model.C_)[0])))[0])
     score = float(np.mean(next(iter(model.scores_.values()))[:, best]))
     return model, f"chosen by {folds}-fold cross-validation on the training features", score
-
-
-def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
-    """Fit the run's head in closed form on its cached training features, where the strategy asks for it and the
-    run allows it (single-label, the whole body cached, a linear head); the metrics the Trainer's ``train`` would
-    report, or None to train the usual way."""
-    wanted, split, task = prepared.strategy.closed_form_head(), prepared.cached_split, prepared.task
-    if wanted is None or split is None or split.head is None:
-        return None
-    if task.problem_type != SINGLE_LABEL:
-        logger.info("Closed-form head not used: %s is trained by the Trainer.", task.problem_type)
-        return None
-    started = time.perf_counter()
-    features = task.train_dataset.tensors["features"].float().numpy()
-    labels = np.asarray(task.train_dataset.labels)
-    head = fit_linear_head(features, labels, split.head.out_features, wanted.c, prepared.training.seed)
-    with torch.no_grad():
-        split.head.weight.copy_(torch.from_numpy(head.weight))
-        split.head.bias.copy_(torch.from_numpy(head.bias))
-    runtime = time.perf_counter() - started
-    task.record.head_fit = head.describe()
-    if task.record.body_phase and head.cv_accuracy is not None:  # the folds were not unseen by the tuned body
-        task.record.head_fit += "; optimistic, as the body was tuned on these same examples"
-    line = f"head fitted in closed form on {len(labels)} examples: {head.describe()}"
-    task.record.chosen_automatically_line = "; ".join(filter(None, [task.record.strategy_chosen, line]))
-    logger.info("Closed-form head (%.1f s): %s.", runtime, head.describe())
-    metrics = {"train_runtime": round(runtime, 4), "head_c": head.c}
-    if head.cv_accuracy is not None:
-        metrics["head_cv_accuracy"] = head.cv_accuracy
-    return metrics

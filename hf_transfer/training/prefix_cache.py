@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from ..data.unlabeled import UNLABELED
 from ..models.prefix import PrefixSplit, split_model
 from ..run_record import FrozenFeatures
 from ..strategies.base import keep_in_eval
@@ -127,8 +128,9 @@ def cache_frozen_prefix(prepared: PreparedRun, prefix: FrozenPrefix, store: Feat
     }
     report = CacheReport(where=_where(store))
     tables = {}
+    splits = [name for name in (*SPLITS, UNLABELED) if name in inputs.row_ids]
     with training.main_process_first(desc="encoding frozen features"):
-        for name in SPLITS:
+        for name in splits:
             rows = inputs.row_ids[name]
             if not rows:  # no validation split (the small-data protocol): nothing to encode
                 tables[name] = {f: t[:0] for f, t in tables["train"].items()}
@@ -145,6 +147,8 @@ def cache_frozen_prefix(prepared: PreparedRun, prefix: FrozenPrefix, store: Feat
             tables[name] = {f: t[index] for f, t in features.items()}
     task.train_dataset = CachedRows(tables["train"], inputs.labels["train"])
     task.eval_dataset = CachedRows(tables["validation"], inputs.labels["validation"])
+    if UNLABELED in tables:  # self-training's pool: its labels are what the source carried (-1: none)
+        prepared.unlabeled = CachedRows(tables[UNLABELED], inputs.labels[UNLABELED])
     task.data_collator = collate_cached
     model.forward = _cached_forward(model, split)  # an instance attribute: `del model.forward` restores the class's
     prepared.cached_split = split
@@ -154,7 +158,7 @@ def cache_frozen_prefix(prepared: PreparedRun, prefix: FrozenPrefix, store: Feat
         split.description,
         dtype,
         report.where,
-        "; ".join(f"{n} {report.encoded[n]} encoded, {report.reused[n]} reused" for n in SPLITS),
+        "; ".join(f"{n} {report.encoded[n]} encoded, {report.reused[n]} reused" for n in splits),
     )
     return report
 

@@ -12,6 +12,8 @@ import logging
 from torch import nn
 from transformers import set_seed
 
+from ..config import SINGLE_LABEL
+from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, resolve_config
 from ..strategies import ComposedStrategy, StrategyContext, TransferStrategy
 from .contrastive import run_contrastive_phase
@@ -49,7 +51,34 @@ def prepare(config: RecipeConfig) -> PreparedRun:
     prepared = PreparedRun(resolved, task, strategy, context, model, trainable, total)
     run_contrastive_phase(prepared)  # the body it tunes is what the cache then encodes
     use_frozen_feature_cache(prepared)
+    check_self_training(prepared)
     return prepared
+
+
+def check_self_training(prepared: PreparedRun) -> None:
+    """Unlabelled examples are used by self-training on cached features (a round is a closed-form head fit): a run
+    that cannot do that is refused before it trains, rather than silently ignoring them."""
+    task = prepared.task
+    if task.record.unlabeled_source is None:
+        return
+    if task.problem_type != SINGLE_LABEL:
+        why = f"it pseudo-labels single-label classes, and this data is {task.problem_type}"
+    elif prepared.strategy.self_training_head() is None:
+        why = (
+            f"--strategy {prepared.strategy.name} trains by SGD steps, so each round would train it again; use "
+            "--strategy linear_probe or contrastive (or leave --strategy unset and --head_solver unset), whose head "
+            "fits on cached features in seconds"
+        )
+    elif prepared.unlabeled is None:
+        why = "the frozen-feature cache is not used by this run (the log says why)"
+    elif prepared.cached_split is None or prepared.cached_split.head is None:
+        why = (
+            "the model's head on the cached features is more than one linear layer (a text model's [CLS] pooler): "
+            "pass --pooling mean"
+        )
+    else:
+        return
+    raise ConfigError(f"{task.record.unlabeled_source.split(' ')[0]}: self-training is not available: {why}.")
 
 
 def use_frozen_feature_cache(prepared: PreparedRun) -> None:

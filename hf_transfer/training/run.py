@@ -19,9 +19,9 @@ from ..hub.artifacts import CARD_FILENAME
 from ..hub.card_writer import GENERATED_MARKER
 from ..recipe import RecipeConfig, resolve_config
 from ..run_record import SECTION as RECORD_SECTION
+from .cached_head import fit_cached_head
 from .faults import RunProgress, faults_as_one_line
 from .interrupts import StopAtNextStep, stop_on_signals
-from .linear_head import fit_cached_head
 from .output_dir import OutputDirLock, check_previous_run
 from .prefix_cache import release_cached_forward
 from .prepare import prepare

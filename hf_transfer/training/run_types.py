@@ -96,6 +96,7 @@ class PreparedRun:
     trainable_parameters: int
     total_parameters: int
     cached_split: PrefixSplit | None = None  # the cut the run trains past on cached features, when it does
+    unlabeled: Any = None  # the unlabelled examples' cached features (``CachedRows``), for self-training
 
     @property
     def config(self) -> RecipeConfig:
@@ -121,6 +122,7 @@ def record_of_data(data: LabelledData, base_model: str, **task_fields: Any) -> R
         no_validation=data.no_validation,
         eval_set=rows_digest(data.validation, data.row_sources["validation"]),
         skipped_images=dict(data.skipped_images),
+        unlabeled_source=data.unlabeled_source or None,
         text_columns=list(data.text_columns),
         **task_fields,
     )

@@ -11,6 +11,7 @@ from ...config import ModelArguments
 from ...data import build_image_transforms, collate_image_batch, image_transform_fn, load_image_data
 from ...data.labels import ROW_COLUMN
 from ...data.transforms import jsonable_data_config, resolve_image_data_config
+from ...data.unlabeled import TRUE_LABEL, UNLABELED
 from ...exceptions import ConfigError
 from ...hub.export import save_timm_model
 from ...models.references import ModelSource, resolve_image_source
@@ -33,6 +34,10 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
     train_tf, eval_tf = build_image_transforms(data_config, config.data)
     columns = (data.image_column, data.label_column, data_config["input_size"][0])
     unaugmented = {name: split.with_transform(image_transform_fn(eval_tf, *columns)) for name, split in data.splits()}
+    inputs = dict(data.splits())
+    if data.unlabeled is not None:  # their labels: what the source carried (-1: none), for reporting only
+        inputs[UNLABELED] = data.unlabeled.rename_column(TRUE_LABEL, data.label_column)
+        unaugmented[UNLABELED] = inputs[UNLABELED].with_transform(image_transform_fn(eval_tf, *columns))
     labels = {name: list(split[data.label_column]) for name, split in data.splits()}
     return PreparedTask(
         config=config,
@@ -57,8 +62,8 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
         ),
         labels=labels,
         feature_inputs=FeatureInputs(
-            row_ids={name: list(split[ROW_COLUMN]) for name, split in data.splits()},
-            labels=labels,
+            row_ids={name: list(split[ROW_COLUMN]) for name, split in inputs.items()},
+            labels={name: list(split[data.label_column]) for name, split in inputs.items()},
             model_inputs=lambda name, positions: collate_image_batch(_rows(unaugmented[name], positions)),
             row_sources=data.row_sources,
             preprocessing={"data_config": jsonable_data_config(data_config), "image_column": data.image_column},

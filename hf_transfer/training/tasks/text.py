@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, DataCol
 from ...config import ModelArguments
 from ...data.labels import ROW_COLUMN
 from ...data.text import load_text_data, tokenize_text_dataset
+from ...data.unlabeled import TRUE_LABEL, UNLABELED
 from ...exceptions import ConfigError
 from ...models.references import TextModelSource, resolve_text_source
 from ...models.text import build_text_model, load_tokenizer, set_max_seq_length
@@ -31,9 +32,13 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         config = with_strategy_for_data(config, data)  # a data-size default may need another pooling
         train = tokenize_text_dataset(data.train, tokenizer, data, max_length, "tokenising train")
         validation = tokenize_text_dataset(data.validation, tokenizer, data, max_length, "tokenising validation")
+        tokenized = {"train": train, "validation": validation}
+        if data.unlabeled is not None:  # their labels: what the source carried (-1: none), for reporting only
+            tokenized[UNLABELED] = tokenize_text_dataset(
+                data.unlabeled, tokenizer, data, max_length, "tokenising unlabelled", label_column=TRUE_LABEL
+            )
     model, view = build_text_model(config.model, source, data.label_names, data.problem_type)
-    tokenized = {"train": train, "validation": validation}
-    labels = {name: list(split["labels"]) for name, split in tokenized.items()}
+    labels = {name: list(tokenized[name]["labels"]) for name in ("train", "validation")}
     fixed_length = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=max_length)
 
     def model_inputs(name: str, positions: list[int]) -> dict:
@@ -58,7 +63,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         labels=labels,
         feature_inputs=FeatureInputs(
             row_ids={name: list(split[ROW_COLUMN]) for name, split in tokenized.items()},
-            labels=labels,
+            labels={name: list(split["labels"]) for name, split in tokenized.items()},
             model_inputs=model_inputs,
             row_sources=data.row_sources,
             preprocessing={

@@ -1,0 +1,76 @@
+"""A run's head fitted in closed form on its cached training features (:mod:`.linear_head`), and, with unlabelled
+examples, self-trained (:mod:`.self_training`): the result copied into the model's own classifier."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from ..config import SINGLE_LABEL
+from .linear_head import LinearHead, fit_linear_head
+from .run_types import PreparedRun
+from .self_training import self_train, settings_for
+
+logger = logging.getLogger(__name__)
+
+
+def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
+    """Fit the run's head in closed form on its cached training features, where the strategy asks for it and the
+    run allows it (single-label, the whole body cached, a linear head); the metrics the Trainer's ``train`` would
+    report, or None to train the usual way."""
+    strategy, split, task = prepared.strategy, prepared.cached_split, prepared.task
+    wanted = strategy.closed_form_head() if prepared.unlabeled is None else strategy.self_training_head()
+    if wanted is None or split is None or split.head is None:
+        return None
+    if task.problem_type != SINGLE_LABEL:
+        logger.info("Closed-form head not used: %s is trained by the Trainer.", task.problem_type)
+        return None
+    started = time.perf_counter()
+    features = task.train_dataset.tensors["features"].float().numpy()
+    labels = np.asarray(task.train_dataset.labels)
+    head = fit_linear_head(features, labels, split.head.out_features, wanted.c, prepared.training.seed)
+    lines = [task.record.strategy_chosen, f"head fitted in closed form on {len(labels)} examples: {head.describe()}"]
+    if prepared.unlabeled is not None:  # self-training: more closed-form fits, with pseudo-labelled examples
+        head, report = self_train_head(prepared, features, labels, head)
+        lines.append(report.line())
+    with torch.no_grad():
+        split.head.weight.copy_(torch.from_numpy(head.weight))
+        split.head.bias.copy_(torch.from_numpy(head.bias))
+    runtime = time.perf_counter() - started
+    task.record.head_fit = head.describe()
+    if task.record.body_phase and head.cv_accuracy is not None:  # the folds were not unseen by the tuned body
+        task.record.head_fit += "; optimistic, as the body was tuned on these same examples"
+    task.record.chosen_automatically_line = "; ".join(filter(None, lines))
+    logger.info("Closed-form head (%.1f s): %s.", runtime, head.describe())
+    metrics = {"train_runtime": round(runtime, 4), "head_c": head.c}
+    if head.cv_accuracy is not None:
+        metrics["head_cv_accuracy"] = head.cv_accuracy
+    return metrics
+
+
+def self_train_head(prepared: PreparedRun, features: np.ndarray, labels: np.ndarray, head: LinearHead):
+    """Self-training rounds on the unlabelled examples' cached features (:mod:`.self_training`), from ``head``; the
+    head kept and the report, which the record and the log get."""
+    run, task = prepared.config.run, prepared.task
+    settings = settings_for(
+        run.self_training_rounds,
+        run.pseudo_label_threshold,
+        run.pseudo_labels_per_class,
+        int(np.bincount(labels)[np.unique(labels)].min()),
+    )
+    unlabeled = prepared.unlabeled.tensors["features"].float().numpy()
+    true_labels = np.asarray(prepared.unlabeled.labels)
+    kept, report = self_train(
+        features, labels, unlabeled, true_labels, task.label_names, head.c, settings, prepared.training.seed
+    )
+    for entry in report.rounds:
+        known = f", pseudo-label accuracy {entry.pseudo_label_accuracy:.3f}" if entry.pseudo_label_accuracy else ""
+        cv = f", labelled CV accuracy {entry.labelled_cv_accuracy:.3f}" if entry.labelled_cv_accuracy else ""
+        logger.info("Self-training round %d: pseudo-labels %s%s%s.", entry.round, entry.added, known, cv)
+    logger.info("Self-training (%.1f s): %s.", report.seconds, report.line())
+    task.record.self_training = report.to_dict()
+    kept = LinearHead(kept.weight, kept.bias, kept.c, head.chosen_by, head.cv_accuracy)
+    return kept, report

@@ -1,0 +1,197 @@
+"""Self-training on cached features: the head labels the unlabelled examples, the confident ones join the labelled
+ones with their predicted labels, the head is fitted again — a few rounds, each a closed-form fit of seconds.
+
+The method is the classic one (Scudder 1965; Yarowsky 1995; "pseudo-labels", Lee 2013) with class-balanced selection
+(Zou et al. 2018, "CBST", https://arxiv.org/abs/1810.07911): in round ``r`` each class receives the ``r × per_class``
+unlabelled examples predicted as it with the highest probability (at least ``threshold``), and every class the same
+number — the smallest class's count — so a class the head favours cannot swamp the rest. Pseudo-labels are chosen
+afresh each round from the current head, so a wrong one of an early round can be dropped later.
+
+Pseudo-labels can reinforce the head's own errors. The number of rounds kept is therefore chosen by cross-validation
+on the labelled examples alone: for each fold, the whole procedure runs without that fold's examples (its own
+pseudo-labels included), and scores them after every round; the rounds kept are those with the best mean fold
+accuracy (ties go to more rounds, so a strict loss is needed to stop). When a round makes the labelled examples worse
+to predict, the run stops before it and keeps the head before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .linear_head import LinearHead, fit_linear_head
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ROUNDS = 3  # measured: benchmarks/small_data.py --unlabeled (RESULTS.md, "Unlabelled data")
+PER_CLASS_PER_LABELLED = 16  # default pseudo-labels per class per round, per labelled example of the smallest class
+MAX_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class SelfTrainingSettings:
+    rounds: int
+    threshold: float  # the least class probability a pseudo-label needs
+    per_class: int  # pseudo-labels per class in round 1; round r takes r × per_class
+
+
+@dataclass
+class Round:
+    """What one round did (the record and the card show each)."""
+
+    round: int
+    added: dict[str, int]  # class -> pseudo-labels in the training set this round
+    confident: int  # unlabelled examples at or above the threshold
+    pseudo_label_accuracy: float | None = None  # against the labels the unlabelled source carried, if any
+    labelled_cv_accuracy: float | None = None  # the labelled examples' mean fold accuracy after this round
+
+
+@dataclass
+class SelfTrainingReport:
+    settings: SelfTrainingSettings
+    unlabeled: int
+    rounds: list[Round] = field(default_factory=list)  # round 0: the labelled examples alone
+    kept: int = 0  # the rounds whose head is the model's
+    why: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "unlabeled_examples": self.unlabeled,
+            "rounds": self.settings.rounds,
+            "threshold": self.settings.threshold,
+            "per_class": self.settings.per_class,
+            "rounds_kept": self.kept,
+            "why": self.why,
+            "seconds": round(self.seconds, 2),
+            "per_round": [vars(r) for r in self.rounds],
+        }
+
+    def line(self) -> str:
+        kept = self.rounds[self.kept]
+        added = ", ".join(f"{name} {n}" for name, n in kept.added.items()) or "none"
+        return (
+            f"self-training on {self.unlabeled} unlabelled examples: {self.kept} of {len(self.rounds) - 1} round(s) "
+            f"kept ({self.why}); pseudo-labels per class: {added}"
+        )
+
+
+def settings_for(rounds: int | None, threshold: float, per_class: int | None, labelled_per_class: int):
+    """The settings with their defaults filled from the labelled data."""
+    return SelfTrainingSettings(
+        rounds=DEFAULT_ROUNDS if rounds is None else rounds,
+        threshold=threshold,
+        per_class=per_class if per_class is not None else PER_CLASS_PER_LABELLED * max(1, labelled_per_class),
+    )
+
+
+def probabilities(head: LinearHead, features: np.ndarray) -> np.ndarray:
+    logits = features @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def select_pseudo_labels(
+    probs: np.ndarray, classes: np.ndarray, threshold: float, per_class: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, labels): for each of ``classes``, its most probable predicted examples at or above ``threshold``;
+    every class the same count, ``per_class`` at most and no more than the class with fewest candidates has."""
+    predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    ranked = {}
+    for label in classes:
+        candidates = np.flatnonzero((predicted == label) & (confidence >= threshold))
+        ranked[label] = candidates[np.argsort(-confidence[candidates], kind="stable")]
+    count = min(per_class, *(len(rows) for rows in ranked.values()))
+    indices = np.concatenate([ranked[label][:count] for label in classes]).astype(np.int64)
+    labels = np.concatenate([np.full(count, label) for label in classes]).astype(np.int64)
+    return indices, labels
+
+
+def _rounds(
+    features: np.ndarray,
+    labels: np.ndarray,
+    unlabeled: np.ndarray,
+    num_classes: int,
+    c: float,
+    settings: SelfTrainingSettings,
+    seed: int,
+) -> list[tuple[LinearHead, np.ndarray, np.ndarray, int]]:
+    """The heads of round 0 (labelled only) to the last round that added something, with each round's pseudo-labels
+    (indices, labels) and how many examples were confident."""
+    classes = np.unique(labels)
+    head = fit_linear_head(features, labels, num_classes, c, seed)
+    out = [(head, np.zeros(0, np.int64), np.zeros(0, np.int64), 0)]
+    for number in range(1, settings.rounds + 1):
+        probs = probabilities(head, unlabeled)
+        indices, pseudo = select_pseudo_labels(probs, classes, settings.threshold, number * settings.per_class)
+        confident = int((probs.max(axis=1) >= settings.threshold).sum())
+        if len(indices) == 0:  # nothing confident: the round adds nothing, and the next would not either
+            out.append((head, indices, pseudo, confident))
+            break
+        if np.array_equal(indices, out[-1][1]) and np.array_equal(pseudo, out[-1][2]):
+            break  # the same pseudo-labels as the round before: the same head again
+        head = fit_linear_head(
+            np.concatenate([features, unlabeled[indices]]), np.concatenate([labels, pseudo]), num_classes, c, seed
+        )
+        out.append((head, indices, pseudo, confident))
+    return out
+
+
+def self_train(
+    features: np.ndarray,
+    labels: np.ndarray,
+    unlabeled: np.ndarray,
+    true_labels: np.ndarray,
+    label_names: list[str],
+    c: float,
+    settings: SelfTrainingSettings,
+    seed: int = 0,
+) -> tuple[LinearHead, SelfTrainingReport]:
+    """The head after the rounds cross-validation keeps, and what every round did. ``c`` is the head's inverse L2
+    strength (chosen on the labelled examples); ``true_labels`` (-1: unknown) are only compared with."""
+    from sklearn.model_selection import StratifiedKFold
+
+    started = time.perf_counter()
+    features, unlabeled = np.asarray(features, np.float64), np.asarray(unlabeled, np.float64)
+    labels, num_classes = np.asarray(labels, np.int64), len(label_names)
+    sequence = _rounds(features, labels, unlabeled, num_classes, c, settings, seed)
+    report = SelfTrainingReport(settings, len(unlabeled))
+    true_labels = np.asarray(true_labels)
+    for number, (_, indices, pseudo, confident) in enumerate(sequence):
+        added = {label_names[k]: int((pseudo == k).sum()) for k in np.unique(labels)}
+        checked = true_labels[indices] >= 0
+        accuracy = float((true_labels[indices][checked] == pseudo[checked]).mean()) if checked.any() else None
+        report.rounds.append(Round(number, added, confident, accuracy))
+    folds = min(MAX_FOLDS, int(np.bincount(labels)[np.unique(labels)].min()))
+    if folds < 2:
+        report.kept = _last_that_added(sequence)
+        report.why = "every round kept: a class has one labelled example, too few to cross-validate"
+    else:
+        scores = np.zeros((folds, len(sequence)))
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for fold, (train, held_out) in enumerate(splitter.split(features, labels)):
+            heads = _rounds(features[train], labels[train], unlabeled, num_classes, c, settings, seed)
+            for number in range(len(sequence)):
+                head = heads[min(number, len(heads) - 1)][0]
+                predicted = probabilities(head, features[held_out]).argmax(axis=1)
+                scores[fold, number] = (predicted == labels[held_out]).mean()
+        means = scores.mean(axis=0)
+        for number, score in enumerate(means):
+            report.rounds[number].labelled_cv_accuracy = round(float(score), 4)
+        best = float(means.max())
+        report.kept = min(max(n for n, s in enumerate(means) if np.isclose(s, best)), _last_that_added(sequence))
+        report.why = (
+            f"the best {folds}-fold cross-validated accuracy on the labelled examples, {means[report.kept]:.3f}, "
+            f"against {means[0]:.3f} without pseudo-labels"
+        )
+    report.seconds = time.perf_counter() - started
+    return sequence[report.kept][0], report
+
+
+def _last_that_added(sequence: list) -> int:
+    """The last round whose pseudo-labels were used (a round that found no confident example trains nothing)."""
+    return max(n for n, entry in enumerate(sequence) if n == 0 or len(entry[1]))

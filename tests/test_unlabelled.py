@@ -1,0 +1,179 @@
+"""Unlabelled data: where it comes from, what is kept out of it, and self-training on cached features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from .conftest import COLOURS, NEGATIVE, POSITIVE, make_image, write_imagefolder, write_text_csv
+
+
+def _run(argv: list[str], task: str = "text-classification"):
+    import hf_transfer as ht
+    from hf_transfer.recipe import parse_config
+
+    return ht.fine_tune(parse_config(argv, task=task))
+
+
+# ----------------------------------------------------------------------------------------- choosing pseudo-labels
+
+
+def test_pseudo_labels_are_class_balanced_and_capped():
+    """Five examples predicted as class 0, two as class 1, one below the threshold: each class gets the same count
+    (the smaller class's two), its most probable first; a cap of one takes one of each."""
+    from hf_transfer.training.self_training import select_pseudo_labels
+
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.95, 0.05], [0.7, 0.3], [0.6, 0.4], [0.2, 0.8], [0.1, 0.9],
+                      [0.45, 0.55]])  # fmt: skip
+    indices, labels = select_pseudo_labels(probs, np.array([0, 1]), threshold=0.6, per_class=10)
+    assert indices.tolist() == [2, 0, 6, 5] and labels.tolist() == [0, 0, 1, 1]  # row 7 (0.55) is below 0.6
+    indices, labels = select_pseudo_labels(probs, np.array([0, 1]), threshold=0.6, per_class=1)
+    assert indices.tolist() == [2, 6] and labels.tolist() == [0, 1]
+    # a class nothing is confidently predicted as: no class gets any (none may swamp the rest)
+    indices, _ = select_pseudo_labels(probs[:5], np.array([0, 1]), threshold=0.6, per_class=10)
+    assert len(indices) == 0
+
+
+def _clusters(seed: int = 0, labelled: int = 3, unlabelled: int = 200):
+    """Two Gaussian blobs at x = ±2 (the classes) with a wide, uninformative second coordinate."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n: int, label: int) -> np.ndarray:
+        return np.column_stack([rng.normal(4 * label - 2, 0.7, n), rng.normal(0, 3, n)])
+
+    features = np.concatenate([draw(labelled, 0), draw(labelled, 1)])
+    labels = np.repeat([0, 1], labelled)
+    pool_labels = rng.integers(0, 2, unlabelled)
+    pool = np.concatenate([draw(1, int(k)) for k in pool_labels])
+    return features, labels, pool, pool_labels
+
+
+def test_a_round_adds_nothing_when_no_prediction_is_confident():
+    """A threshold no prediction reaches: round 1 adds nothing, self-training stops, and the head is round 0's."""
+    from hf_transfer.training.linear_head import fit_linear_head
+    from hf_transfer.training.self_training import SelfTrainingSettings, self_train
+
+    features, labels, pool, truth = _clusters()
+    settings = SelfTrainingSettings(rounds=3, threshold=0.999999, per_class=10)
+    head, report = self_train(features, labels, pool, truth, ["a", "b"], 1e-3, settings)
+    assert [r.added for r in report.rounds] == [{"a": 0, "b": 0}, {"a": 0, "b": 0}] and report.kept == 0
+    assert report.rounds[1].confident == 0
+    alone = fit_linear_head(features, labels, 2, 1e-3)
+    assert np.allclose(head.weight, alone.weight) and np.allclose(head.bias, alone.bias)
+
+
+def test_self_training_grows_class_balanced_and_reports_pseudo_label_accuracy():
+    """Well-separated clusters: every round adds r x per_class per class, the pseudo-labels' accuracy is measured
+    against the pool's hidden labels, and every round is kept (the labelled examples stay right)."""
+    from hf_transfer.training.self_training import SelfTrainingSettings, self_train
+
+    features, labels, pool, truth = _clusters()
+    settings = SelfTrainingSettings(rounds=3, threshold=0.0, per_class=20)
+    head, report = self_train(features, labels, pool, truth, ["a", "b"], 1.0, settings)
+    assert [r.added for r in report.rounds] == [{"a": n, "b": n} for n in (0, 20, 40, 60)]
+    assert all(r.pseudo_label_accuracy == 1.0 for r in report.rounds[1:])  # the most confident are far from 0
+    assert report.kept == 3 and "cross-validated" in report.why
+    predicted = (pool @ head.weight.T + head.bias).argmax(axis=1)
+    assert (predicted == truth).mean() > 0.95
+    # the unknown labels (-1) are not compared with
+    _, report = self_train(features, labels, pool, np.full(len(pool), -1), ["a", "b"], 1.0, settings)
+    assert report.rounds[1].pseudo_label_accuracy is None
+
+
+# ----------------------------------------------------------------------------------------------- the data side
+
+
+def _sentiment(tmp_path, rows=None):
+    rows = rows or [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    return write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
+
+
+def test_text_self_training_end_to_end_keeps_evaluation_rows_out(tmp_path, tiny_bert_dir, monkeypatch):
+    """A cached linear probe with an unlabelled file that repeats validation and training texts: those are dropped
+    (an evaluation example never comes back as a training one), the rest are encoded once and pseudo-labelled, and
+    the record, the Chosen line and the card say what each round did."""
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    train = _sentiment(tmp_path)
+    held_out = ["a moving and beautiful story", "an awful waste of time"]
+    validation = write_text_csv(tmp_path / "val.csv", list(zip(held_out, ("pos", "neg"))), ("text", "label"))
+    fresh = [f"{word} film number {i}" for i in range(6) for word in ("great", "awful")]
+    unlabelled = [(held_out[0],), (held_out[1],), (POSITIVE[0],), *[(t,) for t in fresh]]
+    pool = write_text_csv(tmp_path / "pool.csv", unlabelled, ("text",))
+    out = tmp_path / "out"
+    _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(train), "--validation_file",
+          str(validation), "--strategy", "linear_probe", "--pooling", "mean", "--unlabeled_file", str(pool),
+          "--pseudo_labels_per_class", "2", "--self_training_rounds", "2", "--output_dir", str(out)])  # fmt: skip
+    record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
+    report = record["self_training"]
+    assert report["unlabeled_examples"] == len(fresh)  # the 2 validation texts and 1 training text dropped
+    assert record["unlabeled_source"] == f"--unlabeled_file {pool}"
+    for entry in report["per_round"]:  # balanced and capped (a random tiny model predicts few of one class)
+        assert entry["added"]["neg"] == entry["added"]["pos"] <= 2 * entry["round"]
+    assert report["per_round"][1]["added"]["pos"] >= 1
+    assert record["frozen_features"]["frozen_features_encoded"] == 16 + 2 + len(fresh)  # each row once
+    assert "self-training on 12 unlabelled examples" in record["chosen_automatically_line"]
+    card = (out / "README.md").read_text()
+    assert "Self-trained on 12 unlabelled examples" in card and "reinforce a bias" in card
+
+
+def test_empty_labels_become_unlabelled_only_when_asked(tmp_path, tiny_bert_dir, monkeypatch):
+    from hf_transfer.exceptions import DataError
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    rows += [("an unseen film", ""), ("another one", "")]
+    data = _sentiment(tmp_path, rows)
+    argv = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--strategy", "linear_probe",
+            "--pooling", "mean"]  # fmt: skip
+    with pytest.raises(DataError, match=r"missing labels in 2 training row\(s\) \(16, 17\).*--empty_labels unlabeled"):
+        _run([*argv, "--output_dir", str(tmp_path / "refused")])
+    out = tmp_path / "out"
+    _run([*argv, "--empty_labels", "unlabeled", "--output_dir", str(out)])
+    record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
+    assert record["train_samples"] == 16 and record["self_training"]["unlabeled_examples"] == 2
+
+
+def test_what_cannot_self_train_is_refused_in_one_line(tmp_path, tiny_bert_dir, monkeypatch):
+    from hf_transfer.exceptions import ConfigError, DataError
+    from hf_transfer.recipe import parse_config
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = _sentiment(tmp_path)
+    good = write_text_csv(tmp_path / "good.csv", [("fine film",), ("poor film",)], ("text",))
+    pool = write_text_csv(tmp_path / "pool.csv", [("fine film",), ("",)], ("text",))
+    argv = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--train_val_split", "0.25"]
+    with pytest.raises(ConfigError, match="--strategy full trains by SGD steps"):
+        _run([*argv, "--strategy", "full", "--unlabeled_file", str(good),
+              "--output_dir", str(tmp_path / "o1")])  # fmt: skip
+    with pytest.raises(DataError, match="Row 1 of the unlabelled data: column .text. is missing"):
+        _run([*argv, "--unlabeled_file", str(pool), "--output_dir", str(tmp_path / "o2")])
+    with pytest.raises(ConfigError, match="needs unlabelled examples"):
+        parse_config([*argv, "--self_training_rounds", "2"], task="text-classification")
+    with pytest.raises(ConfigError, match="one source of unlabelled examples"):
+        parse_config([*argv, "--unlabeled_file", str(pool), "--empty_labels", "unlabeled"], task="text-classification")
+    with pytest.raises(ConfigError, match="--unlabeled_dir is a folder of images"):
+        parse_config([*argv, "--unlabeled_dir", str(tmp_path)], task="text-classification")
+
+
+def test_unlabelled_images_from_a_nested_folder(tmp_path, monkeypatch):
+    """A nested folder of unlabelled images (folder names are not labels) with no --strategy: the cached probe is
+    chosen, the images are decoded once and pseudo-labelled, and a copy of a training image is dropped."""
+    import shutil
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_imagefolder(tmp_path / "colours", per_class=4)
+    nested = tmp_path / "pool" / "a" / "b"
+    nested.mkdir(parents=True)
+    for i, colour in enumerate(COLOURS.values()):
+        for j in range(3):
+            make_image(colour, seed=1000 + 10 * i + j).save(nested / f"{i}{j}.png")  # seeds no training image has
+    shutil.copy(data / "red" / "000.png", tmp_path / "pool" / "copy.png")
+    out = tmp_path / "out"
+    _run(["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--train_dir",
+          str(data), "--unlabeled_dir", str(tmp_path / "pool"), "--pseudo_labels_per_class", "1",
+          "--output_dir", str(out)], task="image-classification")  # fmt: skip
+    record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
+    assert record["strategy"] == "linear_probe" and "unlabelled images" in record["strategy_chosen"]
+    assert record["self_training"]["unlabeled_examples"] == 9  # the copy of a training image is not one of them
