@@ -389,11 +389,11 @@ def _validate_data(data: DataArguments, task: str) -> None:
         raise ConfigError("--validation_dir needs --train_dir.")
     if data.validation_file and not data.train_file:
         raise ConfigError("--validation_file needs --train_file.")
-    for flag in ("train_dir", "validation_dir"):
+    for flag in ("train_dir", "validation_dir", "unlabeled_dir"):
         path = getattr(data, flag)
         if path and not os.path.isdir(path):
             raise ConfigError(f"--{flag}: directory {path!r} does not exist.")
-    for flag in ("train_file", "validation_file"):
+    for flag in ("train_file", "validation_file", "unlabeled_file"):
         path = getattr(data, flag)
         if path:
             if not os.path.isfile(path):

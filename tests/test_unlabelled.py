@@ -153,6 +153,8 @@ def test_what_cannot_self_train_is_refused_in_one_line(tmp_path, tiny_bert_dir, 
         parse_config([*argv, "--self_training_rounds", "2"], task="text-classification")
     with pytest.raises(ConfigError, match="one source of unlabelled examples"):
         parse_config([*argv, "--unlabeled_file", str(pool), "--empty_labels", "unlabeled"], task="text-classification")
+    with pytest.raises(ConfigError, match="--unlabeled_file: file '/no/such.csv' does not exist"):
+        parse_config([*argv, "--unlabeled_file", "/no/such.csv"], task="text-classification")
     with pytest.raises(ConfigError, match="--unlabeled_dir is a folder of images"):
         parse_config([*argv, "--unlabeled_dir", str(tmp_path)], task="text-classification")
 

@@ -22,7 +22,7 @@ from datasets import Dataset
 from datasets import Image as ImageFeature
 
 from ..config import BUILTIN_PREFIX, SINGLE_LABEL, DataArguments
-from ..exceptions import DataError
+from ..exceptions import ConfigError, DataError
 from .builtin import builtin_dataset_dir
 from .labels import check_columns, with_row_ids
 from .sources import read_table
@@ -75,7 +75,10 @@ def read_unlabeled(args: DataArguments, read_folder: Reader | None, read_file: R
     if not name:
         return None
     if name.startswith(BUILTIN_PREFIX):
-        folder = builtin_dataset_dir(name)
+        try:
+            folder = builtin_dataset_dir(name)
+        except ConfigError as err:  # it names --dataset_name
+            raise ConfigError(str(err).replace("--dataset_name", "--unlabeled_dataset", 1)) from None
         table = folder / f"{args.unlabeled_split}.csv"
         if table.is_file():
             return read_file(str(table), "--unlabeled_dataset")

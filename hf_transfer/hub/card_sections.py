@@ -386,10 +386,11 @@ def self_training_note(report: dict[str, Any], source: str) -> str:
         accuracy = entry.get("pseudo_label_accuracy")
         known = f", {accuracy:.1%} of them right by the source's own labels" if accuracy is not None else ""
         rounds.append(f"round {entry['round']}: {added}{known}")
-    kept = report["rounds_kept"]
+    kept, threshold = report["rounds_kept"], report["threshold"]
+    least = f"probability ≥ {threshold:g}, " if threshold else ""
     return (
         f"Self-trained on {report['unlabeled_examples']:,} unlabelled examples ({source}): each round the head "
-        f"labelled them, and the most confident of each class (probability ≥ {report['threshold']:g}, "
+        f"labelled them, and the most confident of each class ({least}"
         f"{report['per_class']:,} more per class each round, the same number for every class) were added to the "
         f"labelled examples with their predicted labels ({'; '.join(rounds) or 'no round ran'}). The model is the "
         f"head of round {kept}: {report['why']}. Pseudo-labels are the model's own guesses: they can reinforce a bias "
