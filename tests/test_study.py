@@ -198,3 +198,36 @@ def test_a_cell_worker_dies_with_its_study(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(study.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_warm_worker_gives_a_cell_what_a_fresh_process_gives(tmp_path, colours, pretrained):
+    """Two cells in one warm worker, then the second alone in a fresh one: the same metrics, bit for bit. The first
+    cell (full fine-tuning) changes what a run can change in its process; the second is a from-scratch cell, whose
+    initialisation and data order depend only on its own seed."""
+    from hf_transfer.study.cells import Cell, cell_config, config_digest
+    from hf_transfer.study.runner import CellJob, run_cells
+    from hf_transfer.study.study import resolve_base
+
+    config = study_config(tmp_path, colours, pretrained)
+    config.training = ht.default_training_arguments(output_dir=str(tmp_path / "study"), max_steps=6)
+    base = resolve_base(config, ["full"])
+    first, second = Cell(str(pretrained), "full", False, 3, 0), Cell(str(pretrained), "full", True, 3, 1)
+
+    def jobs(study_dir: Path, cells: list[Cell]) -> list[CellJob]:
+        configs = [cell_config(base, cell, study_dir, 0) for cell in cells]
+        return [CellJob(c, cfg, str(study_dir), config_digest(cfg), 1) for c, cfg in zip(cells, configs)]
+
+    warm = run_cells(jobs(tmp_path / "warm", [first, second]), max_parallel=1)
+    cold = run_cells(jobs(tmp_path / "cold", [second]), max_parallel=1)
+    assert not [o.error for o in warm + cold if o.error]
+    assert warm[0].worker == warm[1].worker != cold[0].worker  # the second cell ran in the first one's process
+
+    def metrics(study_dir: Path) -> dict:
+        results = json.loads((study_dir / second.run_dir() / "all_results.json").read_text())
+        return {k: v for k, v in results.items() if k.startswith(("eval_", "train_loss")) and "runtime" not in k
+                and "per_second" not in k}  # fmt: skip
+
+    assert metrics(tmp_path / "warm") == metrics(tmp_path / "cold") != {}
+    assert "cell.log" in {p.name for p in (tmp_path / "warm" / second.run_dir()).iterdir()}
+

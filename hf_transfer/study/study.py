@@ -193,7 +193,7 @@ class StudyArguments(TaskArguments):
         default=None, metadata={"help": "several checkpoints, ranked (LogME) before fine-tuning"}
     )
     scratch: bool = field(default=True, metadata={"help": "the random-init baseline"})
-    max_parallel: int = field(default=1, metadata={"help": "cells run at once (one process each)"})
+    max_parallel: int = field(default=1, metadata={"help": "cells run at once (one warm worker process each)"})
     backend: str = field(default="local", metadata={"help": "local, or ray for a Ray cluster"})
     ray_address: str | None = field(default=None, metadata={"help": "the Ray cluster to join (--backend ray)"})
 
