@@ -118,6 +118,7 @@ def test_a_setting_goes_to_the_cells_whose_strategy_reads_it(tmp_path, colours, 
         (["--strategies", "full,linear_probe", "--lora_r", "4"], "--lora_r is read by none of --strategies"),
         (["--strategies", "linear_prob"], "linear_probe"),
         (["--train_sizes", "3,3"], "twice"),
+        (["--train_sizes", "0,3"], "zero-shot from the label names) is for text-classification only"),
     ],
 )
 def test_bad_study_flags_are_one_line(tmp_path, colours, pretrained, flags, message, in_process):
@@ -231,3 +232,37 @@ def test_a_warm_worker_gives_a_cell_what_a_fresh_process_gives(tmp_path, colours
     assert metrics(tmp_path / "warm") == metrics(tmp_path / "cold") != {}
     assert "cell.log" in {p.name for p in (tmp_path / "warm" / second.run_dir()).iterdir()}
 
+
+@pytest.mark.slow
+def test_size_zero_is_one_zero_shot_cell_per_model(tmp_path, sentiment_csv, tiny_bert_dir, monkeypatch):
+    """``--train_sizes 0,…``: one cell per model whatever the strategies and seeds (it trains nothing), its head
+    built from the label descriptions, and its own row at size 0 in the report."""
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    descriptions = tmp_path / "descriptions.json"
+    descriptions.write_text(json.dumps({"pos": "a good film", "neg": "a bad film"}))
+    text = "text-classification"
+    config = ht.RecipeConfig(
+        task=text,
+        model=ht.ModelArguments(model_name_or_path=str(tiny_bert_dir)),
+        data=ht.DataArguments(train_file=str(sentiment_csv), label_descriptions=str(descriptions)),
+        training=ht.default_training_arguments(text, output_dir=str(tmp_path / "study"), max_steps=4),
+    )
+    settings = ht.StudySettings(strategies=["linear_probe", "full"], train_sizes=[0, 4], seeds=[0, 1], scratch=False)
+    summary = ht.study(config, settings)
+    study_dir = tmp_path / "study"
+    cells = cell_files(study_dir)
+    assert not summary.failed_cells
+    assert sorted(cells) == [
+        "runs/tiny-bert0/full/n4-s0",
+        "runs/tiny-bert0/full/n4-s1",
+        "runs/tiny-bert0/linear_probe/n4-s0",
+        "runs/tiny-bert0/linear_probe/n4-s1",
+        "runs/tiny-bert0/zero_shot/n0-s0",
+    ]
+    zero_shot = cells["runs/tiny-bert0/zero_shot/n0-s0"]
+    assert zero_shot["results"]["train_samples"] == 0 and zero_shot["provenance"]["head_fit"].startswith("zero-shot")
+    assert len({cell["provenance"]["eval_set"] for cell in cells.values()}) == 1  # the same held-out set
+    report = json.loads((study_dir / "study.json").read_text())
+    group = next(g for g in report["summary"]["groups"] if g["label"] == "zero_shot")
+    assert group["size"] == 0 and group["metric_mean"] == zero_shot["results"]["eval_accuracy"]
+    assert "| `zero_shot` |" in (study_dir / "README.md").read_text()
