@@ -51,6 +51,8 @@ def worker(result: Path, args: list[str]) -> None:
             "--strategies", "linear_probe", "--train_sizes", sizes, "--seeds", seeds, "--scratch", "false",
             "--max_eval_samples", "200", "--max_parallel", max_parallel, "--backend", backend,
             "--report_to", "none", "--output_dir", str(out)]  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.chdir(out.parent)  # Ray puts the driver's working directory first on its workers' path: not the repository's
     started = time.perf_counter()
     study_from_argv(argv)
     study_s = time.perf_counter() - started
