@@ -132,18 +132,28 @@ def test_bad_study_flags_are_one_line(tmp_path, colours, pretrained, flags, mess
 
 
 @pytest.mark.slow
-def test_ray_backend_runs_cells_as_tasks(tmp_path, colours, pretrained):
+def test_ray_backend_runs_cells_on_actors(tmp_path, colours, pretrained):
+    """Real cells on a local Ray instance; then, on the same instance, an actor killed outright fails only its cell
+    and the study's other cells still run (on a new actor)."""
     ray = pytest.importorskip("ray")
+    from hf_transfer.study.ray_backend import run_on_ray
+
+    from .test_study_workers import Job, sleep_or_die
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         settings = ht.StudySettings(
             strategies=["linear_probe"], train_sizes=[3], seeds=[0], scratch=False, backend="ray"
         )
         summary = ht.study(study_config(tmp_path, colours, pretrained), settings)
+        jobs = [Job("a", seconds=1.0), Job("b", dies=True), Job("c"), Job("d")]
+        outcomes = run_on_ray(jobs, 1, None, lambda outcome: None, sleep_or_die)
     finally:
         ray.shutdown()
     assert not summary.failed_cells
     assert (tmp_path / "study" / "runs/tiny/linear_probe/n3-s0/all_results.json").is_file()
+    errors = {o.cell: o.error for o in outcomes}
+    assert errors.pop("b").startswith("its Ray worker died") and errors == {"a": None, "c": None, "d": None}
 
 
 def test_a_second_study_on_the_same_directory_is_refused_in_one_line(tmp_path, colours, pretrained):

@@ -21,6 +21,7 @@ class Job:
     cell: str
     seconds: float = 0.0
     dies: bool = False  # SIGKILL its own worker after ``seconds``
+    threads: int = 1
 
 
 @dataclass(frozen=True)
