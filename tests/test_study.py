@@ -118,6 +118,7 @@ def test_a_setting_goes_to_the_cells_whose_strategy_reads_it(tmp_path, colours, 
         (["--strategies", "full,linear_probe", "--lora_r", "4"], "--lora_r is read by none of --strategies"),
         (["--strategies", "linear_prob"], "linear_probe"),
         (["--train_sizes", "3,3"], "twice"),
+        (["--train_sizes", "0,3"], "zero-shot from the label names) is for text-classification only"),
     ],
 )
 def test_bad_study_flags_are_one_line(tmp_path, colours, pretrained, flags, message, in_process):
@@ -131,18 +132,28 @@ def test_bad_study_flags_are_one_line(tmp_path, colours, pretrained, flags, mess
 
 
 @pytest.mark.slow
-def test_ray_backend_runs_cells_as_tasks(tmp_path, colours, pretrained):
+def test_ray_backend_runs_cells_on_actors(tmp_path, colours, pretrained):
+    """Real cells on a local Ray instance; then, on the same instance, an actor killed outright fails only its cell
+    and the study's other cells still run (on a new actor)."""
     ray = pytest.importorskip("ray")
+    from hf_transfer.study.ray_backend import run_on_ray
+
+    from .test_study_workers import Job, sleep_or_die
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         settings = ht.StudySettings(
             strategies=["linear_probe"], train_sizes=[3], seeds=[0], scratch=False, backend="ray"
         )
         summary = ht.study(study_config(tmp_path, colours, pretrained), settings)
+        jobs = [Job("a", seconds=1.0), Job("b", dies=True), Job("c"), Job("d")]
+        outcomes = run_on_ray(jobs, 1, None, lambda outcome: None, sleep_or_die)
     finally:
         ray.shutdown()
     assert not summary.failed_cells
     assert (tmp_path / "study" / "runs/tiny/linear_probe/n3-s0/all_results.json").is_file()
+    errors = {o.cell: o.error for o in outcomes}
+    assert errors.pop("b").startswith("its Ray worker died") and errors == {"a": None, "c": None, "d": None}
 
 
 def test_a_second_study_on_the_same_directory_is_refused_in_one_line(tmp_path, colours, pretrained):
@@ -198,3 +209,70 @@ def test_a_cell_worker_dies_with_its_study(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(study.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_warm_worker_gives_a_cell_what_a_fresh_process_gives(tmp_path, colours, pretrained):
+    """Two cells in one warm worker, then the second alone in a fresh one: the same metrics, bit for bit. The first
+    cell (full fine-tuning) changes what a run can change in its process; the second is a from-scratch cell, whose
+    initialisation and data order depend only on its own seed."""
+    from hf_transfer.study.cells import Cell, cell_config, config_digest
+    from hf_transfer.study.runner import CellJob, run_cells
+    from hf_transfer.study.study import resolve_base
+
+    config = study_config(tmp_path, colours, pretrained)
+    config.training = ht.default_training_arguments(output_dir=str(tmp_path / "study"), max_steps=6)
+    base = resolve_base(config, ["full"])
+    first, second = Cell(str(pretrained), "full", False, 3, 0), Cell(str(pretrained), "full", True, 3, 1)
+
+    def jobs(study_dir: Path, cells: list[Cell]) -> list[CellJob]:
+        configs = [cell_config(base, cell, study_dir, 0) for cell in cells]
+        return [CellJob(c, cfg, str(study_dir), config_digest(cfg), 1) for c, cfg in zip(cells, configs)]
+
+    warm = run_cells(jobs(tmp_path / "warm", [first, second]), max_parallel=1)
+    cold = run_cells(jobs(tmp_path / "cold", [second]), max_parallel=1)
+    assert not [o.error for o in warm + cold if o.error]
+    assert warm[0].worker == warm[1].worker != cold[0].worker  # the second cell ran in the first one's process
+
+    def metrics(study_dir: Path) -> dict:
+        results = json.loads((study_dir / second.run_dir() / "all_results.json").read_text())
+        return {k: v for k, v in results.items() if k.startswith(("eval_", "train_loss")) and "runtime" not in k
+                and "per_second" not in k}  # fmt: skip
+
+    assert metrics(tmp_path / "warm") == metrics(tmp_path / "cold") != {}
+    assert "cell.log" in {p.name for p in (tmp_path / "warm" / second.run_dir()).iterdir()}
+
+
+@pytest.mark.slow
+def test_size_zero_is_one_zero_shot_cell_per_model(tmp_path, sentiment_csv, tiny_bert_dir, monkeypatch):
+    """``--train_sizes 0,…``: one cell per model whatever the strategies and seeds (it trains nothing), its head
+    built from the label descriptions, and its own row at size 0 in the report."""
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    descriptions = tmp_path / "descriptions.json"
+    descriptions.write_text(json.dumps({"pos": "a good film", "neg": "a bad film"}))
+    text = "text-classification"
+    config = ht.RecipeConfig(
+        task=text,
+        model=ht.ModelArguments(model_name_or_path=str(tiny_bert_dir)),
+        data=ht.DataArguments(train_file=str(sentiment_csv), label_descriptions=str(descriptions)),
+        training=ht.default_training_arguments(text, output_dir=str(tmp_path / "study"), max_steps=4),
+    )
+    settings = ht.StudySettings(strategies=["linear_probe", "full"], train_sizes=[0, 4], seeds=[0, 1], scratch=False)
+    summary = ht.study(config, settings)
+    study_dir = tmp_path / "study"
+    cells = cell_files(study_dir)
+    assert not summary.failed_cells
+    assert sorted(cells) == [
+        "runs/tiny-bert0/full/n4-s0",
+        "runs/tiny-bert0/full/n4-s1",
+        "runs/tiny-bert0/linear_probe/n4-s0",
+        "runs/tiny-bert0/linear_probe/n4-s1",
+        "runs/tiny-bert0/zero_shot/n0-s0",
+    ]
+    zero_shot = cells["runs/tiny-bert0/zero_shot/n0-s0"]
+    assert zero_shot["results"]["train_samples"] == 0 and zero_shot["provenance"]["head_fit"].startswith("zero-shot")
+    assert len({cell["provenance"]["eval_set"] for cell in cells.values()}) == 1  # the same held-out set
+    report = json.loads((study_dir / "study.json").read_text())
+    group = next(g for g in report["summary"]["groups"] if g["label"] == "zero_shot")
+    assert group["size"] == 0 and group["metric_mean"] == zero_shot["results"]["eval_accuracy"]
+    assert "| `zero_shot` |" in (study_dir / "README.md").read_text()

@@ -19,8 +19,11 @@ from ..config import CONFIG_FILENAME
 from ..recipe import RecipeConfig, replace_training, resolve_config, unresolved_copy
 from ..run_record import RunRecord
 from ..strategies import restricted_to
+from ..strategies.compose import given_settings
 
 SCRATCH = "scratch"  # the strategy label of from-scratch cells (trained with `full`)
+ZERO_SHOT = "zero_shot"  # the strategy label of size-0 cells: a text head from the label descriptions, no training
+ZERO_SHOT_SETTINGS = ("label_descriptions", "label_template")  # data settings only zero-shot cells read
 CELL_FILENAME = "study_cell.json"  # what a finished cell's directory records about the cell it ran
 
 
@@ -60,24 +63,39 @@ def model_slug(reference: str) -> str:
 def enumerate_cells(
     models: list[str], strategies: list[str], sizes: list[int | None], seeds: list[int], scratch: bool
 ) -> list[Cell]:
-    """Every cell, grouped so that a model's frozen features are encoded by its first cells and reused after."""
+    """Every cell, grouped so that a model's frozen features are encoded by its first cells and reused after. Size 0
+    is one zero-shot cell per model (it trains nothing, so neither the strategy nor the seed changes it)."""
     cells = []
+    trained = [size for size in sizes if size != 0]
     for model in models:
+        if 0 in sizes:
+            cells.append(Cell(model, ZERO_SHOT, False, 0, seeds[0]))
         for strategy in strategies:
-            cells += [Cell(model, strategy, False, size, seed) for seed in seeds for size in sizes]
+            cells += [Cell(model, strategy, False, size, seed) for seed in seeds for size in trained]
         if scratch:
-            cells += [Cell(model, "full", True, size, seed) for seed in seeds for size in sizes]
+            cells += [Cell(model, "full", True, size, seed) for seed in seeds for size in trained]
     return cells
 
 
 def cell_config(base: RecipeConfig, cell: Cell, study_dir: Path, split_seed: int) -> RecipeConfig:
     """The cell's run: the base config with the cell's model, strategy, data size and seeds; settings the cell's
-    strategy does not read are dropped (``--freeze_blocks`` goes to the `freeze` cells only)."""
+    strategy does not read are dropped (``--freeze_blocks`` goes to the `freeze` cells only). A zero-shot cell leaves
+    the strategy to the recipe (which builds the head from ``--label_descriptions``) and is the only one to get them.
+    """
     config = unresolved_copy(base)
     config.model = dataclasses.replace(config.model, model_name_or_path=cell.model, from_scratch=cell.from_scratch)
-    config.strategy = restricted_to(config.strategy, cell.strategy)
+    zero_shot = cell.train_size == 0
+    if zero_shot:
+        unset = dict.fromkeys(["strategy", *given_settings(config.strategy)])
+        config.strategy = dataclasses.replace(config.strategy, **unset)
+    else:
+        config.strategy = restricted_to(config.strategy, cell.strategy)
     config.data = dataclasses.replace(
-        config.data, train_samples_per_class=cell.train_size, sampling_seed=cell.seed, split_seed=split_seed
+        config.data,
+        train_samples_per_class=cell.train_size,
+        sampling_seed=cell.seed,
+        split_seed=split_seed,
+        **({} if zero_shot else dict.fromkeys(ZERO_SHOT_SETTINGS)),
     )
     config.run = dataclasses.replace(config.run, overwrite_output_dir=True)
     config.training = replace_training(

@@ -83,10 +83,16 @@ def plot_data_efficiency(summary: StudySummary, facts: StudyFacts, path: Path) -
             capsize=3,
             label=f"{short[model]} · {'from scratch' if baseline else label}",
         )
-    axis.set_xscale("log")
+    positive = [g.examples_per_class for g in summary.groups if g.examples_per_class > 0]
+    scale = "log scale"
+    if len(positive) < len(summary.groups) and positive:  # zero-shot cells sit at 0: linear up to the first size
+        axis.set_xscale("symlog", linthresh=min(positive))
+        scale = f"log scale from {format_count(min(positive))}; 0 = zero-shot"
+    else:
+        axis.set_xscale("log")
     _size_ticks(axis, SizeAxis(summary))
     per_class = "labelled examples per class" if facts.n_classes else "labelled training examples"
-    axis.set_xlabel(f"{per_class} (log scale; 'all' = the whole training pool)")
+    axis.set_xlabel(f"{per_class} ({scale}; 'all' = the whole training pool)")
     axis.set_ylabel(f"{summary.metric_name} ({'higher' if summary.greater_is_better else 'lower'} is better)")
     axis.set_title(f"{summary.metric_name} on {facts.eval_examples:,} evaluation examples, mean ± std over seeds")
     axis.grid(alpha=0.3)

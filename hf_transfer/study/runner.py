@@ -1,97 +1,31 @@
-"""Running a study's cells: one process per cell, N at a time, on this machine (``concurrent.futures``) or as Ray
-tasks on a cluster — never a scheduler of our own.
+"""Running a study's cells in warm workers, N at a time, on this machine (``concurrent.futures``) or as Ray actors on
+a cluster — never a scheduler of our own.
 
-Each cell runs ``fine_tune`` in a fresh process (a killed or failing cell cannot take the study down, and no state
-leaks between cells), with the machine's cores split between the cells running at once. Its output goes to
-``cell.log`` in the cell's directory; the study prints one line per finished cell.
+A worker process runs cell after cell (:mod:`hf_transfer.study.worker`: libraries imported once, the process state a
+run may change put back after each cell), with the machine's cores split between the cells running at once. A cell
+that fails is its one-line error; a worker killed outright (out of memory, ``kill -9``) breaks the local pool, which
+is re-created: the cell it ran is marked failed and the study goes on. Each cell's output goes to ``cell.log`` in
+its directory; the study prints one line per finished cell.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
-import sys
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
-from pathlib import Path
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
-from ..recipe import RecipeConfig
-from .cells import Cell, mark_finished
+from .worker import CellJob, CellOutcome, die_with_parent, run_cell
+
+__all__ = ["BACKENDS", "CellJob", "CellOutcome", "die_with_parent", "run_cell", "run_cells", "threads_per_cell"]
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class CellJob:
-    """Everything a worker needs (picklable): the cell, its resolved config, where the study lives."""
-
-    cell: Cell
-    config: RecipeConfig
-    study_dir: str
-    digest: str
-    threads: int
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    cell: Cell
-    error: str | None  # one line; None when the cell finished
-    wall_time: float
-
-
-def run_cell(job: CellJob) -> CellOutcome:
-    """Run one cell in this (fresh) process: its threads, its log file, ``fine_tune``, then its finished mark."""
-    import torch
-
-    from ..exceptions import ConfigError, DataError, RunError
-    from ..training import fine_tune
-
-    torch.set_num_threads(job.threads)
-    folder = Path(job.study_dir) / job.cell.run_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with _logging_to(folder / "cell.log"):
-        try:
-            fine_tune(job.config)
-        except (ConfigError, DataError, RunError) as err:
-            return CellOutcome(job.cell, str(err), time.perf_counter() - started)
-        except Exception as err:  # a crash in one cell must not stop the study; its log has the traceback
-            logging.getLogger(__name__).exception("cell failed")
-            return CellOutcome(job.cell, f"{type(err).__name__}: {err} (see {folder / 'cell.log'})", 0.0)
-    wall_time = time.perf_counter() - started
-    mark_finished(Path(job.study_dir), job.cell, job.digest, wall_time)
-    return CellOutcome(job.cell, None, wall_time)
-
-
-@contextlib.contextmanager
-def _logging_to(path: Path) -> Iterator[None]:
-    """Send this process's output (prints, logging, progress bars) to the cell's log file."""
-    from transformers.utils import logging as hf_logging
-
-    with open(path, "a", buffering=1) as log:
-        saved = os.dup(1), os.dup(2)
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        handler = logging.StreamHandler(log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root = logging.getLogger()
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        hf_logging.set_verbosity_warning()
-        try:
-            yield
-        finally:
-            root.removeHandler(handler)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
+WORKER_DIED = "its worker process died (killed from outside, e.g. out of memory or kill -9)"
 
 
 def run_cells(
@@ -100,64 +34,82 @@ def run_cells(
     backend: str = "local",
     ray_address: str | None = None,
     on_done: Callable[[CellOutcome], None] = lambda outcome: None,
+    work: Callable[[CellJob], CellOutcome] = run_cell,
 ) -> list[CellOutcome]:
-    """Run every job, ``max_parallel`` at a time (local) or as the Ray cluster schedules them; ``on_done`` sees each
-    outcome as it arrives."""
+    """Run every job, ``max_parallel`` at a time, in warm workers (local processes or Ray actors); ``on_done`` sees
+    each outcome as it arrives. ``work`` is what a worker does with a job (a module-level function: it is pickled)."""
     if backend == "ray":
-        return _run_on_ray(jobs, ray_address, on_done)
-    outcomes = []
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch/thread state inherited
-    with ProcessPoolExecutor(
-        max_workers=max_parallel,
-        mp_context=context,
-        max_tasks_per_child=1,
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
-        pending = {pool.submit(run_cell, job) for job in jobs}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                outcome = future.result()
-                outcomes.append(outcome)
-                on_done(outcome)
-    return outcomes
+        from .ray_backend import run_on_ray
+
+        return run_on_ray(jobs, max_parallel, ray_address, on_done, work)
+    return LocalWorkers(max_parallel, on_done, work).run(jobs)
 
 
-def die_with_parent(parent: int) -> None:
-    """A cell worker ends when the study's process does, however it ends (``kill -9`` included): without this an
-    orphaned cell runs on and collides with the next run of the study. Linux's ``PR_SET_PDEATHSIG``; elsewhere
-    nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
+class LocalWorkers:
+    """A ``ProcessPoolExecutor`` of warm, spawned workers that outlives any one of them: when a worker dies the pool
+    is broken, so it is replaced. The cell that was running alone when that happened failed; cells that were running
+    beside others are suspects, each run again alone, so that only the one that kills its worker is marked failed."""
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the study died before the signal was armed
-        os._exit(1)
+    def __init__(
+        self,
+        max_parallel: int,
+        on_done: Callable[[CellOutcome], None],
+        work: Callable[[CellJob], CellOutcome] = run_cell,
+        initializer: Callable[[int], None] = die_with_parent,
+    ) -> None:
+        self.max_parallel = max_parallel
+        self.on_done = on_done
+        self.work = work
+        self.initializer = initializer  # called in each new worker with the study's process id
+        self.outcomes: list[CellOutcome] = []
 
+    def run(self, jobs: list[CellJob]) -> list[CellOutcome]:
+        waiting, suspects = deque(jobs), deque()
+        while waiting or suspects:
+            lost = self._run_pool(waiting, suspects)
+            if len(lost) == 1:
+                self._finish(CellOutcome(lost[0].cell, WORKER_DIED, 0.0))
+            else:
+                suspects.extend(lost)
+        return self.outcomes
 
-def _run_on_ray(jobs: list[CellJob], address: str | None, on_done: Callable[[CellOutcome], None]) -> list[CellOutcome]:
-    """Each cell a Ray task asking for its CPU threads (and a GPU when the cluster has them)."""
-    try:
-        import ray
-    except ImportError:
-        from ..exceptions import ConfigError
+    def _run_pool(self, waiting: deque[CellJob], suspects: deque[CellJob]) -> list[CellJob]:
+        """Run jobs in one pool until all are done or a worker dies; returns the jobs lost with it."""
+        context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch/thread state inherited
+        pool = ProcessPoolExecutor(
+            max_workers=self.max_parallel,
+            mp_context=context,
+            initializer=self.initializer,
+            initargs=(os.getpid(),),
+        )
+        running: dict[Future, CellJob] = {}
+        lost: list[CellJob] = []
+        try:
+            while (waiting or suspects or running) and not lost:
+                if suspects and not running:
+                    job = suspects.popleft()  # alone: if its worker dies, it was this cell
+                    running[pool.submit(self.work, job)] = job
+                while not suspects and waiting and len(running) < self.max_parallel:
+                    job = waiting.popleft()
+                    running[pool.submit(self.work, job)] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                if any(isinstance(future.exception(), BrokenProcessPool) for future in done):
+                    done, _ = wait(running, return_when=ALL_COMPLETED)  # a broken pool fails all its futures
+                for future in done:
+                    job = running.pop(future)
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        lost.append(job)
+                    else:
+                        self._finish(future.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if lost:
+            logger.warning("A cell worker died; starting new ones (%d cell(s) were running).", len(lost))
+        return lost
 
-        raise ConfigError("--backend ray needs Ray: pip install 'hf-transfer-toolkit[ray]'.") from None
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    remote = ray.remote(run_cell)
-    pending = [remote.options(num_cpus=job.threads, num_gpus=gpus).remote(job) for job in jobs]
-    outcomes = []
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        outcome = ray.get(done[0])
-        outcomes.append(outcome)
-        on_done(outcome)
-    return outcomes
+    def _finish(self, outcome: CellOutcome) -> None:
+        self.outcomes.append(outcome)
+        self.on_done(outcome)
 
 
 def threads_per_cell(max_parallel: int) -> int:

@@ -16,13 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL
+from ..config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL, TEXT_CLASSIFICATION
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, TaskArguments, parse_arguments, resolve_config
 from ..strategies import StrategySpec, settings_read_by
 from ..strategies.compose import given_settings
 from ..training.output_dir import OutputDirLock
-from .cells import Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
+from .cells import ZERO_SHOT_SETTINGS, Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
 from .rank import check_model_references, rank_models
 from .report import write_report
 from .runner import BACKENDS, CellJob, CellOutcome, run_cells, threads_per_cell
@@ -51,6 +51,7 @@ def study(base: RecipeConfig, settings: StudySettings, command: str = "") -> Stu
     if base.task == MULTIMODAL_CLASSIFICATION:
         raise ConfigError("study: image+text models have no single checkpoint to vary yet; study each tower's task.")
     check_settings(settings)
+    check_zero_shot(base, settings.train_sizes)
     base = resolve_base(base, settings.strategies)
     with OutputDirLock(base.training.output_dir):  # one study per directory: a second is refused in one line
         return _run_study(base, settings, command, started)
@@ -68,7 +69,7 @@ def _run_study(base: RecipeConfig, settings: StudySettings, command: str, starte
     todo = [cell for cell in cells if not finished(study_dir, cell, digests[cell])]
     logger.info("Study: %d cells, %d already finished, %d to run.", len(cells), len(cells) - len(todo), len(todo))
     ranking = []
-    if len(models) > 1:
+    if len(models) > 1 and set(settings.train_sizes) != {0}:  # ranking needs labelled examples
         largest = None if None in settings.train_sizes else max(settings.train_sizes)
         ranking = rank_models(base, models, largest, settings.seeds[0], split_seed)
     threads = threads_per_cell(settings.max_parallel)
@@ -103,14 +104,29 @@ def check_settings(settings: StudySettings) -> None:
     sizes = [s for s in settings.train_sizes]
     if len(set(sizes)) != len(sizes):
         raise ConfigError(f"--train_sizes lists a size twice: {_sizes_text(sizes)}.")
-    if any(s is not None and s <= 0 for s in sizes):
-        raise ConfigError(f"--train_sizes are labelled examples per class (> 0) or 'all', got {_sizes_text(sizes)}.")
+    if any(s is not None and s < 0 for s in sizes):
+        raise ConfigError(
+            f"--train_sizes are labelled examples per class (0: zero-shot) or 'all', got {_sizes_text(sizes)}."
+        )
     if len(set(settings.seeds)) != len(settings.seeds):
         raise ConfigError(f"--seeds lists a seed twice: {settings.seeds}.")
     if settings.max_parallel < 1:
         raise ConfigError(f"--max_parallel must be >= 1, got {settings.max_parallel}.")
     if settings.backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {settings.backend!r}.")
+
+
+def check_zero_shot(base: RecipeConfig, sizes: list[int | None]) -> None:
+    """Size 0 (zero-shot from the label names) is for text; ``--label_descriptions`` and ``--label_template`` are
+    for its cells, so they need it."""
+    if 0 in sizes and base.task != TEXT_CLASSIFICATION:
+        raise ConfigError(
+            "--train_sizes 0 (zero-shot from the label names) is for text-classification only: an image needs an "
+            "image-text model such as CLIP, which the toolkit lacks."
+        )
+    given = [name for name in ZERO_SHOT_SETTINGS if getattr(base.data, name) is not None]
+    if given and 0 not in sizes:
+        raise ConfigError(f"--{given[0]} builds the zero-shot cells' head: add 0 to --train_sizes.")
 
 
 def resolve_base(base: RecipeConfig, strategies: list[str]) -> RecipeConfig:
@@ -122,8 +138,11 @@ def resolve_base(base: RecipeConfig, strategies: list[str]) -> RecipeConfig:
     if unread:
         raise ConfigError(f"--{unread[0]} is read by none of --strategies {','.join(strategies)}.")
     base.strategy = dataclasses.replace(base.strategy, **dict.fromkeys(given))
+    zero_shot = {name: getattr(base.data, name) for name in ZERO_SHOT_SETTINGS}  # for the size-0 cells alone
+    base.data = dataclasses.replace(base.data, **dict.fromkeys(zero_shot))
     base = resolve_config(base)
     base.strategy = dataclasses.replace(base.strategy, **given)
+    base.data = dataclasses.replace(base.data, **zero_shot)
     if base.data.train_val_split is None:  # every cell is scored on one held-out set, however few the examples
         from ..data.labels import DEFAULT_TRAIN_VAL_SPLIT
 
@@ -186,14 +205,15 @@ class StudyArguments(TaskArguments):
         default="linear_probe,full", metadata={"help": "comma-separated strategies or compositions (full+l2sp)"}
     )
     train_sizes: str = field(
-        default="8,32,128,all", metadata={"help": "labelled examples per class, nested across sizes; 'all'"}
+        default="8,32,128,all",
+        metadata={"help": "labelled examples per class, nested across sizes; 'all'; 0: zero-shot (text)"},
     )
     seeds: str = field(default="0,1,2", metadata={"help": "one sample and training seed per repeat"})
     models: str | None = field(
         default=None, metadata={"help": "several checkpoints, ranked (LogME) before fine-tuning"}
     )
     scratch: bool = field(default=True, metadata={"help": "the random-init baseline"})
-    max_parallel: int = field(default=1, metadata={"help": "cells run at once (one process each)"})
+    max_parallel: int = field(default=1, metadata={"help": "cells run at once (one warm worker process each)"})
     backend: str = field(default="local", metadata={"help": "local, or ray for a Ray cluster"})
     ray_address: str | None = field(default=None, metadata={"help": "the Ray cluster to join (--backend ray)"})
 
