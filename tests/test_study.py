@@ -276,3 +276,42 @@ def test_size_zero_is_one_zero_shot_cell_per_model(tmp_path, sentiment_csv, tiny
     group = next(g for g in report["summary"]["groups"] if g["label"] == "zero_shot")
     assert group["size"] == 0 and group["metric_mean"] == zero_shot["results"]["eval_accuracy"]
     assert "| `zero_shot` |" in (study_dir / "README.md").read_text()
+
+
+def test_a_study_with_unlabelled_examples_shows_each_strategy_with_and_without(
+    tmp_path, sentiment_csv, tiny_bert_dir, monkeypatch
+):
+    """``--unlabeled_file``: every strategy that can self-train runs with and without the same pool (a
+    ``+unlabelled`` twin), the others without; the report gives what the pool buys beside what transfer buys."""
+    from .conftest import write_text_csv
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    texts = [(f"{word} film number {i}",) for i in range(5) for word in ("great", "awful")]
+    pool = write_text_csv(tmp_path / "pool.csv", texts, ("text",))
+    text = "text-classification"
+    config = ht.RecipeConfig(
+        task=text,
+        model=ht.ModelArguments(model_name_or_path=str(tiny_bert_dir), pooling="mean"),
+        data=ht.DataArguments(train_file=str(sentiment_csv), unlabeled_file=str(pool)),
+        training=ht.default_training_arguments(text, output_dir=str(tmp_path / "study"), max_steps=4),
+    )
+    settings = ht.StudySettings(strategies=["linear_probe", "full"], train_sizes=[4], seeds=[0], scratch=True)
+    summary = ht.study(config, settings)
+    study_dir = tmp_path / "study"
+    cells = cell_files(study_dir)
+    assert not summary.failed_cells
+    assert sorted(cells) == [
+        "runs/tiny-bert0/full/n4-s0",
+        "runs/tiny-bert0/linear_probe+unlabelled/n4-s0",
+        "runs/tiny-bert0/linear_probe/n4-s0",
+        "runs/tiny-bert0/scratch/n4-s0",
+    ]
+    self_trained = cells["runs/tiny-bert0/linear_probe+unlabelled/n4-s0"]["provenance"]["self_training"]
+    assert self_trained["unlabeled_examples"] == 10
+    for name in ("linear_probe", "full", "scratch"):
+        assert cells[f"runs/tiny-bert0/{name}/n4-s0"]["provenance"]["self_training"] is None
+    readme = (study_dir / "README.md").read_text()
+    section = readme.split("## What the unlabelled examples buy")[1]
+    assert "| `linear_probe+unlabelled` |" in section and "(transfer: " in section
+    with pytest.raises(ht.ConfigError, match="none of --strategies full can self-train"):
+        ht.study(config, ht.StudySettings(strategies=["full"], train_sizes=[4], seeds=[0], scratch=False))

@@ -20,10 +20,14 @@ from ..recipe import RecipeConfig, replace_training, resolve_config, unresolved_
 from ..run_record import RunRecord
 from ..strategies import restricted_to
 from ..strategies.compose import given_settings
+from .summary import UNLABELED_SUFFIX
 
 SCRATCH = "scratch"  # the strategy label of from-scratch cells (trained with `full`)
 ZERO_SHOT = "zero_shot"  # the strategy label of size-0 cells: a text head from the label descriptions, no training
 ZERO_SHOT_SETTINGS = ("label_descriptions", "label_template")  # data settings only zero-shot cells read
+# What only those cells read: the unlabelled source and the self-training settings
+UNLABELED_DATA_SETTINGS = ("unlabeled_file", "unlabeled_dir", "unlabeled_dataset", "max_unlabeled_samples")
+SELF_TRAINING_SETTINGS = ("self_training_rounds", "pseudo_labels_per_class")
 CELL_FILENAME = "study_cell.json"  # what a finished cell's directory records about the cell it ran
 
 
@@ -34,10 +38,13 @@ class Cell:
     from_scratch: bool
     train_size: int | None  # labelled examples per class; None: all of them
     seed: int
+    unlabeled: bool = False  # self-trained on the study's unlabelled examples (the twin of the cell without)
 
     @property
     def label(self) -> str:
-        return SCRATCH if self.from_scratch else self.strategy
+        if self.from_scratch:
+            return SCRATCH
+        return f"{self.strategy}{UNLABELED_SUFFIX}" if self.unlabeled else self.strategy
 
     @property
     def size_text(self) -> str:
@@ -61,10 +68,16 @@ def model_slug(reference: str) -> str:
 
 
 def enumerate_cells(
-    models: list[str], strategies: list[str], sizes: list[int | None], seeds: list[int], scratch: bool
+    models: list[str],
+    strategies: list[str],
+    sizes: list[int | None],
+    seeds: list[int],
+    scratch: bool,
+    self_trained: tuple[str, ...] = (),
 ) -> list[Cell]:
     """Every cell, grouped so that a model's frozen features are encoded by its first cells and reused after. Size 0
-    is one zero-shot cell per model (it trains nothing, so neither the strategy nor the seed changes it)."""
+    is one zero-shot cell per model (it trains nothing, so neither the strategy nor the seed changes it). Each of the
+    ``self_trained`` strategies also runs with the study's unlabelled examples, beside the same cell without them."""
     cells = []
     trained = [size for size in sizes if size != 0]
     for model in models:
@@ -72,6 +85,8 @@ def enumerate_cells(
             cells.append(Cell(model, ZERO_SHOT, False, 0, seeds[0]))
         for strategy in strategies:
             cells += [Cell(model, strategy, False, size, seed) for seed in seeds for size in trained]
+            if strategy in self_trained:
+                cells += [Cell(model, strategy, False, size, seed, True) for seed in seeds for size in trained]
         if scratch:
             cells += [Cell(model, "full", True, size, seed) for seed in seeds for size in trained]
     return cells
@@ -96,8 +111,13 @@ def cell_config(base: RecipeConfig, cell: Cell, study_dir: Path, split_seed: int
         sampling_seed=cell.seed,
         split_seed=split_seed,
         **({} if zero_shot else dict.fromkeys(ZERO_SHOT_SETTINGS)),
+        **({} if cell.unlabeled else dict.fromkeys(UNLABELED_DATA_SETTINGS)),
     )
     config.run = dataclasses.replace(config.run, overwrite_output_dir=True)
+    if not cell.unlabeled:
+        config.run = dataclasses.replace(
+            config.run, **dict.fromkeys(SELF_TRAINING_SETTINGS), pseudo_label_threshold=0.0
+        )
     config.training = replace_training(
         config.training, seed=cell.seed, data_seed=None, output_dir=str(study_dir / cell.run_dir()), push_to_hub=False
     )

@@ -21,6 +21,7 @@ from .plots import plot_data_efficiency, plot_metric_vs_time
 from .summary import (
     SCRATCH,
     TIE_SHARE,
+    UNLABELED_SUFFIX,
     CellResult,
     GroupStats,
     SizeAxis,
@@ -252,6 +253,7 @@ def _context(cells: Sequence[CellResult], summary: StudySummary, facts: StudyFac
         "size_headers": [sizes.header(s) for s in summary.sizes],
         "results": _grid(summary, short, _results_cell(uniform)),
         "gains": _grid_gains(summary, short),
+        "unlabeled_gains": _grid_unlabeled(summary, short),
         "efficiency": efficiency,
         "saving": _best_saving(summary, efficiency, sizes, noun),
         "times": _grid(summary, short, lambda g: format_duration(g.train_runtime_mean)),
@@ -294,6 +296,24 @@ def _seeds_text(counts: set[int]) -> str:
 def _grid_gains(summary: StudySummary, short: dict[str, str]) -> list[list[str]]:
     gains = {(g.model, g.strategy, g.size): g.gain for g in summary.gains}
     return _grid(summary, short, lambda g: format_gain(gains.get((g.model, g.label, g.size))), transfer_only=True)
+
+
+def _grid_unlabeled(summary: StudySummary, short: dict[str, str]) -> list[list[str]]:
+    """Per self-trained row and size: what the unlabelled examples buy (with − without, the same labels), and in
+    brackets what transfer buys over scratch there, so the two gains read side by side."""
+    gains = {(g.model, g.strategy, g.size): g.gain for g in summary.gains}
+    sign = 1 if summary.greater_is_better else -1
+
+    def text(group: GroupStats) -> str:
+        without = summary.group(group.model, group.label.removesuffix(UNLABELED_SUFFIX), group.size)
+        if without is None:
+            return "—"
+        bought = format_gain(sign * (group.metric_mean - without.metric_mean))
+        transfer = gains.get((group.model, without.label, group.size))
+        return f"{bought} (transfer: {format_gain(transfer)})" if transfer is not None else bought
+
+    rows = _grid(summary, short, text, transfer_only=True)
+    return [row for row in rows if row[1].endswith(f"{UNLABELED_SUFFIX}`")]
 
 
 def _best_saving(summary: StudySummary, efficiency: list[dict[str, str]], sizes: SizeAxis, noun: str) -> str | None:

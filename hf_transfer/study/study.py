@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ..config import IMAGE_CLASSIFICATION, MULTIMODAL_CLASSIFICATION, SINGLE_LABEL, TEXT_CLASSIFICATION
 from ..exceptions import ConfigError
-from ..recipe import RecipeConfig, TaskArguments, parse_arguments, resolve_config
-from ..strategies import StrategySpec, settings_read_by
+from ..recipe import RecipeConfig, TaskArguments, parse_arguments, resolve_config, unlabeled_sources
+from ..strategies import ComposedStrategy, StrategySpec, restricted_to, settings_read_by
 from ..strategies.compose import given_settings
 from ..training.output_dir import OutputDirLock
 from .cells import ZERO_SHOT_SETTINGS, Cell, cell_config, config_digest, enumerate_cells, finished, read_cell_files
@@ -63,7 +63,10 @@ def _run_study(base: RecipeConfig, settings: StudySettings, command: str, starte
     models = settings.models or [base.model.model_name_or_path]
     check_model_references(base, models)  # every one, before any data is read or model built
     class_counts = check_sizes(base, settings.train_sizes, split_seed)
-    cells = enumerate_cells(models, settings.strategies, settings.train_sizes, settings.seeds, settings.scratch)
+    self_trained = self_training_strategies(base, settings.strategies)
+    cells = enumerate_cells(
+        models, settings.strategies, settings.train_sizes, settings.seeds, settings.scratch, self_trained
+    )
     configs = {cell: cell_config(base, cell, study_dir, split_seed) for cell in cells}
     digests = {cell: config_digest(config) for cell, config in configs.items()}
     todo = [cell for cell in cells if not finished(study_dir, cell, digests[cell])]
@@ -150,6 +153,30 @@ def resolve_base(base: RecipeConfig, strategies: list[str]) -> RecipeConfig:
     return base
 
 
+def self_training_strategies(base: RecipeConfig, strategies: list[str]) -> tuple[str, ...]:
+    """With unlabelled examples, the study's strategies that can self-train on them: each runs with and without
+    them. None can: one line saying which can."""
+    source = unlabeled_sources(base.data)
+    if not source:
+        return ()
+    if source[0] == "--empty_labels unlabeled":
+        raise ConfigError(
+            "study: --empty_labels unlabeled would leave the cells without unlabelled examples nothing to do with "
+            "those rows; give them as --unlabeled_file."
+        )
+    able = tuple(
+        name
+        for name in strategies
+        if ComposedStrategy(restricted_to(base.strategy, name)).self_training_head() is not None
+    )
+    if not able:
+        raise ConfigError(
+            f"study: {source[0]}: none of --strategies {','.join(strategies)} can self-train (each round would "
+            "retrain the body); add linear_probe or contrastive, whose head fits on cached features."
+        )
+    return able
+
+
 def check_sizes(base: RecipeConfig, sizes: list[int | None], split_seed: int) -> dict[str, int]:
     """Load the data once (the split every cell will see) and refuse a size larger than the smallest class,
     naming it. Returns the training pool's examples per class."""
@@ -182,7 +209,7 @@ def cell_result(study_dir: Path, cell: Cell) -> CellResult:
     results = files.results
     return CellResult(
         model=cell.model,
-        strategy=cell.strategy,
+        strategy=cell.label if cell.unlabeled else cell.strategy,
         from_scratch=cell.from_scratch,
         train_size=cell.train_size,
         seed=cell.seed,

@@ -25,6 +25,7 @@ Size = int | str  # labelled examples per class, or ALL
 ALL = "all"
 SCRATCH = "scratch"  # the label of the baseline: strategy `full` from a random initialisation
 SCRATCH_STRATEGY = "full"
+UNLABELED_SUFFIX = "+unlabelled"  # the label of cells self-trained on the study's unlabelled examples
 TIE_SHARE = 0.005  # configurations closer than this share of the study's metric range count as tied
 
 
