@@ -135,6 +135,24 @@ def test_empty_labels_become_unlabelled_only_when_asked(tmp_path, tiny_bert_dir,
     assert record["train_samples"] == 16 and record["self_training"]["unlabeled_examples"] == 2
 
 
+def test_a_body_trained_by_sgd_self_trains_through_the_trainer(tmp_path, tiny_bert_dir, monkeypatch):
+    """``--strategy full`` with unlabelled texts: after its training the model pseudo-labels them, and the Trainer
+    trains on with them added (one round by default); the record says so and that the round is not cross-validated."""
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    texts = [(f"{word} film number {i}",) for i in range(4) for word in ("fine", "poor")]
+    pool = write_text_csv(tmp_path / "pool.csv", texts, ("text",))
+    out = tmp_path / "out"
+    result = _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(_sentiment(tmp_path)),
+                   "--strategy", "full", "--max_steps", "2", "--unlabeled_file", str(pool),
+                   "--pseudo_labels_per_class", "2", "--output_dir", str(out)])  # fmt: skip
+    report = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]["self_training"]
+    assert report["rounds"] == 1 and report["unlabeled_examples"] == 8 and "by SGD" in report["why"]
+    added = report["per_round"][1]["added"]
+    assert added["neg"] == added["pos"] <= 2
+    assert report["rounds_kept"] == (1 if added["pos"] else 0)
+    assert result.trainer.state.global_step == 2  # the round's own run of the same length
+
+
 def test_what_cannot_self_train_is_refused_in_one_line(tmp_path, tiny_bert_dir, monkeypatch):
     from hf_transfer.exceptions import ConfigError, DataError
     from hf_transfer.recipe import parse_config
@@ -144,8 +162,8 @@ def test_what_cannot_self_train_is_refused_in_one_line(tmp_path, tiny_bert_dir, 
     good = write_text_csv(tmp_path / "good.csv", [("fine film",), ("poor film",)], ("text",))
     pool = write_text_csv(tmp_path / "pool.csv", [("fine film",), ("",)], ("text",))
     argv = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--train_val_split", "0.25"]
-    with pytest.raises(ConfigError, match="--strategy full trains by SGD steps"):
-        _run([*argv, "--strategy", "full", "--unlabeled_file", str(good),
+    with pytest.raises(ConfigError, match="more than one linear layer .* pass --pooling mean"):
+        _run([*argv, "--strategy", "linear_probe", "--unlabeled_file", str(good),
               "--output_dir", str(tmp_path / "o1")])  # fmt: skip
     with pytest.raises(DataError, match="Row 1 of the unlabelled data: column .text. is missing"):
         _run([*argv, "--unlabeled_file", str(pool), "--output_dir", str(tmp_path / "o2")])
@@ -160,8 +178,8 @@ def test_what_cannot_self_train_is_refused_in_one_line(tmp_path, tiny_bert_dir, 
 
 
 def test_unlabelled_images_from_a_nested_folder(tmp_path, monkeypatch):
-    """A nested folder of unlabelled images (folder names are not labels) with no --strategy: the cached probe is
-    chosen, the images are decoded once and pseudo-labelled, and a copy of a training image is dropped."""
+    """A nested folder of unlabelled images (folder names are not labels) with the image default (full): the images
+    are decoded once and pseudo-labelled after training, and a copy of a training image is dropped."""
     import shutil
 
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
@@ -174,8 +192,8 @@ def test_unlabelled_images_from_a_nested_folder(tmp_path, monkeypatch):
     shutil.copy(data / "red" / "000.png", tmp_path / "pool" / "copy.png")
     out = tmp_path / "out"
     _run(["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--train_dir",
-          str(data), "--unlabeled_dir", str(tmp_path / "pool"), "--pseudo_labels_per_class", "1",
-          "--output_dir", str(out)], task="image-classification")  # fmt: skip
+          str(data), "--unlabeled_dir", str(tmp_path / "pool"), "--pseudo_labels_per_class", "1", "--max_steps",
+          "2", "--output_dir", str(out)], task="image-classification")  # fmt: skip
     record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
-    assert record["strategy"] == "linear_probe" and "unlabelled images" in record["strategy_chosen"]
+    assert record["strategy"] == "full" and record["self_training"]["rounds"] == 1
     assert record["self_training"]["unlabeled_examples"] == 9  # the copy of a training image is not one of them

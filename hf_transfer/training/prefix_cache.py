@@ -105,6 +105,8 @@ def why_not_cached(prepared: PreparedRun, prefix: FrozenPrefix | None) -> str | 
         return "training inputs are augmented, so the frozen features change every epoch: pass --no_augment to cache"
     if prepared.strategy.needs_raw_inputs:
         return f"--strategy {prepared.strategy.name} reads the raw inputs during training"
+    if UNLABELED in inputs.row_ids and prepared.strategy.self_training_head() is None:
+        return "self-training through the Trainer adds pseudo-labelled examples to the training set each round"
     return None
 
 

@@ -56,22 +56,15 @@ def prepare(config: RecipeConfig) -> PreparedRun:
 
 
 def check_self_training(prepared: PreparedRun) -> None:
-    """Unlabelled examples are used by self-training on cached features (a round is a closed-form head fit): a run
-    that cannot do that is refused before it trains, rather than silently ignoring them."""
+    """Unlabelled examples are used by self-training: on cached features (a round is a closed-form head fit) or
+    through the Trainer (a round is a training run). A run that can do neither is refused before it trains, rather
+    than silently ignoring them."""
     task = prepared.task
     if task.record.unlabeled_source is None:
         return
     if task.problem_type != SINGLE_LABEL:
         why = f"it pseudo-labels single-label classes, and this data is {task.problem_type}"
-    elif prepared.strategy.self_training_head() is None:
-        why = (
-            f"--strategy {prepared.strategy.name} trains by SGD steps, so each round would train it again; use "
-            "--strategy linear_probe or contrastive (or leave --strategy unset and --head_solver unset), whose head "
-            "fits on cached features in seconds"
-        )
-    elif prepared.unlabeled is None:
-        why = "the frozen-feature cache is not used by this run (the log says why)"
-    elif prepared.cached_split is None or prepared.cached_split.head is None:
+    elif prepared.cached_split is not None and prepared.cached_split.head is None:
         why = (
             "the model's head on the cached features is more than one linear layer (a text model's [CLS] pooler): "
             "pass --pooling mean"

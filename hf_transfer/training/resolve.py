@@ -37,7 +37,7 @@ def resolve_run(
     must be in the gradient reducer from the start."""
     training = config.training
     per_class = examples_per_class(task.labels.get("train"), task.problem_type) if len(task.train_dataset) else 0
-    task.record.strategy_chosen = strategy_choice(config, per_class, task.record.unlabeled_source is not None)
+    task.record.strategy_chosen = strategy_choice(config, per_class)
     if per_class == 0:  # zero-shot: nothing trains, so there is nothing to size
         choices = Choices(
             reasons=["zero-shot: no labelled example trains; the head is built from the label descriptions"]

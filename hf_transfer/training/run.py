@@ -27,6 +27,7 @@ from .prefix_cache import release_cached_forward
 from .prepare import prepare
 from .resume import RecordRunIdentity, check_same_run, checkpoint_step, resolve_resume_checkpoint
 from .run_types import PreparedRun
+from .self_training import self_train_with_trainer, settings_for
 from .trainer import build_transfer_trainer
 from .zero_shot import zero_shot_head
 
@@ -123,6 +124,9 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunPr
     train_metrics = zero_shot_head(prepared) or fit_cached_head(prepared)
     if train_metrics is None:
         train_metrics = dict(trainer.train(resume_from_checkpoint=training.resume_from_checkpoint).metrics)
+        if task.with_pseudo_labels is not None and task.record.self_training is None:
+            progress.stage = "self-training"
+            self_train_by_sgd(prepared, trainer)
     progress.stage = "the run's metrics and state"
     train_metrics.update(strategy.after_train(trainer, prepared.context))  # e.g. WiSE-FT's interpolation sweep
     train_metrics.update(
@@ -150,6 +154,25 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunPr
     trainer.save_metrics("eval", eval_metrics)
     trainer.save_state()
     return {**train_metrics, **eval_metrics, "_prediction": prediction}
+
+
+def self_train_by_sgd(prepared: PreparedRun, trainer: Trainer) -> None:
+    """Self-training rounds through the Trainer, for a body that trains by SGD (:mod:`.self_training`)."""
+    task, run = prepared.task, prepared.config.run
+    labels = task.labels["train"]
+    settings = settings_for(
+        run.self_training_rounds,
+        run.pseudo_label_threshold,
+        run.pseudo_labels_per_class,
+        min(labels.count(k) for k in set(labels)),
+        by_trainer=True,
+    )
+    report = self_train_with_trainer(prepared, trainer, settings)
+    logger.info("Self-training (%.1f s): %s.", report.seconds, report.line())
+    task.record.self_training = report.to_dict()
+    task.record.chosen_automatically_line = "; ".join(
+        filter(None, [task.record.chosen_automatically_line, report.line()])
+    )
 
 
 def _save_run(prepared: PreparedRun, trainer: Trainer, prediction: Any, wall_time: float) -> None:

@@ -65,6 +65,10 @@ class PreparedTask:
     extra_evaluation: Callable[[PreparedRun], dict[str, float]] | None = None
     # The config as the data resolved it (a strategy chosen by data size); None: the one the task was given.
     config: RecipeConfig | None = None
+    # Self-training through the Trainer (a body that trains by SGD): the unlabelled examples as the model predicts
+    # them (no labels), and the training set with some of them added under pseudo-labels (indices, class ids).
+    unlabeled_dataset: Any = None
+    with_pseudo_labels: Callable[[list[int], list[int]], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,13 @@ class SelfTrainingReport:
         )
 
 
-def settings_for(rounds: int | None, threshold: float, per_class: int | None, labelled_per_class: int):
-    """The settings with their defaults filled from the labelled data."""
+def settings_for(
+    rounds: int | None, threshold: float, per_class: int | None, labelled_per_class: int, by_trainer: bool = False
+) -> SelfTrainingSettings:
+    """The settings with their defaults filled from the labelled data (fewer rounds where each is a training run)."""
+    default_rounds = TRAINER_ROUNDS if by_trainer else DEFAULT_ROUNDS
     return SelfTrainingSettings(
-        rounds=DEFAULT_ROUNDS if rounds is None else rounds,
+        rounds=default_rounds if rounds is None else rounds,
         threshold=threshold,
         per_class=per_class if per_class is not None else PER_CLASS_PER_LABELLED * max(1, labelled_per_class),
     )
@@ -195,3 +198,44 @@ def self_train(
 def _last_that_added(sequence: list) -> int:
     """The last round whose pseudo-labels were used (a round that found no confident example trains nothing)."""
     return max(n for n, entry in enumerate(sequence) if n == 0 or len(entry[1]))
+
+
+TRAINER_ROUNDS = 1  # default rounds where each one retrains the body by SGD (a round costs a training run)
+
+
+def self_train_with_trainer(prepared, trainer, settings: SelfTrainingSettings) -> SelfTrainingReport:
+    """Self-training where the body trains by SGD (``full``, ``freeze``, adapters): after the run's training, the
+    model predicts the unlabelled examples, the class-balanced confident ones join the training set with their
+    predicted labels, and the Trainer trains on, with a fresh optimizer and schedule of the run's length — each round
+    a training run, so the rounds are not cross-validated: every round that added pseudo-labels is kept."""
+    import torch
+
+    task = prepared.task
+    labels = np.asarray(task.labels["train"])
+    classes = np.unique(labels)
+    truth = np.asarray(task.feature_inputs.labels.get("unlabeled", [-1] * len(task.unlabeled_dataset)))
+    report = SelfTrainingReport(settings, len(task.unlabeled_dataset))
+    report.rounds.append(Round(0, {task.label_names[k]: 0 for k in classes}, 0))
+    started = time.perf_counter()
+    for number in range(1, settings.rounds + 1):
+        logits = trainer.predict(task.unlabeled_dataset, metric_key_prefix="unlabeled").predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        probs = torch.softmax(torch.as_tensor(np.asarray(logits, dtype=np.float64)), dim=-1).numpy()
+        indices, pseudo = select_pseudo_labels(probs, classes, settings.threshold, number * settings.per_class)
+        checked = truth[indices] >= 0
+        accuracy = float((truth[indices][checked] == pseudo[checked]).mean()) if checked.any() else None
+        added = {task.label_names[k]: int((pseudo == k).sum()) for k in classes}
+        report.rounds.append(Round(number, added, int((probs.max(axis=1) >= settings.threshold).sum()), accuracy))
+        logger.info("Self-training round %d: pseudo-labels %s (pseudo-label accuracy %s).", number, added, accuracy)
+        if len(indices) == 0:
+            break
+        trainer.train_dataset = task.with_pseudo_labels(indices.tolist(), pseudo.tolist())
+        trainer.optimizer, trainer.lr_scheduler = None, None  # a new schedule: the last one ended at zero
+        trainer.train()
+        report.kept = number
+    report.why = (
+        "every round that added pseudo-labels: the body trains by SGD, so checking a round on held-out labelled "
+        "examples would mean a training run per fold"
+    )
+    report.seconds = time.perf_counter() - started
+    return report

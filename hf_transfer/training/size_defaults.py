@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from ..config import IMAGE_CLASSIFICATION, SINGLE_LABEL, TEXT_CLASSIFICATION
+from ..config import SINGLE_LABEL, TEXT_CLASSIFICATION
 from ..data.splits import LabelledData
 from ..recipe import RecipeConfig, resolve_config, strategy_is_automatic, unresolved_copy
 
@@ -24,15 +24,11 @@ logger = logging.getLogger(__name__)
 CONTRASTIVE_UP_TO = 64  # labelled examples per class (smallest class) up to which text gets `contrastive`
 
 
-def default_strategy(task: str, per_class: int | None, unlabeled: bool = False) -> tuple[str, str] | None:
-    """(strategy, why) for ``task`` with ``per_class`` examples in its smallest class (None: not single-label) and
-    perhaps unlabelled examples, or None to keep the task's own default."""
+def default_strategy(task: str, per_class: int | None) -> tuple[str, str] | None:
+    """(strategy, why) for ``task`` with ``per_class`` examples in its smallest class (None: not single-label), or
+    None to keep the task's own default."""
     if per_class == 0:
         return "linear_probe", "zero-shot: no labelled example, the head is built from the label descriptions"
-    if unlabeled and task == IMAGE_CLASSIFICATION and per_class is not None:
-        return "linear_probe", (
-            "unlabelled images: self-training fits the head again each round, on the frozen body's cached features"
-        )
     if task == TEXT_CLASSIFICATION and per_class is not None and per_class <= CONTRASTIVE_UP_TO:
         return "contrastive", (
             f"{per_class} examples in the smallest class ≤ {CONTRASTIVE_UP_TO}: the measured best few-label text "
@@ -47,7 +43,7 @@ def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeCo
         return config
     counts = Counter(data.train[data.label_column]) if data.problem_type == SINGLE_LABEL else None
     per_class = None if counts is None else min(counts.values(), default=0)
-    chosen = default_strategy(config.task, per_class, data.unlabeled is not None)
+    chosen = default_strategy(config.task, per_class)
     if chosen is None or chosen[0] == config.strategy.strategy:
         return config
     strategy, why = chosen
@@ -59,10 +55,10 @@ def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeCo
     return resolved
 
 
-def strategy_choice(config: RecipeConfig, per_class: int | None, unlabeled: bool = False) -> str | None:
+def strategy_choice(config: RecipeConfig, per_class: int | None) -> str | None:
     """Why the run has its strategy, when the user named none (for the log, the record and the card)."""
     if not strategy_is_automatic(config):
         return None
-    chosen = default_strategy(config.task, per_class, unlabeled)
+    chosen = default_strategy(config.task, per_class)
     why = chosen[1] if chosen and chosen[0] == config.strategy.strategy else "the task's default"
     return f"--strategy {config.strategy.strategy} ({why})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+from datasets import concatenate_datasets
 from transformers import TrainingArguments
 
 from ...config import ModelArguments
@@ -39,7 +40,18 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
         inputs[UNLABELED] = data.unlabeled.rename_column(TRUE_LABEL, data.label_column)
         unaugmented[UNLABELED] = inputs[UNLABELED].with_transform(image_transform_fn(eval_tf, *columns))
     labels = {name: list(split[data.label_column]) for name, split in data.splits()}
+    unlabeled, with_pseudo_labels = None, None
+    if data.unlabeled is not None:
+        unlabeled = data.unlabeled.remove_columns(TRUE_LABEL).with_transform(image_transform_fn(eval_tf, *columns))
+
+        def with_pseudo_labels(indices: list[int], labels: list[int]):
+            pseudo = data.unlabeled.select(indices).remove_columns(TRUE_LABEL).add_column(data.label_column, labels)
+            pseudo = pseudo.cast(data.train.features)
+            return concatenate_datasets([data.train, pseudo]).with_transform(image_transform_fn(train_tf, *columns))
+
     return PreparedTask(
+        unlabeled_dataset=unlabeled,
+        with_pseudo_labels=with_pseudo_labels,
         config=config,
         model=model,
         view=view,

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 
+from datasets import concatenate_datasets
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
 
@@ -45,7 +46,19 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
         rows = tokenized[name].select(positions).remove_columns([ROW_COLUMN, "labels"])
         return fixed_length(list(rows))
 
+    unlabeled, with_pseudo_labels = None, None
+    if data.unlabeled is not None:
+        unlabeled = tokenized[UNLABELED].remove_columns([ROW_COLUMN, "labels"])
+
+        def with_pseudo_labels(indices: list[int], labels: list[int]):
+            pseudo = (
+                unlabeled.select(indices).add_column("labels", labels).cast(train.remove_columns(ROW_COLUMN).features)
+            )
+            return concatenate_datasets([train.remove_columns(ROW_COLUMN), pseudo])
+
     return PreparedTask(
+        unlabeled_dataset=unlabeled,
+        with_pseudo_labels=with_pseudo_labels,
         config=config,
         model=model,
         view=view,
