@@ -268,7 +268,8 @@ class RunArguments:
         default=None,
         metadata={
             "help": "With unlabelled examples: rounds of self-training (predict them, add the confident ones with "
-            "their predicted labels, class-balanced, and fit again). Default: 3 when unlabelled data is given."
+            "their predicted labels, class-balanced, and fit again). Default: 3 on cached features (a round is a "
+            "head fit); 1 where the body trains by SGD (a round is a training run)."
         },
     )
     pseudo_label_threshold: float = field(
