@@ -965,6 +965,7 @@ def main(argv: list[str] | None = None) -> None:
         "--unlabeled", type=int, default=0, help="also run the default with this many unlabelled pool examples"
     )
     parser.add_argument("--image_variants", help="comma-separated image variants to run (default: the plan's)")
+    parser.add_argument("--no_setfit", action="store_true", help="skip SetFit (e.g. on sets where a run takes hours)")
     args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
     if args is None:
         return
@@ -1028,7 +1029,7 @@ def main(argv: list[str] | None = None) -> None:
 
         def run(jobs: list[Job]) -> None:
             for job in jobs:
-                if job.name in results:
+                if job.name in results or (args.no_setfit and job.tool == "setfit"):
                     continue
                 r = results[job.name] = run_job(bench, job, out, args.timeout, args.keep_runs)
                 print(
