@@ -230,7 +230,8 @@ def self_train_with_trainer(prepared, trainer, settings: SelfTrainingSettings) -
         accuracy = float((truth[indices][checked] == pseudo[checked]).mean()) if checked.any() else None
         added = {task.label_names[k]: int((pseudo == k).sum()) for k in classes}
         report.rounds.append(Round(number, added, int((probs.max(axis=1) >= settings.threshold).sum()), accuracy))
-        logger.info("Self-training round %d: pseudo-labels %s (pseudo-label accuracy %s).", number, added, accuracy)
+        known = f" (pseudo-label accuracy {accuracy:.3f})" if accuracy is not None else ""
+        logger.info("Self-training round %d: pseudo-labels %s%s.", number, added, known)
         if len(indices) == 0:
             break
         trainer.train_dataset = task.with_pseudo_labels(indices.tolist(), pseudo.tolist())
