@@ -118,10 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                                  **json.loads(result.read_text())})  # fmt: skip
                     print(f"{name}: {json.dumps(runs[-1])}", flush=True)
     saved = {"environment": environment, "runs": runs}
-    (out / "results.json").write_text(json.dumps(saved, indent=2))
-    tables = render(saved)
-    (out / "tables.md").write_text(tables)
-    print(tables)
+    harness.write_outputs(out, saved, render)
 
 
 if __name__ == "__main__":

@@ -342,6 +342,15 @@ def session(
 # ------------------------------------------------------------------------------------------------------- the tables
 
 
+def write_outputs(out: Path, saved: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> str:
+    """``<out>/results.json`` (the raw numbers) and ``<out>/tables.md`` (their rendering), printed too."""
+    (out / "results.json").write_text(json.dumps(saved, indent=2))
+    tables = render(saved)
+    (out / "tables.md").write_text(tables)
+    print(tables)
+    return tables
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     """A markdown table's lines; a row with another number of cells than the header raises, so that a column added
     to one side only cannot shift the rest."""

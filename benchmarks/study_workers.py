@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             shutil.rmtree(old_root, ignore_errors=True)
     saved = {"environment": environment, "runs": runs}
-    (out / "results.json").write_text(json.dumps(saved, indent=2))
-    tables = render(saved)
-    (out / "tables.md").write_text(tables)
-    print(tables)
+    harness.write_outputs(out, saved, render)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,17 @@ def study_config(tmp_path: Path, data: Path, model: Path) -> ht.RecipeConfig:
     )
 
 
+def text_study_config(tmp_path: Path, model: Path, pooling: str | None = None, **data) -> ht.RecipeConfig:
+    """A text study of 4-step cells with the tiny BERT, in ``tmp_path / "study"``."""
+    text = "text-classification"
+    return ht.RecipeConfig(
+        task=text,
+        model=ht.ModelArguments(model_name_or_path=str(model), pooling=pooling),
+        data=ht.DataArguments(**data),
+        training=ht.default_training_arguments(text, output_dir=str(tmp_path / "study"), max_steps=4),
+    )
+
+
 def cell_files(study_dir: Path) -> dict[str, dict]:
     return {
         str(path.parent.relative_to(study_dir)): {
@@ -250,12 +261,8 @@ def test_size_zero_is_one_zero_shot_cell_per_model(tmp_path, sentiment_csv, tiny
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
     descriptions = tmp_path / "descriptions.json"
     descriptions.write_text(json.dumps({"pos": "a good film", "neg": "a bad film"}))
-    text = "text-classification"
-    config = ht.RecipeConfig(
-        task=text,
-        model=ht.ModelArguments(model_name_or_path=str(tiny_bert_dir)),
-        data=ht.DataArguments(train_file=str(sentiment_csv), label_descriptions=str(descriptions)),
-        training=ht.default_training_arguments(text, output_dir=str(tmp_path / "study"), max_steps=4),
+    config = text_study_config(
+        tmp_path, tiny_bert_dir, train_file=str(sentiment_csv), label_descriptions=str(descriptions)
     )
     settings = ht.StudySettings(strategies=["linear_probe", "full"], train_sizes=[0, 4], seeds=[0, 1], scratch=False)
     summary = ht.study(config, settings)
@@ -288,12 +295,8 @@ def test_a_study_with_unlabelled_examples_shows_each_strategy_with_and_without(
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
     texts = [(f"{word} film number {i}",) for i in range(5) for word in ("great", "awful")]
     pool = write_text_csv(tmp_path / "pool.csv", texts, ("text",))
-    text = "text-classification"
-    config = ht.RecipeConfig(
-        task=text,
-        model=ht.ModelArguments(model_name_or_path=str(tiny_bert_dir), pooling="mean"),
-        data=ht.DataArguments(train_file=str(sentiment_csv), unlabeled_file=str(pool)),
-        training=ht.default_training_arguments(text, output_dir=str(tmp_path / "study"), max_steps=4),
+    config = text_study_config(
+        tmp_path, tiny_bert_dir, "mean", train_file=str(sentiment_csv), unlabeled_file=str(pool)
     )
     settings = ht.StudySettings(strategies=["linear_probe", "full"], train_sizes=[4], seeds=[0], scratch=True)
     summary = ht.study(config, settings)

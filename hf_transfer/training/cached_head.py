@@ -12,7 +12,7 @@ import torch
 from ..config import SINGLE_LABEL
 from .linear_head import LinearHead, fit_linear_head
 from .run_types import PreparedRun
-from .self_training import self_train, settings_for
+from .self_training import record, self_train, settings_for
 
 logger = logging.getLogger(__name__)
 
@@ -54,23 +54,18 @@ def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
 def self_train_head(prepared: PreparedRun, features: np.ndarray, labels: np.ndarray, head: LinearHead):
     """Self-training rounds on the unlabelled examples' cached features (:mod:`.self_training`), from ``head``; the
     head kept and the report, which the record and the log get."""
-    run, task = prepared.config.run, prepared.task
-    settings = settings_for(
-        run.self_training_rounds,
-        run.pseudo_label_threshold,
-        run.pseudo_labels_per_class,
-        int(np.bincount(labels)[np.unique(labels)].min()),
-    )
-    unlabeled = prepared.unlabeled.tensors["features"].float().numpy()
-    true_labels = np.asarray(prepared.unlabeled.labels)
+    task = prepared.task
     kept, report = self_train(
-        features, labels, unlabeled, true_labels, task.label_names, head.c, settings, prepared.training.seed
+        features,
+        labels,
+        prepared.unlabeled.tensors["features"].float().numpy(),
+        np.asarray(prepared.unlabeled.labels),
+        task.label_names,
+        head.c,
+        settings_for(prepared.config.run, labels),
+        prepared.training.seed,
     )
     for entry in report.rounds:
-        known = f", pseudo-label accuracy {entry.pseudo_label_accuracy:.3f}" if entry.pseudo_label_accuracy else ""
-        cv = f", labelled CV accuracy {entry.labelled_cv_accuracy:.3f}" if entry.labelled_cv_accuracy else ""
-        logger.info("Self-training round %d: pseudo-labels %s%s%s.", entry.round, entry.added, known, cv)
-    logger.info("Self-training (%.1f s): %s.", report.seconds, report.line())
-    task.record.self_training = report.to_dict()
-    kept = LinearHead(kept.weight, kept.bias, kept.c, head.chosen_by, head.cv_accuracy)
-    return kept, report
+        logger.info(entry.line())
+    record(report, task.record)
+    return LinearHead(kept.weight, kept.bias, kept.c, head.chosen_by, head.cv_accuracy), report

@@ -65,6 +65,12 @@ def fit_linear_head(
     )
 
 
+def smallest_class(labels: np.ndarray) -> int:
+    """Examples of the least frequent class present in ``labels`` (class ids)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return int(np.bincount(labels)[np.unique(labels)].min())
+
+
 def _fit(features: np.ndarray, labels: np.ndarray, c: float | None, seed: int):
     """The fitted scikit-learn model, how its ``C`` was chosen, and the cross-validated accuracy at that ``C``.
 
@@ -77,8 +83,7 @@ def _fit(features: np.ndarray, labels: np.ndarray, c: float | None, seed: int):
         warnings.simplefilter("ignore")  # FutureWarnings of renamed options; convergence at a tiny tolerance
         if c is not None:
             return LogisticRegression(C=c, max_iter=MAX_ITER).fit(features, labels), "given", None
-        smallest = int(np.bincount(labels)[np.unique(labels)].min())
-        folds = min(MAX_FOLDS, smallest)
+        folds = min(MAX_FOLDS, smallest_class(labels))
         if folds < 2:
             model = LogisticRegression(C=1.0, max_iter=MAX_ITER).fit(features, labels)
             return model, "(the default: a class has one example, too few to cross-validate)", None

@@ -27,7 +27,7 @@ from .prefix_cache import release_cached_forward
 from .prepare import prepare
 from .resume import RecordRunIdentity, check_same_run, checkpoint_step, resolve_resume_checkpoint
 from .run_types import PreparedRun
-from .self_training import self_train_with_trainer, settings_for
+from .self_training import record, self_train_with_trainer, settings_for
 from .trainer import build_transfer_trainer
 from .zero_shot import zero_shot_head
 
@@ -158,18 +158,10 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunPr
 
 def self_train_by_sgd(prepared: PreparedRun, trainer: Trainer) -> None:
     """Self-training rounds through the Trainer, for a body that trains by SGD (:mod:`.self_training`)."""
-    task, run = prepared.task, prepared.config.run
-    labels = task.labels["train"]
-    settings = settings_for(
-        run.self_training_rounds,
-        run.pseudo_label_threshold,
-        run.pseudo_labels_per_class,
-        min(labels.count(k) for k in set(labels)),
-        by_trainer=True,
-    )
+    task = prepared.task
+    settings = settings_for(prepared.config.run, task.labels["train"], by_trainer=True)
     report = self_train_with_trainer(prepared, trainer, settings)
-    logger.info("Self-training (%.1f s): %s.", report.seconds, report.line())
-    task.record.self_training = report.to_dict()
+    record(report, task.record)
     task.record.chosen_automatically_line = "; ".join(
         filter(None, [task.record.chosen_automatically_line, report.line()])
     )

@@ -1,5 +1,6 @@
-"""Self-training on cached features: the head labels the unlabelled examples, the confident ones join the labelled
-ones with their predicted labels, the head is fitted again — a few rounds, each a closed-form fit of seconds.
+"""Self-training: the model labels the unlabelled examples, the confident ones join the labelled ones with their
+predicted labels, and it is trained again — on cached features a few rounds, each a closed-form head fit of seconds
+(:func:`self_train`); where the body trains by SGD, a round through the Trainer (:func:`self_train_with_trainer`).
 
 The method is the classic one (Scudder 1965; Yarowsky 1995; "pseudo-labels", Lee 2013) with class-balanced selection
 (Zou et al. 2018, "CBST", https://arxiv.org/abs/1810.07911): in round ``r`` each class receives the ``r × per_class``
@@ -21,14 +22,18 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from .linear_head import LinearHead, fit_linear_head
+from ..config import RunArguments
+from ..run_record import RunRecord
+from .linear_head import LinearHead, fit_linear_head, smallest_class
 
 logger = logging.getLogger(__name__)
 
 # Defaults chosen on a development split of the Rotten Tomatoes pool (RESULTS.md, "Unlabelled data", "How the
 # defaults were set"): 16 pseudo-labels per labelled example beat 4 and 64; 1 and 3 rounds scored the same there.
 DEFAULT_ROUNDS = 3
+TRAINER_ROUNDS = 1  # default rounds where each one retrains the body by SGD (a round costs a training run)
 PER_CLASS_PER_LABELLED = 16  # default pseudo-labels per class in round 1, per labelled example of the smallest class
 MAX_FOLDS = 5
 
@@ -49,6 +54,29 @@ class Round:
     confident: int  # unlabelled examples at or above the threshold
     pseudo_label_accuracy: float | None = None  # against the labels the unlabelled source carried, if any
     labelled_cv_accuracy: float | None = None  # the labelled examples' mean fold accuracy after this round
+
+    @classmethod
+    def of(
+        cls,
+        number: int,
+        pseudo: tuple[np.ndarray, np.ndarray],
+        confident: int,
+        true_labels: np.ndarray,
+        label_names: list[str],
+        classes: np.ndarray,
+    ) -> Round:
+        """A round's record from its pseudo-labels (indices, class ids), scored where the true label is known."""
+        indices, labels = pseudo
+        known = true_labels[indices] >= 0
+        accuracy = float((true_labels[indices][known] == labels[known]).mean()) if known.any() else None
+        added = {label_names[k]: int((labels == k).sum()) for k in classes}
+        return cls(number, added, confident, accuracy)
+
+    def line(self) -> str:
+        accuracy, cv_accuracy = self.pseudo_label_accuracy, self.labelled_cv_accuracy
+        known = f", pseudo-label accuracy {accuracy:.3f}" if accuracy is not None else ""
+        cv = f", labelled CV accuracy {cv_accuracy:.3f}" if cv_accuracy is not None else ""
+        return f"Self-training round {self.round}: pseudo-labels {self.added}{known}{cv}."
 
 
 @dataclass
@@ -81,23 +109,30 @@ class SelfTrainingReport:
         )
 
 
-def settings_for(
-    rounds: int | None, threshold: float, per_class: int | None, labelled_per_class: int, by_trainer: bool = False
-) -> SelfTrainingSettings:
-    """The settings with their defaults filled from the labelled data (fewer rounds where each is a training run)."""
+def settings_for(run: RunArguments, labels: np.ndarray, by_trainer: bool = False) -> SelfTrainingSettings:
+    """The run's settings, their defaults filled from the labelled examples' ``labels`` (fewer rounds where each is a
+    training run)."""
     default_rounds = TRAINER_ROUNDS if by_trainer else DEFAULT_ROUNDS
+    per_class = run.pseudo_labels_per_class
     return SelfTrainingSettings(
-        rounds=default_rounds if rounds is None else rounds,
-        threshold=threshold,
-        per_class=per_class if per_class is not None else PER_CLASS_PER_LABELLED * max(1, labelled_per_class),
+        rounds=default_rounds if run.self_training_rounds is None else run.self_training_rounds,
+        threshold=run.pseudo_label_threshold,
+        per_class=per_class if per_class is not None else PER_CLASS_PER_LABELLED * max(1, smallest_class(labels)),
     )
 
 
+def record(report: SelfTrainingReport, run_record: RunRecord) -> None:
+    """Log the rounds' outcome and keep the report in the run's record (its config file and card read it)."""
+    logger.info("Self-training (%.1f s): %s.", report.seconds, report.line())
+    run_record.self_training = report.to_dict()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return torch.softmax(torch.as_tensor(np.asarray(logits, dtype=np.float64)), dim=-1).numpy()
+
+
 def probabilities(head: LinearHead, features: np.ndarray) -> np.ndarray:
-    logits = features @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return softmax(features @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64))
 
 
 def select_pseudo_labels(
@@ -165,13 +200,10 @@ def self_train(
     labels, num_classes = np.asarray(labels, np.int64), len(label_names)
     sequence = _rounds(features, labels, unlabeled, num_classes, c, settings, seed)
     report = SelfTrainingReport(settings, len(unlabeled))
-    true_labels = np.asarray(true_labels)
+    true_labels, classes = np.asarray(true_labels), np.unique(labels)
     for number, (_, indices, pseudo, confident) in enumerate(sequence):
-        added = {label_names[k]: int((pseudo == k).sum()) for k in np.unique(labels)}
-        checked = true_labels[indices] >= 0
-        accuracy = float((true_labels[indices][checked] == pseudo[checked]).mean()) if checked.any() else None
-        report.rounds.append(Round(number, added, confident, accuracy))
-    folds = min(MAX_FOLDS, int(np.bincount(labels)[np.unique(labels)].min()))
+        report.rounds.append(Round.of(number, (indices, pseudo), confident, true_labels, label_names, classes))
+    folds = min(MAX_FOLDS, smallest_class(labels))
     if folds < 2:
         report.kept = _last_that_added(sequence)
         report.why = "every round kept: a class has one labelled example, too few to cross-validate"
@@ -202,20 +234,14 @@ def _last_that_added(sequence: list) -> int:
     return max(n for n, entry in enumerate(sequence) if n == 0 or len(entry[1]))
 
 
-TRAINER_ROUNDS = 1  # default rounds where each one retrains the body by SGD (a round costs a training run)
-
-
 def self_train_with_trainer(prepared, trainer, settings: SelfTrainingSettings) -> SelfTrainingReport:
     """Self-training where the body trains by SGD (``full``, ``freeze``, adapters): after the run's training, the
     model predicts the unlabelled examples, the class-balanced confident ones join the training set with their
     predicted labels, and the Trainer trains on, with a fresh optimizer and schedule of the run's length in steps —
     each round a training run, so the rounds are not cross-validated: every round that added pseudo-labels is
     kept."""
-    import torch
-
     task = prepared.task
-    labels = np.asarray(task.labels["train"])
-    classes = np.unique(labels)
+    classes = np.unique(np.asarray(task.labels["train"]))
     truth = np.asarray(task.feature_inputs.labels.get("unlabeled", [-1] * len(task.unlabeled_dataset)))
     report = SelfTrainingReport(settings, len(task.unlabeled_dataset))
     report.rounds.append(Round(0, {task.label_names[k]: 0 for k in classes}, 0))
@@ -224,14 +250,11 @@ def self_train_with_trainer(prepared, trainer, settings: SelfTrainingSettings) -
     for number in range(1, settings.rounds + 1):
         logits = trainer.predict(task.unlabeled_dataset, metric_key_prefix="unlabeled").predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
-        probs = torch.softmax(torch.as_tensor(np.asarray(logits, dtype=np.float64)), dim=-1).numpy()
+        probs = softmax(logits)
         indices, pseudo = select_pseudo_labels(probs, classes, settings.threshold, number * settings.per_class)
-        checked = truth[indices] >= 0
-        accuracy = float((truth[indices][checked] == pseudo[checked]).mean()) if checked.any() else None
-        added = {task.label_names[k]: int((pseudo == k).sum()) for k in classes}
-        report.rounds.append(Round(number, added, int((probs.max(axis=1) >= settings.threshold).sum()), accuracy))
-        known = f" (pseudo-label accuracy {accuracy:.3f})" if accuracy is not None else ""
-        logger.info("Self-training round %d: pseudo-labels %s%s.", number, added, known)
+        confident = int((probs.max(axis=1) >= settings.threshold).sum())
+        report.rounds.append(Round.of(number, (indices, pseudo), confident, truth, task.label_names, classes))
+        logger.info(report.rounds[-1].line())
         if len(indices) == 0:
             break
         trainer.train_dataset = task.with_pseudo_labels(indices.tolist(), pseudo.tolist())
