@@ -154,8 +154,9 @@ def resolve_base(base: RecipeConfig, strategies: list[str]) -> RecipeConfig:
 
 
 def self_training_strategies(base: RecipeConfig, strategies: list[str]) -> tuple[str, ...]:
-    """With unlabelled examples, the study's strategies that can self-train on them: each runs with and without
-    them. None can: one line saying which can."""
+    """With unlabelled examples, the study's strategies that self-train on cached features (a round is a head fit of
+    seconds): each runs with and without them. The others would self-train through the Trainer, a training run per
+    round and cell, so a study gives them no twin; when no strategy qualifies, one line says which do."""
     source = unlabeled_sources(base.data)
     if not source:
         return ()
@@ -171,8 +172,9 @@ def self_training_strategies(base: RecipeConfig, strategies: list[str]) -> tuple
     )
     if not able:
         raise ConfigError(
-            f"study: {source[0]}: none of --strategies {','.join(strategies)} can self-train (each round would "
-            "retrain the body); add linear_probe or contrastive, whose head fits on cached features."
+            f"study: {source[0]}: none of --strategies {','.join(strategies)} can self-train on cached features "
+            "(through the Trainer each round would cost a training run per cell); add linear_probe or contrastive, "
+            "whose head fits on cached features."
         )
     return able
 
