@@ -323,7 +323,7 @@ def predict_texts(model_dir: Path, texts: list[str], batch: int = 64) -> list[st
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar length pad little (as
     predicted: dict[int, str] = {}  # sentence-transformers' encode does for SetFit)
     with torch.inference_mode():

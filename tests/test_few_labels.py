@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -65,17 +66,22 @@ def test_contrastive_is_refused_for_images(tmp_path):
 # ------------------------------------------------------------------------------- the default on tiny text data
 
 
-def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, tiny_bert_dir, monkeypatch):
+def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, tiny_bert_dir, monkeypatch, caplog):
     """8 labelled texts per class and no validation file: every example trains (no 15 % hold-out of 1 per class),
     the strategy is contrastive (chosen, said and recorded), its phase changes the body, the head is fitted in closed
-    form, and the card says there is no validation metric. The saved model is an ordinary pipeline model."""
+    form (the log's choices name no Trainer steps), and the card says there is no validation metric. The saved model
+    is an ordinary pipeline model, which loads without a report of missing weights."""
     from transformers import AutoModel, pipeline
 
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
     rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
     data = write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
     out = tmp_path / "out"
-    result = _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--output_dir", str(out)])
+    with caplog.at_level(logging.INFO, logger="hf_transfer"):
+        result = _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data),
+                       "--output_dir", str(out)])  # fmt: skip
+    chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Chosen automatically")]
+    assert len(chosen) == 1 and "closed form" in chosen[0] and "steps of" not in chosen[0]
     assert not any(key.startswith("eval_") for key in result.metrics)
     saved = json.loads((out / "hf_transfer_config.json").read_text())
     record = saved["provenance"]
@@ -93,7 +99,15 @@ def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, t
     card = (out / "README.md").read_text()
     assert "Validation examples: none: a 15% hold-out" in card and "Not measured" in card
     assert "Strategy chosen automatically: --strategy contrastive" in card and "contrastive phase:" in card
-    classifier = pipeline("text-classification", model=str(out), trust_remote_code=True)
+    reports: list[str] = []  # transformers' own handler does not propagate: listen on its logger
+    listener = logging.Handler()
+    listener.emit = lambda record: reports.append(record.getMessage())
+    logging.getLogger("transformers").addHandler(listener)
+    try:
+        classifier = pipeline("text-classification", model=str(out), trust_remote_code=True)
+    finally:
+        logging.getLogger("transformers").removeHandler(listener)
+    assert not [m for m in reports if "MISSING" in m]  # the load report: the unused pooler is not built
     assert {p["label"] for p in classifier(["a wonderful film", "a dull mess"])} <= {"pos", "neg"}
 
 

@@ -38,6 +38,8 @@ class MeanPooledClassifier(PreTrainedModel):
     def __init__(self, config: MeanPooledClassifierConfig, encoder: PreTrainedModel | None = None):
         super().__init__(config)
         self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder_config())
+        if getattr(self.encoder, "pooler", None) is not None:  # never read, never saved: loading must not report it
+            self.encoder.pooler = None
         hidden = self.encoder.config.hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(hidden, config.num_labels)

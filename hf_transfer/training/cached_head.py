@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..config import SINGLE_LABEL
+from ..strategies.base import ClosedFormHead
 from .linear_head import LinearHead, fit_linear_head
 from .run_types import PreparedRun
 from .self_training import record, self_train, settings_for
@@ -17,16 +18,22 @@ from .self_training import record, self_train, settings_for
 logger = logging.getLogger(__name__)
 
 
-def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
-    """Fit the run's head in closed form on its cached training features, where the strategy asks for it and the
-    run allows it (single-label, the whole body cached, a linear head); the metrics the Trainer's ``train`` would
-    report, or None to train the usual way."""
-    strategy, split, task = prepared.strategy, prepared.cached_split, prepared.task
+def closed_form_head_wanted(prepared: PreparedRun) -> ClosedFormHead | None:
+    """How the head will be fitted in closed form, where the strategy asks for it and the run allows it
+    (single-label, the whole body cached, a linear head); None: the Trainer trains it."""
+    strategy, split = prepared.strategy, prepared.cached_split
     wanted = strategy.closed_form_head() if prepared.unlabeled is None else strategy.self_training_head()
-    if wanted is None or split is None or split.head is None:
+    if wanted is None or split is None or split.head is None or prepared.task.problem_type != SINGLE_LABEL:
         return None
-    if task.problem_type != SINGLE_LABEL:
-        logger.info("Closed-form head not used: %s is trained by the Trainer.", task.problem_type)
+    return wanted
+
+
+def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
+    """Fit the run's head in closed form on its cached training features (:func:`closed_form_head_wanted`); the
+    metrics the Trainer's ``train`` would report, or None to train the usual way."""
+    split, task = prepared.cached_split, prepared.task
+    wanted = closed_form_head_wanted(prepared)
+    if wanted is None:
         return None
     started = time.perf_counter()
     features = task.train_dataset.tensors["features"].float().numpy()

@@ -16,6 +16,7 @@ from ..config import SINGLE_LABEL
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, resolve_config
 from ..strategies import ComposedStrategy, StrategyContext, TransferStrategy
+from .cached_head import closed_form_head_wanted
 from .contrastive import run_contrastive_phase
 from .prefix_cache import CannotCache, cache_frozen_prefix, find_frozen_prefix, keep_prefix_in_eval, why_not_cached
 from .resolve import resolve_run
@@ -52,7 +53,21 @@ def prepare(config: RecipeConfig) -> PreparedRun:
     run_contrastive_phase(prepared)  # the body it tunes is what the cache then encodes
     use_frozen_feature_cache(prepared)
     check_self_training(prepared)
+    log_choices(prepared)
     return prepared
+
+
+def log_choices(prepared: PreparedRun) -> None:
+    """The ``Chosen automatically`` line, once the cache has decided how the head trains: a head fitted in closed
+    form takes no Trainer steps, so the steps and learning rate chosen for them would mislead (its C and the rounds
+    are added to the record's line when it is fitted)."""
+    record = prepared.task.record
+    if prepared.strategy.closed_form_head() is not None and prepared.task.problem_type != SINGLE_LABEL:
+        logger.info("Closed-form head not used: %s is trained by the Trainer.", prepared.task.problem_type)
+    if closed_form_head_wanted(prepared) is not None:
+        how = "the head fitted in closed form on the cached features (no Trainer steps)"
+        record.chosen_automatically_line = "; ".join(filter(None, [record.strategy_chosen, how]))
+    logger.info("Chosen automatically: %s.", record.chosen_automatically_line)
 
 
 def check_self_training(prepared: PreparedRun) -> None:

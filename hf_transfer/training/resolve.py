@@ -78,7 +78,6 @@ def resolve_run(
     task.record.chosen_automatically_line = choices.line()
     for split, counts in task.record.class_balance.items():
         logger.info("Class balance (%s): %s", split, ", ".join(f"{name} {n}" for name, n in counts.items()))
-    logger.info("Chosen automatically: %s.", choices.line())
     return ResolvedRun(config, resolved, config.strategy_spec(), choices, weights)
 
 
