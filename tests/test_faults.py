@@ -25,7 +25,7 @@ from hf_transfer.exceptions import Interrupted, RunError
 from hf_transfer.training.output_dir import OWNER_FILENAME
 from hf_transfer.training.resume import RUN_IDENTITY_FILENAME, checkpoint_problem, last_valid_checkpoint
 
-from .conftest import REPO, write_imagefolder
+from .conftest import COLOURS, REPO, make_image, write_imagefolder
 
 TINY = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32"]
 LONG = [*TINY, "--num_train_epochs", "200", "--per_device_train_batch_size", "4", "--logging_steps", "1"]
@@ -127,6 +127,34 @@ def test_ctrl_c_twice_stops_at_once_in_one_line(data, tmp_path):
     status, stderr = run.finish()
     one_line(stderr, status, 130, "Stopped by SIGINT at step")
     assert_released_and_tidy(out)
+
+
+def test_ctrl_c_in_a_self_training_round_keeps_the_labelled_runs_end(data, tmp_path):
+    """A round through the Trainer writes no checkpoint: Ctrl-C in it stops at once, names the round and the
+    labelled training's last checkpoint (still there: the round's own saving cannot rotate it out), and the resumed
+    run runs the round again and finishes."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i, name in enumerate(COLOURS[n] for n in ("red", "green", "blue") for _ in range(4)):
+        make_image(name, seed=1000 + i).save(pool / f"{i:03d}.png")
+    out = tmp_path / "run"
+    argv = [*TINY, "--strategy", "full", "--max_steps", "40", "--per_device_train_batch_size", "4",
+            "--logging_steps", "1", "--train_dir", str(data), "--unlabeled_dir", str(pool),
+            "--pseudo_label_threshold", "0", "--output_dir", str(out)]  # fmt: skip
+    run = Run(["python", "recipes/image_cls.py", *argv])
+    run.wait_for(lambda: any("Self-training round 1:" in line for line in run.lines))
+    run.signal_group(signal.SIGINT)
+    status, stderr = run.finish()
+    line = one_line(stderr, status, 130, "SIGINT in self-training round 1", "end of training on the labelled", RESUME)
+    last = last_valid_checkpoint(out)
+    assert last is not None and last.name == "checkpoint-40" and str(last) in line
+    assert [c.name for c in out.glob("checkpoint-*")] == ["checkpoint-40"]
+    assert_released_and_tidy(out)
+    resumed = subprocess.run([sys.executable, "recipes/image_cls.py", *argv, "--resume_from_checkpoint", "latest"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]["self_training"]
+    assert report["rounds_kept"] == 1 and sum(report["per_round"][1]["added"].values()) > 0
 
 
 def test_ctrl_c_before_training_starts(data, tmp_path):

@@ -35,6 +35,8 @@ class RunProgress:
 
     def step(self) -> str:
         state = self.trainer.state if self.trainer is not None else None
+        if self.stage.startswith("self-training"):  # a round's steps are not checkpointed: the round is what counts
+            return f"in {self.stage}"
         if state is None or not state.max_steps:
             return "before training started"
         return f"at step {state.global_step} of {state.max_steps}"
@@ -56,9 +58,10 @@ class RunProgress:
         last = last_valid_checkpoint(self.output_dir)
         if last is None:
             return "no checkpoint was kept; run the same command again to start over"
+        rounds = " (the end of training on the labelled examples; the self-training rounds run again)"
         return (
-            f"the last complete checkpoint is {last}; to continue from it, run the same command with "
-            "--resume_from_checkpoint latest"
+            f"the last complete checkpoint is {last}{rounds if self.stage.startswith('self-training') else ''}; to "
+            "continue from it, run the same command with --resume_from_checkpoint latest"
         )
 
 

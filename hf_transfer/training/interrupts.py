@@ -49,6 +49,7 @@ class StopAtNextStep(TrainerCallback):
     def __init__(self) -> None:
         self.requested: int | None = None
         self.training = False
+        self.checkpoint = True  # False: stop at the end of the step without one (self-training rounds write none)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.training = True
@@ -57,12 +58,18 @@ class StopAtNextStep(TrainerCallback):
         self.training = False
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested is not None:
-            control.should_save = True
+        self._stop_or_save(control)
 
     def on_evaluate(self, args, state, control, **kwargs):
-        if self.requested is not None:
-            control.should_save = True
+        self._stop_or_save(control)
+
+    def _stop_or_save(self, control) -> None:
+        if self.requested is None:
+            return
+        if not self.checkpoint:
+            self.training = False
+            raise StopRequested(self.requested)
+        control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
         if self.requested is not None:

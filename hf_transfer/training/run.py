@@ -125,8 +125,7 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunPr
     if train_metrics is None:
         train_metrics = dict(trainer.train(resume_from_checkpoint=training.resume_from_checkpoint).metrics)
         if task.with_pseudo_labels is not None and task.record.self_training is None:
-            progress.stage = "self-training"
-            self_train_by_sgd(prepared, trainer)
+            self_train_by_sgd(prepared, trainer, progress)
     progress.stage = "the run's metrics and state"
     train_metrics.update(strategy.after_train(trainer, prepared.context))  # e.g. WiSE-FT's interpolation sweep
     train_metrics.update(
@@ -156,11 +155,19 @@ def _train_and_evaluate(prepared: PreparedRun, trainer: Trainer, progress: RunPr
     return {**train_metrics, **eval_metrics, "_prediction": prediction}
 
 
-def self_train_by_sgd(prepared: PreparedRun, trainer: Trainer) -> None:
+def self_train_by_sgd(prepared: PreparedRun, trainer: Trainer, progress: RunProgress) -> None:
     """Self-training rounds through the Trainer, for a body that trains by SGD (:mod:`.self_training`)."""
     task = prepared.task
     settings = settings_for(prepared.config.run, task.labels["train"], by_trainer=True)
-    report = self_train_with_trainer(prepared, trainer, settings)
+
+    def on_round(number: int) -> None:
+        progress.stage = f"self-training round {number}"
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, StopAtNextStep):  # a round writes no checkpoint: a stop keeps the labelled run's end
+            callback.checkpoint = False
+
+    report = self_train_with_trainer(prepared, trainer, settings, on_round)
     record(report, task.record)
     task.record.chosen_automatically_line = "; ".join(
         filter(None, [task.record.chosen_automatically_line, report.line()])

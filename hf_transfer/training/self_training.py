@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from transformers.trainer_utils import SaveStrategy
 
 from ..config import RunArguments
 from ..run_record import RunRecord
@@ -234,12 +236,16 @@ def _last_that_added(sequence: list) -> int:
     return max(n for n, entry in enumerate(sequence) if n == 0 or len(entry[1]))
 
 
-def self_train_with_trainer(prepared, trainer, settings: SelfTrainingSettings) -> SelfTrainingReport:
+def self_train_with_trainer(
+    prepared, trainer, settings: SelfTrainingSettings, on_round: Callable[[int], None] | None = None
+) -> SelfTrainingReport:
     """Self-training where the body trains by SGD (``full``, ``freeze``, adapters): after the run's training, the
     model predicts the unlabelled examples, the class-balanced confident ones join the training set with their
     predicted labels, and the Trainer trains on, with a fresh optimizer and schedule of the run's length in steps —
     each round a training run, so the rounds are not cross-validated: every round that added pseudo-labels is
-    kept."""
+    kept. The rounds write no checkpoint: the last one stays the labelled training's end, which a resumed run
+    continues from (then runs the rounds again), and the Trainer's rotation cannot delete it. ``on_round(n)`` is
+    called as round n starts (the run's progress, for a stop's one line)."""
     task = prepared.task
     classes = np.unique(np.asarray(task.labels["train"]))
     truth = np.asarray(task.feature_inputs.labels.get("unlabeled", [-1] * len(task.unlabeled_dataset)))
@@ -247,7 +253,10 @@ def self_train_with_trainer(prepared, trainer, settings: SelfTrainingSettings) -
     report.rounds.append(Round(0, {task.label_names[k]: 0 for k in classes}, 0))
     started, steps = time.perf_counter(), trainer.state.global_step
     trainer.args.max_steps = steps  # a round is as long as the run in steps, not in epochs of the larger set
+    trainer.args.save_strategy = SaveStrategy.NO
     for number in range(1, settings.rounds + 1):
+        if on_round is not None:
+            on_round(number)
         logits = trainer.predict(task.unlabeled_dataset, metric_key_prefix="unlabeled").predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         probs = softmax(logits)
