@@ -81,7 +81,8 @@ def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, t
         result = _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data),
                        "--output_dir", str(out)])  # fmt: skip
     chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Chosen automatically")]
-    assert len(chosen) == 1 and "closed form" in chosen[0] and "steps of" not in chosen[0]
+    assert len(chosen) == 1 and "closed form" in chosen[0] and "no validation split" in chosen[0]
+    assert "steps of" not in chosen[0] and "lr " not in chosen[0]
     assert not any(key.startswith("eval_") for key in result.metrics)
     saved = json.loads((out / "hf_transfer_config.json").read_text())
     record = saved["provenance"]

@@ -10,12 +10,20 @@ import numpy as np
 import torch
 
 from ..config import SINGLE_LABEL
+from ..run_record import RunRecord
 from ..strategies.base import ClosedFormHead
 from .linear_head import LinearHead, fit_linear_head
 from .run_types import PreparedRun
 from .self_training import record, self_train, settings_for
 
 logger = logging.getLogger(__name__)
+
+
+def closed_form_choices(record: RunRecord, head: str) -> str:
+    """The ``Chosen automatically`` line of a run whose head is fitted in closed form: no Trainer step, learning rate
+    or class weight applies, so the line is the strategy, the small-data protocol and how the head was fitted."""
+    no_validation = "no validation split (every example trains)" if record.no_validation else None
+    return "; ".join(filter(None, [record.strategy_chosen, no_validation, head]))
 
 
 def closed_form_head_wanted(prepared: PreparedRun) -> ClosedFormHead | None:
@@ -39,7 +47,7 @@ def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
     features = task.train_dataset.tensors["features"].float().numpy()
     labels = np.asarray(task.train_dataset.labels)
     head = fit_linear_head(features, labels, split.head.out_features, wanted.c, prepared.training.seed)
-    lines = [task.record.strategy_chosen, f"head fitted in closed form on {len(labels)} examples: {head.describe()}"]
+    lines = [f"head fitted in closed form on {len(labels)} examples: {head.describe()}"]
     if prepared.unlabeled is not None:  # self-training: more closed-form fits, with pseudo-labelled examples
         head, report = self_train_head(prepared, features, labels, head)
         lines.append(report.line())
@@ -50,7 +58,7 @@ def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
     task.record.head_fit = head.describe()
     if task.record.body_phase and head.cv_accuracy is not None:  # the folds were not unseen by the tuned body
         task.record.head_fit += "; optimistic, as the body was tuned on these same examples"
-    task.record.chosen_automatically_line = "; ".join(filter(None, lines))
+    task.record.chosen_automatically_line = closed_form_choices(task.record, "; ".join(lines))
     logger.info("Closed-form head (%.1f s): %s.", runtime, head.describe())
     metrics = {"train_runtime": round(runtime, 4), "head_c": head.c}
     if head.cv_accuracy is not None:

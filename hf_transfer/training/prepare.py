@@ -16,7 +16,7 @@ from ..config import SINGLE_LABEL
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, resolve_config
 from ..strategies import ComposedStrategy, StrategyContext, TransferStrategy
-from .cached_head import closed_form_head_wanted
+from .cached_head import closed_form_choices, closed_form_head_wanted
 from .contrastive import run_contrastive_phase
 from .prefix_cache import CannotCache, cache_frozen_prefix, find_frozen_prefix, keep_prefix_in_eval, why_not_cached
 from .resolve import resolve_run
@@ -66,7 +66,7 @@ def log_choices(prepared: PreparedRun) -> None:
         logger.info("Closed-form head not used: %s is trained by the Trainer.", prepared.task.problem_type)
     if closed_form_head_wanted(prepared) is not None:
         how = "the head fitted in closed form on the cached features (no Trainer steps)"
-        record.chosen_automatically_line = "; ".join(filter(None, [record.strategy_chosen, how]))
+        record.chosen_automatically_line = closed_form_choices(record, how)
     logger.info("Chosen automatically: %s.", record.chosen_automatically_line)
 
 
