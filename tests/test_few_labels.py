@@ -126,6 +126,31 @@ def test_a_given_strategy_or_validation_is_always_used(tmp_path, tiny_bert_dir, 
     assert "eval_accuracy" in result.metrics
 
 
+def test_the_text_default_holds_nothing_out_where_it_would_choose_nothing(tmp_path, tiny_bert_dir):
+    """40 texts per class: a 15 % hold-out would leave 6 per class, enough to choose a checkpoint, but the text
+    default there (contrastive, a closed-form head) chooses nothing on it, so every example trains; a strategy the
+    user names still gets its hold-out."""
+    from hf_transfer.data.labels import too_few_to_hold_out
+    from hf_transfer.data.text import load_text_data
+    from hf_transfer.recipe import parse_config
+    from hf_transfer.training.size_defaults import CONTRASTIVE_UP_TO, closed_form_default_up_to
+
+    rows = [(f"{t} {i}", "pos") for i in range(10) for t in POSITIVE[:4]]
+    rows += [(f"{t} {i}", "neg") for i in range(10) for t in NEGATIVE[:4]]
+    data = write_text_csv(tmp_path / "forty.csv", rows, ("text", "label"))
+    default = parse_config(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data),
+                            "--output_dir", str(tmp_path / "a")], task="text-classification")  # fmt: skip
+    named = parse_config(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--strategy",
+                          "contrastive", "--output_dir", str(tmp_path / "b")], task="text-classification")  # fmt: skip
+    assert closed_form_default_up_to(default) == CONTRASTIVE_UP_TO and closed_form_default_up_to(named) == 0
+    kept = load_text_data(default.data, 0, chooses_nothing_up_to=closed_form_default_up_to(default))
+    assert (len(kept.train), len(kept.validation)) == (80, 0)
+    assert "chooses nothing on a validation split" in kept.no_validation
+    held = load_text_data(named.data, 0, chooses_nothing_up_to=closed_form_default_up_to(named))
+    assert (len(held.train), len(held.validation), held.no_validation) == (68, 12, None)
+    assert too_few_to_hold_out(held.train, "label", 0.15, chooses_nothing_up_to=40) is not None
+
+
 def test_tiny_image_data_trains_without_a_validation_folder(tmp_path, monkeypatch):
     """5 images per class and no validation folder: the image default used to refuse (a stratified 15 % of 5 per
     class is impossible); now every image trains, with the image default (full) and no evaluation."""

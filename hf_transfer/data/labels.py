@@ -47,10 +47,18 @@ DEFAULT_TRAIN_VAL_SPLIT = 0.15  # held out when --train_val_split is unset and t
 
 
 def labelled_splits(
-    train: Dataset, validation: Dataset | None, args: DataArguments, seed: int, problem_type: str | None
+    train: Dataset,
+    validation: Dataset | None,
+    args: DataArguments,
+    seed: int,
+    problem_type: str | None,
+    chooses_nothing_up_to: int = 0,
 ) -> LabelledData:
     """What every loader does with its labels: encode them for ``problem_type`` (None: inferred), hold out a seeded
-    validation split when there is none (stratified for single-label), then apply the sample limits."""
+    validation split when there is none (stratified for single-label), then apply the sample limits.
+
+    ``chooses_nothing_up_to``: up to this many examples in the smallest class, the run's strategy would choose
+    nothing on a validation split (the text few-label default fits its head in closed form), so none is held out."""
     splits = encode_labels(train, validation, args.label_column_name, problem_type)
     splits.train = with_row_ids(splits.train)
     splits.row_sources = {"train": splits.train._fingerprint}
@@ -58,7 +66,9 @@ def labelled_splits(
     if splits.validation is None:
         fraction = DEFAULT_TRAIN_VAL_SPLIT if args.train_val_split is None else args.train_val_split
         if args.train_val_split is None:  # a fraction the user gave is always held out
-            splits.no_validation = too_few_to_hold_out(splits.train, args.label_column_name, fraction)
+            splits.no_validation = too_few_to_hold_out(
+                splits.train, args.label_column_name, fraction, chooses_nothing_up_to
+            )
         if splits.no_validation:  # the small-data protocol: every labelled example trains
             logger.info("No validation split: %s.", splits.no_validation)
             splits.validation = splits.train.select([])
@@ -325,22 +335,30 @@ def as_float_labels(split: Dataset, column: str, split_name: str) -> Dataset:
     return split.cast_column(column, Value("float32"))
 
 
-def too_few_to_hold_out(train: Dataset, column: str, fraction: float) -> str | None:
+def too_few_to_hold_out(train: Dataset, column: str, fraction: float, chooses_nothing_up_to: int = 0) -> str | None:
     """Why a ``fraction`` hold-out of ``train`` is not worth taking, or None when it is: single-label data where it
-    would leave fewer than :data:`MIN_HELD_OUT_PER_CLASS` examples of some class. So few cannot choose a checkpoint
-    (one example flips the choice) or measure accuracy, and they are a large share of what the model could learn
-    from: below that, every example trains and the run reports no validation metrics."""
+    would leave fewer than :data:`MIN_HELD_OUT_PER_CLASS` examples of some class (so few cannot choose a checkpoint,
+    one example flips the choice, or measure accuracy), or whose smallest class has at most
+    ``chooses_nothing_up_to`` examples (the run would choose nothing on it). Held-out examples are a large share of
+    what the model could learn from: in both cases every example trains and the run reports no validation metrics."""
     feature = train.features.get(column)
     if not isinstance(feature, ClassLabel) or len(train) == 0:
         return None
     smallest = int(np.bincount(np.asarray(train[column]), minlength=len(feature.names)).min())
-    if smallest * fraction >= MIN_HELD_OUT_PER_CLASS:
-        return None
-    return (
-        f"a {fraction:.0%} hold-out of {smallest} examples of the smallest class would leave fewer than "
-        f"{MIN_HELD_OUT_PER_CLASS} per class to validate on, so all {len(train)} examples train and no validation "
-        "metric is reported (give --validation_file / --validation_dir, or --train_val_split, to measure one)"
-    )
+    measure = "(give --validation_file / --validation_dir, or --train_val_split, to measure one)"
+    if smallest * fraction < MIN_HELD_OUT_PER_CLASS:
+        return (
+            f"a {fraction:.0%} hold-out of {smallest} examples of the smallest class would leave fewer than "
+            f"{MIN_HELD_OUT_PER_CLASS} per class to validate on, so all {len(train)} examples train and no "
+            f"validation metric is reported {measure}"
+        )
+    if smallest <= chooses_nothing_up_to:
+        return (
+            f"the smallest class has {smallest} examples (≤ {chooses_nothing_up_to}), where the default strategy "
+            f"chooses nothing on a validation split, so all {len(train)} examples train and no validation metric is "
+            f"reported {measure}"
+        )
+    return None
 
 
 def stratified_split(train: Dataset, fraction: float, column: str, seed: int) -> tuple[Dataset, Dataset]:

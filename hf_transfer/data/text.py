@@ -18,10 +18,11 @@ from .splits import LabelledData
 from .unlabeled import attach_unlabeled, read_unlabeled, split_off_empty_labels, unlabeled_description
 
 
-def load_text_data(args: DataArguments, seed: int = 42) -> LabelledData:
+def load_text_data(args: DataArguments, seed: int = 42, chooses_nothing_up_to: int = 0) -> LabelledData:
     """Train/validation splits of one or two text columns and labels of the inferred (or given) problem type.
 
-    ``args`` are resolved (presets and defaults filled, as :func:`hf_transfer.recipe.resolve_config` does)."""
+    ``args`` are resolved (presets and defaults filled, as :func:`hf_transfer.recipe.resolve_config` does);
+    ``chooses_nothing_up_to``: see :func:`~hf_transfer.data.labels.labelled_splits`."""
     raw = load_raw_splits(args, no_folders)
     raw.train, unlabeled = split_off_empty_labels(raw.train, args.label_column_name, args)
     columns = args.text_column_list()
@@ -31,7 +32,7 @@ def load_text_data(args: DataArguments, seed: int = 42) -> LabelledData:
         check_columns(split, {"--label_column_name": args.label_column_name}, split_name)
         check_texts(split, columns, split_name)
     data = dataclasses.replace(
-        labelled_splits(raw.train, raw.validation, args, seed, args.problem_type),
+        labelled_splits(raw.train, raw.validation, args, seed, args.problem_type, chooses_nothing_up_to),
         text_columns=columns,
         source=raw.source,
         validation_split=raw.validation_split,

@@ -37,6 +37,15 @@ def default_strategy(task: str, per_class: int | None) -> tuple[str, str] | None
     return None
 
 
+def closed_form_default_up_to(config: RecipeConfig) -> int:
+    """Up to how many examples per class the run's default strategy would choose nothing on a validation split, so
+    none is held out (0: always hold out, as before): the text default up to :data:`CONTRASTIVE_UP_TO`
+    (``contrastive``: fixed epochs, then a closed-form head whose C is cross-validated on the training features)."""
+    if config.task != TEXT_CLASSIFICATION or not strategy_is_automatic(config):
+        return 0
+    return CONTRASTIVE_UP_TO
+
+
 def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeConfig:
     """``config``, or a re-resolved copy with the strategy the data size calls for when the user named none."""
     if not strategy_is_automatic(config):

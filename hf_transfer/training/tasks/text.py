@@ -20,7 +20,7 @@ from ...models.text import build_text_model, load_tokenizer, set_max_seq_length
 from ...recipe import RecipeConfig
 from ...strategies.base import SourceModel
 from ..run_types import FeatureInputs, PreparedTask, record_of_data
-from ..size_defaults import with_strategy_for_data
+from ..size_defaults import closed_form_default_up_to, with_strategy_for_data
 from ..task_metrics import metrics_for
 
 
@@ -29,7 +29,8 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
     tokenizer = load_tokenizer(source, config.model)
     max_length = set_max_seq_length(tokenizer, config.data.max_seq_length)
     with training.main_process_first(desc="loading and tokenising the dataset"):
-        data = load_text_data(config.data, seed=training.data_seed or training.seed)
+        seed = training.data_seed or training.seed
+        data = load_text_data(config.data, seed, chooses_nothing_up_to=closed_form_default_up_to(config))
         config = with_strategy_for_data(config, data)  # a data-size default may need another pooling
         train = tokenize_text_dataset(data.train, tokenizer, data, max_length, "tokenising train")
         validation = tokenize_text_dataset(data.validation, tokenizer, data, max_length, "tokenising validation")
