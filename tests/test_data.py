@@ -31,6 +31,26 @@ def test_imagefolder_labels_and_stratified_seeded_split(tmp_path):
     assert paths(again) == paths(data) and paths(other) != paths(data)
 
 
+def test_every_image_of_a_folder_is_read_whatever_its_name(tmp_path):
+    """``datasets`` infers splits from names: a file called test_003.png went to a "test" split and left the
+    training data without a word (and an unlabelled one likewise). Every file is read; a folder of split folders
+    (train/, test/) is refused in one line rather than read as two classes."""
+    from hf_transfer.data.unlabeled import read_image_folder
+
+    root = write_imagefolder(tmp_path / "d", per_class=4)
+    for folder in root.iterdir():
+        for index, path in enumerate(sorted(folder.iterdir())[:3]):
+            path.rename(folder / f"{('test', 'valid', 'train')[index]}_{path.name}")
+    data = load_image_data(data_args(train_dir=str(root), train_val_split=0.25), seed=0)
+    assert len(data.train) + len(data.validation) == 12
+    assert len(read_image_folder(str(root), "--unlabeled_dir", "image")) == 12
+    layout = tmp_path / "splits"
+    write_imagefolder(layout / "train", per_class=2)
+    write_imagefolder(layout / "test", per_class=2)
+    with pytest.raises(DataError, match=r"split folders \['test', 'train'\].*splits/train as --train_dir"):
+        load_image_data(data_args(train_dir=str(layout)))
+
+
 def test_separate_validation_dir_with_a_subset_of_classes(tmp_path):
     train = write_imagefolder(tmp_path / "train", per_class=4)
     val = write_imagefolder(tmp_path / "val", per_class=2, classes=("red", "blue"))

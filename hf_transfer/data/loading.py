@@ -19,7 +19,7 @@ from datasets import Image as ImageFeature
 from ..config import DataArguments
 from ..exceptions import DataError
 from .labels import check_columns, labelled_splits
-from .sources import RawSplits, load_raw_splits, read_table
+from .sources import EVERY_FILE, RawSplits, load_raw_splits, read_table
 from .splits import LabelledData
 from .unlabeled import attach_unlabeled, read_unlabeled, split_off_empty_labels, unlabeled_description
 
@@ -70,11 +70,12 @@ def labelled_image_data(
 
 
 def _read_imagefolder(path: str, flag: str) -> Dataset:
-    """``datasets``' imagefolder as is: class-folder labels, or the columns of a ``metadata.csv`` when one exists."""
+    """``datasets``' imagefolder: class-folder labels, or the columns of a ``metadata.csv`` when one exists; every
+    image in the folder (:data:`EVERY_FILE`)."""
     if not os.path.isdir(path):
         raise DataError(f"{flag}: directory {path!r} does not exist.")
     try:
-        return datasets.load_dataset("imagefolder", data_dir=path, split="train")
+        return datasets.load_dataset("imagefolder", data_dir=path, data_files=EVERY_FILE, split="train")
     except (FileNotFoundError, ValueError) as err:
         raise DataError(
             f"{flag}: no images found in {path!r}. Expected one subfolder per class holding image files "

@@ -27,6 +27,12 @@ Reader = Callable[[str, str], Dataset]  # (path, the flag that named it) -> one 
 TABLE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "test")  # a source's own validation split, in this order
 
+# An image folder's files are one split, every one of them: left to itself, ``datasets``' imagefolder infers splits
+# from names, so a file called test0042.png or a class folder called valid/ would silently leave the data.
+EVERY_FILE = {"train": "**"}
+# ... so a folder holding two of these (train/ and test/) is two splits, not two classes: refused (check_image_folder)
+SPLIT_FOLDER_NAMES = frozenset({"train", "training", "validation", "valid", "val", "dev", "test", "testing", "eval"})
+
 
 @dataclass
 class RawSplits:
@@ -135,6 +141,15 @@ def check_image_folder(root: str, flag: str) -> None:
         shown = ", ".join(str(path.relative_to(folder)) for path in broken[:5])
         more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
         logger.warning("%s %s: skipping %d broken link(s): %s%s.", flag, root, len(broken), shown, more)
+    splits = sorted(
+        child.name for child in folder.iterdir() if child.is_dir() and child.name.lower() in SPLIT_FOLDER_NAMES
+    )
+    if len(splits) > 1:  # every file is read as one split (EVERY_FILE): a test/ folder would join the training data
+        train = next((name for name in splits if name.lower() in ("train", "training")), splits[0])
+        raise DataError(
+            f"{flag} {root}: holds the split folders {splits}, not class folders; pass {folder / train} as "
+            f"{flag} and the folder to validate on as --validation_dir."
+        )
     if flag != "--train_dir" or any(folder.glob("metadata.*")):  # with metadata, folders need not be classes
         return
     empty = sorted(

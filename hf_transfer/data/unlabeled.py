@@ -25,7 +25,7 @@ from ..config import BUILTIN_PREFIX, SINGLE_LABEL, DataArguments
 from ..exceptions import ConfigError, DataError
 from .builtin import builtin_dataset_dir
 from .labels import check_columns, with_row_ids
-from .sources import read_table
+from .sources import EVERY_FILE, read_table
 from .splits import LabelledData
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,9 @@ def read_unlabeled(args: DataArguments, read_folder: Reader | None, read_file: R
 def read_image_folder(path: str, flag: str, column: str) -> Dataset:
     """Every image under ``path``, flat or nested; folder names are not labels."""
     try:
-        folder = datasets.load_dataset("imagefolder", data_dir=path, split="train", drop_labels=True)
+        folder = datasets.load_dataset(
+            "imagefolder", data_dir=path, data_files=EVERY_FILE, split="train", drop_labels=True
+        )
     except (FileNotFoundError, ValueError) as err:
         raise DataError(f"{flag}: no images found in {path!r} ({err}).") from None
     return folder.rename_column("image", column) if column != "image" else folder
