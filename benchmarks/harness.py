@@ -171,18 +171,20 @@ def argument_parser(
     parts: str,
     out: str,
     quick: str = "tiny budgets: a smoke check of every code path",
+    more_parts: str = "",
     out_default: str | None = None,
     threads: int | None = None,
     timeout: int | None = None,
     render: bool = True,
     formatter: type[argparse.HelpFormatter] = argparse.RawDescriptionHelpFormatter,
 ) -> argparse.ArgumentParser:
-    """The flags the benchmarks share: ``--quick`` (help ``quick``), ``--parts`` (default ``parts``), ``--out``
-    (help ``out``); ``--threads`` and ``--timeout`` where given a default; with ``render``, ``--render`` to print the
-    tables of an earlier run again."""
+    """The flags the benchmarks share: ``--quick`` (help ``quick``), ``--parts`` (default ``parts``; ``more_parts``
+    run only when named), ``--out`` (help ``out``); ``--threads`` and ``--timeout`` where given a default; with
+    ``render``, ``--render`` to print the tables of an earlier run again."""
     parser = argparse.ArgumentParser(description=description, formatter_class=formatter)
     parser.add_argument("--quick", action="store_true", help=quick)
-    parser.add_argument("--parts", default=parts, help=f"comma-separated subset of {parts}")
+    also = f", or also {more_parts} (default {parts})" if more_parts else ""
+    parser.add_argument("--parts", default=parts, help=f"comma-separated subset of {parts}{also}")
     parser.add_argument("--out", default=out_default, help=out)
     if threads is not None:
         threads_help = f"torch/OpenMP threads per configuration (default {threads})"

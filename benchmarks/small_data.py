@@ -5,8 +5,9 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/small_data.py                       # the full benchmark (hours on 2 shared cores)
     .venv/bin/python benchmarks/small_data.py --quick               # smoke check of every code path (~10 min)
-    .venv/bin/python benchmarks/small_data.py --parts rt,second     # a subset of rt, second, topics, image
+    .venv/bin/python benchmarks/small_data.py --parts rt,second     # any of rt, second, topics, image, shapes, shift
     .venv/bin/python benchmarks/small_data.py --parts image         # the image part alone
+    .venv/bin/python benchmarks/small_data.py --parts shapes,shift  # the second image set and the shift case
     .venv/bin/python benchmarks/small_data.py --resume              # keep the finished runs of an interrupted run
     .venv/bin/python benchmarks/small_data.py --render outputs/benchmarks/small_data/results.json
 
@@ -46,6 +47,35 @@ linear probe, ``freeze`` of 8 of Lite0's 16 blocks, ``lp_ft``), each on the same
 selected on the held-out set — every variant's mean ± std over seeds is reported, and per size whether the default's
 mean is at least the best single strategy's. ``--max_steps`` caps the image runs for smoke checks only (the tables
 then say so).
+
+Parts ``shapes`` and ``shift`` (run only when named in ``--parts``) follow the ``image`` protocol exactly (the same
+model, flags, worker, variants, nested per-size/seed folders and checks); only the images differ:
+
+* ``shapes``: easy-vqa's images (``small_data_sets.easy_vqa_shapes``: the ``easy-vqa`` package's 5,000 64x64 RGB
+  images, train and test splits pooled, each showing one coloured shape) labelled ``<colour>_<shape>`` from the
+  answers to its questions: an image is kept where exactly one colour and one shape are affirmed ("what is the blue
+  shape?" → rectangle affirms both; "is there not a red shape?" → yes denies red) and none of its answers denies them
+  (4,422 kept, 578 dropped where a colour or shape is never affirmed; none contradictory): 24 classes of 162-207
+  images. A class with fewer images than the held-out set plus the largest size would be dropped and the tables say
+  so (none is). Held-out: a fixed 40 per class (``SHAPES_HELD_OUT_PER_CLASS``, 960 images, at most the plan's
+  per-class count); the rest is the pool of the training folders ``data/shapes_<n>pc_seed<s>/<label>/<id>.png``
+  (ids ``tr0123``/``te0042``: a file named ``test…`` would be taken for a test-split file by ``datasets``'
+  imagefolder and left out of training).
+* ``shift``: labelled examples from one source, held-out and unlabelled images from another. Training folders: the
+  ``image`` part's own MNIST folders (the same held-out digits left out, the same seeded draws: byte-identical folders,
+  checked when both parts run). Held-out and unlabelled: scikit-learn's ``load_digits()`` (UCI's optdigits, another
+  collection: 1,797 8x8 digits, values 0-16), each written once as a 28x28 grey PNG like MNIST's (white ink on black:
+  value × 255/16, resized to 20x20 with PIL's bilinear filter and centred on a black 28x28 canvas, as MNIST frames its
+  digits); class folders ``0``..``9`` as in the training folders. Held-out: a fixed 50 per class
+  (``DIGITS_HELD_OUT_PER_CLASS``, 500); the unlabelled folder: ``min(--unlabeled, the 1,297 others)`` of the rest (all
+  of them at ``--unlabeled 2000``, so every seed gets the same images; the tables give the count used). The default run
+  trains on MNIST alone, with or without the load_digits folder, and both are scored on load_digits.
+
+With ``--unlabeled N`` every image part also runs the default given ``--unlabeled_dir``: per seed, N images of its
+scored source that are neither held out nor in that seed's training folders, drawn regardless of class into one flat
+folder ``<label>_<id>.png`` (the class only in the name, which the toolkit never reads). Each image part renders its
+own tables: the variants, then with vs without the unlabelled folder (per size, and per seed). A run that trained
+on fewer images than its folder holds, or self-trained on fewer unlabelled images, is a failed check.
 
 Every run is a fresh Python process (one thread: ``--threads``), one after the other; the parent times the whole
 process (interpreter start, imports, data, training, the held-out predictions) and records the 1-min load average
@@ -110,6 +140,8 @@ DIAGNOSTICS = {
 }
 IMAGE_DATASET = "builtin:mnist"
 IMAGE_HELD_OUT_SEED = 0  # fixed: every size, seed and variant is scored on the same held-out images
+SHAPES_HELD_OUT_PER_CLASS = 40  # easy-vqa: ~160-210 images per class once labelled: 960 held out, the rest the pool
+DIGITS_HELD_OUT_PER_CLASS = 50  # load_digits: 174-183 per class: 500 held out, ~1,300 left for the unlabelled folder
 IMAGE_SIZE = 64  # pixels; 28-pixel digits gain nothing from Lite0's own 224 but a ~12x slower step
 TEXT_PARTS = {"rt": "rt", "second": "second", "topics": "topics"}
 PACKAGES = ("torch", "transformers", "sentence-transformers", "setfit", "timm")  # their versions go with the results
@@ -418,41 +450,148 @@ def unlabeled_variant(count: int) -> str:
     return f"default + {count} unlabelled"
 
 
-def build_image_data(plan: Plan, source: Path, data_dir: Path) -> dict[str, Any]:
-    """Copy the built-in MNIST imagefolder's digits into a fixed held-out folder and one folder per size and seed
-    (nested across sizes for one seed, disjoint from the held-out images); return what was written."""
-    by_label = {d.name: sorted(d.glob("*.png")) for d in sorted(source.iterdir()) if d.is_dir()}
-    held_out: dict[str, list[Path]] = {}
-    pool: dict[str, list[Path]] = {}
-    for label, files in by_label.items():
-        rng = random.Random(f"mnist-held-out:{label}:{IMAGE_HELD_OUT_SEED}")
-        held_out[label] = sorted(rng.sample(files, plan.image_held_out_per_class))
-        pool[label] = [f for f in files if f not in set(held_out[label])]
-    held_out_dir = data_dir / f"mnist_held_out_{plan.image_held_out_per_class}pc"
+@dataclass(frozen=True)
+class ImagePart:
+    """An image part: the source its training folders come from and the one its held-out and unlabelled images come
+    from (the same source, or another one: a shift)."""
+
+    part: str  # its --parts name (also Job.part)
+    jobs: str  # its job names' prefix (the image part keeps its first names, image-mnist-...)
+    title: str  # the heading of its tables
+    labelled: str  # IMAGE_SOURCES key: the training folders' images
+    scored: str  # IMAGE_SOURCES key: the held-out folder's and the unlabelled folders' images
+    held_out_per_class: int | None = None  # the fixed held-out set per class (at most the plan's); None: the plan's
+
+
+IMAGE_PARTS = {
+    "image": ImagePart(
+        "image",
+        "image-mnist",
+        "EfficientNet-Lite0 on MNIST digits: an imagefolder of N per class and no validation folder",
+        "mnist",
+        "mnist",
+    ),
+    "shapes": ImagePart(
+        "shapes",
+        "shapes",
+        "EfficientNet-Lite0 on easy-vqa's coloured shapes (colour × shape classes): an imagefolder of N per class and "
+        "no validation folder",
+        "shapes",
+        "shapes",
+        SHAPES_HELD_OUT_PER_CLASS,
+    ),
+    "shift": ImagePart(
+        "shift",
+        "shift",
+        "Shift: EfficientNet-Lite0 trained on MNIST digits, scored on scikit-learn's load_digits (another source)",
+        "mnist",
+        "load_digits",
+        DIGITS_HELD_OUT_PER_CLASS,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    name: str  # the seeded draws' key and the folders' prefix (mnist keeps its first keys and folder names)
+    items: sets.ImageItems  # label -> (id, PNG), in a fixed order
+    description: str
+
+
+def image_source(name: str, bench: harness.Bench, data_dir: Path) -> ImageSource:
+    """One source of labelled PNGs, read (or for load_digits written, under ``data_dir``) once per invocation."""
+    if name == "mnist":
+        folder = Path(bench.folders[IMAGE_DATASET])
+        items = {
+            d.name: [(f.stem, f) for f in sorted(d.glob("*.png"))] for d in sorted(folder.iterdir()) if d.is_dir()
+        }
+        description = (
+            f"{IMAGE_DATASET} ({folder}): {sum(map(len, items.values()))} digits, "
+            f"{', '.join(f'{label}: {len(files)}' for label, files in items.items())}"
+        )
+        return ImageSource(name, items, description)
+    if name == "shapes":
+        items, info = sets.easy_vqa_shapes()
+        dropped = ", ".join(f"{why}: {count}" for why, count in info["dropped"].items())
+        description = (
+            f"{info['package']}: its {info['images']} 64x64 RGB images (train and test splits pooled), each labelled "
+            "`<colour>_<shape>` from its questions' answers (kept where exactly one colour and one shape are affirmed "
+            f"and none denied): {info['kept']} kept, {info['images'] - info['kept']} dropped ({dropped}); "
+            f"{len(items)} classes, {', '.join(f'{label}: {len(files)}' for label, files in items.items())}"
+        )
+        return ImageSource(name, items, description)
+    if name == "load_digits":
+        items, description = sets.load_digits_images(data_dir / "load_digits_png")
+        counts = ", ".join(f"{label}: {len(files)}" for label, files in items.items())
+        return ImageSource(name, items, f"{description}; {counts}")
+    raise ValueError(f"no image source {name!r}")
+
+
+def _hold_out(
+    source: ImageSource, per_class: int
+) -> tuple[dict[str, list[tuple[str, Path]]], dict[str, list[tuple[str, Path]]]]:
+    """The fixed held-out images of every class (drawn at ``IMAGE_HELD_OUT_SEED``) and the rest, in source order."""
+    held_out: dict[str, list[tuple[str, Path]]] = {}
+    rest: dict[str, list[tuple[str, Path]]] = {}
+    for label, items in source.items.items():
+        rng = random.Random(f"{source.name}-held-out:{label}:{IMAGE_HELD_OUT_SEED}")
+        held_out[label] = sorted(rng.sample(items, per_class))
+        rest[label] = [item for item in items if item not in set(held_out[label])]
+    return held_out, rest
+
+
+def image_held_out_per_class(spec: ImagePart, plan: Plan) -> int:
+    return min(spec.held_out_per_class or plan.image_held_out_per_class, plan.image_held_out_per_class)
+
+
+def build_image_data(spec: ImagePart, plan: Plan, sources: dict[str, ImageSource], data_dir: Path) -> dict[str, Any]:
+    """Copy a source's images into a fixed held-out folder and one training folder per size and seed (nested across
+    sizes for one seed, disjoint from the held-out images); return what was written.
+
+    A shift (``spec.scored`` another source) takes its training folders from ``spec.labelled`` exactly as the part
+    of that source does (the same held-out images left out, the same seeded draws: the same folders) and its
+    held-out folder from ``spec.scored``. A class of the labelled source with fewer images than the held-out set
+    plus the largest size is dropped (and said)."""
+    labelled, scored = sources[spec.labelled], sources[spec.scored]
+    per_class = image_held_out_per_class(spec, plan)
+    own_held_out = per_class if spec.scored == spec.labelled else plan.image_held_out_per_class
+    needed = own_held_out + max(plan.image_sizes)
+    too_few = {label: len(items) for label, items in labelled.items.items() if len(items) < needed}
+    if too_few:
+        labelled = replace(labelled, items={k: v for k, v in labelled.items.items() if k not in too_few})
+        scored = labelled if spec.scored == spec.labelled else scored
+    held_out, rest = _hold_out(scored, per_class)
+    pool = rest if spec.scored == spec.labelled else _hold_out(labelled, own_held_out)[1]
+    if spec.scored != spec.labelled and set(held_out) != set(pool):
+        raise ValueError(f"{spec.part}: the held-out classes {sorted(held_out)} are not the training classes")
+    held_out_dir = data_dir / f"{scored.name}_held_out_{per_class}pc"
     info: dict[str, Any] = {
-        "source": f"{IMAGE_DATASET} ({source}): {sum(map(len, by_label.values()))} digits, "
-        f"{', '.join(f'{label}: {len(files)}' for label, files in by_label.items())}",
+        "source": labelled.description,
+        **({"scored_source": scored.description} if spec.scored != spec.labelled else {}),
+        "dropped_classes": too_few,
         "held_out_dir": str(held_out_dir),
         "held_out_sha256": _write_image_folder(held_out, held_out_dir),
         "held_out_used": sum(map(len, held_out.values())),
-        "pool": {label: len(files) for label, files in pool.items()},
+        "held_out_per_class": per_class,
+        "pool": {label: len(items) for label, items in pool.items()},
         "train": {},
     }
-    held_out_ids = {f.stem for files in held_out.values() for f in files}
+    held_out_ids = {i for items in held_out.values() for i, _ in items}
     for seed in plan.seeds:
         ranking = {
-            label: random.Random(f"mnist:{label}:{seed}").sample(files, len(files)) for label, files in pool.items()
+            label: random.Random(f"{labelled.name}:{label}:{seed}").sample(items, len(items))
+            for label, items in pool.items()
         }
         previous: set[str] = set()
         for size in sorted(plan.image_sizes):
-            chosen = {label: sorted(files[:size]) for label, files in ranking.items()}
-            ids = sorted(f.stem for files in chosen.values() for f in files)
+            chosen = {label: sorted(items[:size]) for label, items in ranking.items()}
+            ids = sorted(i for items in chosen.values() for i, _ in items)
             if not previous <= set(ids) or held_out_ids & set(ids):
                 raise AssertionError(
-                    f"image: the {size}-per-class images of seed {seed} are not nested or not disjoint"
+                    f"{spec.part}: the {size}-per-class images of seed {seed} are not nested or not disjoint"
                 )
             previous = set(ids)
-            folder = data_dir / f"mnist_{size}pc_seed{seed}"
+            folder = data_dir / f"{labelled.name}_{size}pc_seed{seed}"
             info["train"][f"{size}/{seed}"] = {
                 "dir": str(folder),
                 "sha256": _write_image_folder(chosen, folder),
@@ -461,42 +600,50 @@ def build_image_data(plan: Plan, source: Path, data_dir: Path) -> dict[str, Any]
     return info
 
 
-def build_unlabeled_images(plan: Plan, source: Path, data_dir: Path, info: dict[str, Any]) -> None:
-    """Per seed, ``plan.unlabeled`` digits from the pool (not held out, in none of the seed's training folders),
-    drawn without regard to their class, in one flat folder: the unlabelled images of the seed's runs."""
-    held_out = {f.name for f in Path(info["held_out_dir"]).rglob("*.png")}
-    files = [f for d in sorted(source.iterdir()) if d.is_dir() for f in sorted(d.glob("*.png"))]
-    info["unlabeled"] = {}
+def build_unlabeled_images(
+    spec: ImagePart, plan: Plan, sources: dict[str, ImageSource], data_dir: Path, info: dict[str, Any]
+) -> None:
+    """Per seed, ``plan.unlabeled`` images of the scored source (at most as many as there are) that are not held out
+    and in none of the seed's training folders, drawn without regard to their class, in one flat folder named
+    ``<label>_<id>.png`` (the class is in the name, not a folder): the unlabelled images of the seed's runs."""
+    scored = sources[spec.scored]
+    held_out = {f.stem for f in Path(info["held_out_dir"]).rglob("*.png")}
+    items = [(label, item) for label, found in scored.items.items() if label not in info["dropped_classes"]
+             for item in found if item[0] not in held_out]  # fmt: skip
+    candidates: dict[int, list[tuple[str, tuple[str, Path]]]] = {}
     for seed in plan.seeds:
         taken = {i for key, entry in info["train"].items() if key.endswith(f"/{seed}") for i in entry["ids"]}
-        candidates = [f for f in files if f.name not in held_out and f.stem not in taken]
-        chosen = random.Random(f"unlabeled:mnist:{seed}").sample(candidates, plan.unlabeled)
-        folder = data_dir / f"mnist_unlabeled{plan.unlabeled}_seed{seed}"
+        candidates[seed] = [(label, item) for label, item in items if item[0] not in taken]
+    count = min(plan.unlabeled, *(len(found) for found in candidates.values()))
+    info.update(unlabeled={}, unlabeled_count=count, unlabeled_requested=plan.unlabeled)
+    for seed in plan.seeds:
+        chosen = random.Random(f"unlabeled:{scored.name}:{seed}").sample(candidates[seed], count)
+        folder = data_dir / f"{scored.name}_unlabeled{count}_seed{seed}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        for path in chosen:
-            shutil.copyfile(path, folder / f"{path.parent.name}_{path.name}")  # the class is in the name, not a folder
+        for label, (image_id, path) in chosen:
+            shutil.copyfile(path, folder / f"{label}_{image_id}.png")
         info["unlabeled"][str(seed)] = {"dir": str(folder), "sha256": folder_digest(folder)}
 
 
-def _write_image_folder(files: dict[str, list[Path]], folder: Path) -> str:
+def _write_image_folder(items: dict[str, list[tuple[str, Path]]], folder: Path) -> str:
     """``<folder>/<label>/<id>.png``, the source files' bytes unchanged (an old folder is replaced); its digest."""
     shutil.rmtree(folder, ignore_errors=True)
-    for label, paths in files.items():
+    for label, found in items.items():
         (folder / label).mkdir(parents=True)
-        for path in paths:
-            shutil.copyfile(path, folder / label / path.name)
+        for image_id, path in found:
+            shutil.copyfile(path, folder / label / f"{image_id}.png")
     return folder_digest(folder)
 
 
-def image_jobs(plan: Plan, data: dict[str, Any]) -> list[Job]:
+def image_jobs(spec: ImagePart, plan: Plan, data: dict[str, Any]) -> list[Job]:
     """Every variant at every size and seed; within a size/seed the variants' order rotates, so that no variant
     always runs first (or last) under the same load."""
     jobs: list[Job] = []
     for size in plan.image_sizes:
         for index, seed in enumerate(plan.seeds):
             train_dir = data["train"][f"{size}/{seed}"]["dir"]
-            common = {"part": "image", "tool": "toolkit", "size": size, "seed": seed}
+            common = {"part": spec.part, "tool": "toolkit", "size": size, "seed": seed}
             dirs = {"train_dir": train_dir, "held_out_dir": data["held_out_dir"]}
             flags = (
                 *("--model_name_or_path", IMAGE_MODEL, "--train_dir", train_dir),
@@ -507,10 +654,10 @@ def image_jobs(plan: Plan, data: dict[str, Any]) -> list[Job]:
             named = list(plan.image_variants)
             if plan.unlabeled:
                 pool = ("--unlabeled_dir", data["unlabeled"][str(seed)]["dir"])
-                named.append((unlabeled_variant(plan.unlabeled), pool))
+                named.append((unlabeled_variant(data.get("unlabeled_count", plan.unlabeled)), pool))
             variants = [
                 Job(
-                    f"image-mnist-{size}pc-seed{seed}-{_slug(name)}{capped}",
+                    f"{spec.jobs}-{size}pc-seed{seed}-{_slug(name)}{capped}",
                     variant=name,
                     flags=(*flags, *extra, *cap),
                     **common,
@@ -528,7 +675,7 @@ def _slug(name: str) -> str:
 
 
 def job_argv(job: Job, output_dir: Path) -> list[str]:
-    if job.part == "image":  # the flags name the model, the training folder and the seed
+    if job.part in IMAGE_PARTS:  # the flags name the model, the training folder and the seed
         return [*job.flags, "--output_dir", str(output_dir)]
     return ["--train_file", str(job.train_csv), "--seed", str(job.seed), *job.flags, "--output_dir", str(output_dir)]
 
@@ -539,7 +686,7 @@ def run_job(bench: harness.Bench, job: Job, out: Path, timeout_s: int, keep_runs
     run_dir = out / "runs" / job.name
     shutil.rmtree(run_dir, ignore_errors=True)
     bench.clear_features()  # every run starts without cached features
-    task = "image-classification" if job.part == "image" else "text-classification"
+    task = "image-classification" if job.part in IMAGE_PARTS else "text-classification"
     spec = {**asdict(job), "task": task, "argv": job_argv(job, run_dir), "output_dir": str(run_dir)}
     # SetFit loads the built-in MiniLM folder (the toolkit resolves TEXT_MODEL itself)
     spec["model_dir"] = bench.folders[TEXT_MODEL]
@@ -780,26 +927,45 @@ IMAGE_COLUMNS = (
 )
 
 
-def _image_runs(results: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
+def _image_runs(results: dict[str, Any], part: str, **match: Any) -> list[dict[str, Any]]:
     """Image runs of this protocol (a saved model scored on the benchmark's held-out folder)."""
-    return [r for r in _runs(results, part="image", **match) if r["job"].get("held_out_dir")]
+    return [r for r in _runs(results, part=part, **match) if r["job"].get("held_out_dir")]
 
 
-def _image_rows(size: int, saved: dict[str, Any], findings: Findings) -> tuple[list[list[Any]], str]:
+def _check_image_runs(part: str, size: int, name: str, runs: list[dict[str, Any]], saved: dict[str, Any]) -> list[str]:
+    """What went wrong with the runs' images: a run that read other folders than were written for its size and seed,
+    or trained on fewer images than its folder holds (e.g. ``datasets``' imagefolder taking a file named ``test…``
+    for a test split), or self-trained on fewer unlabelled images than its folder holds."""
+    data = saved["data"][part]
+    digests = {(r["train_dir_sha256"], r["held_out_dir_sha256"]) for r in runs}
+    expected = {(data["train"][f"{size}/{r['job']['seed']}"]["sha256"], data["held_out_sha256"]) for r in runs}
+    problems = []
+    if digests != expected:
+        problems.append(f"{part} {size}/class {name}: a run read other images than were written")
+    for r in runs:
+        read = (r.get("train_samples") or 0) + (r.get("eval_samples") or 0)
+        if r.get("train_images") is not None and read != r["train_images"]:
+            problems.append(
+                f"{part} {size}/class {name} seed {r['job']['seed']}: the run read {read} of the "
+                f"{r['train_images']} images in its training folder"
+            )
+        report, count = r.get("self_training") or {}, data.get("unlabeled_count")
+        if report and count is not None and report.get("unlabeled_examples") != count:
+            problems.append(
+                f"{part} {size}/class {name} seed {r['job']['seed']}: self-trained on "
+                f"{report.get('unlabeled_examples')} of the {count} unlabelled images"
+            )
+    return problems
+
+
+def _image_rows(part: str, size: int, saved: dict[str, Any], findings: Findings) -> tuple[list[list[Any]], str]:
     """One row per variant at one size, and the line saying whether the default matched the best single strategy."""
     results = saved["results"]
-    by_variant = {name: _image_runs(results, size=size, variant=name) for name, _ in saved["plan"]["image_variants"]}
+    by_variant = {
+        name: _image_runs(results, part, size=size, variant=name) for name, _ in saved["plan"]["image_variants"]
+    }
     for name, runs in by_variant.items():
-        digests = {(r["train_dir_sha256"], r["held_out_dir_sha256"]) for r in runs}
-        expected = {
-            (
-                saved["data"]["image"]["train"][f"{size}/{r['job']['seed']}"]["sha256"],
-                saved["data"]["image"]["held_out_sha256"],
-            )
-            for r in runs
-        }
-        if digests != expected:
-            findings.failures.append(f"image {size}/class {name}: a run read other images than were written")
+        findings.failures += _check_image_runs(part, size, name, runs, saved)
     default_acc = _mean([r["accuracy"] for r in by_variant.get("default", [])])
     variant_flags = dict(saved["plan"]["image_variants"])
     rows: list[list[Any]] = []
@@ -840,31 +1006,130 @@ def _image_rows(size: int, saved: dict[str, Any], findings: Findings) -> tuple[l
     )
 
 
-def render_image(saved: dict[str, Any], findings: Findings) -> list[str]:
-    data = saved["data"]["image"]
-    sizes = sorted({r["job"]["size"] for r in _image_runs(saved["results"])})
+def _image_sources(part: str, data: dict[str, Any]) -> str:
+    """Where a part's images come from, what was dropped, and its held-out set, in a sentence or three."""
+    if "scored_source" in data:  # a shift
+        text = (
+            f"Training folders: {data['source']}; the `image` part's own folders (its held-out digits left out, its "
+            f"seeded draws). Held-out and unlabelled images, from another source: {data['scored_source']}."
+        )
+    else:
+        text = f"{data['source']}."
+    dropped = data.get("dropped_classes")
+    if dropped:
+        text += " Classes dropped (fewer images than the held-out set plus the largest size): " + ", ".join(
+            f"{label} ({count})" for label, count in dropped.items()
+        )
+        text += "."
+    elif dropped is not None and part != "image":
+        text += " No class dropped (each has at least the held-out set plus the largest size)."
+    per_class = f"{data['held_out_per_class']} per class, " if "held_out_per_class" in data else ""
+    return (
+        f"{text} Held-out: {data['held_out_used']} images ({per_class}fixed, drawn at seed {IMAGE_HELD_OUT_SEED}, "
+        "disjoint from every training folder)"
+    )
+
+
+def render_image(part: str, saved: dict[str, Any], findings: Findings) -> list[str]:
+    data, spec = saved["data"][part], IMAGE_PARTS[part]
+    sizes = sorted({r["job"]["size"] for r in _image_runs(saved["results"], part)})
     rows: list[list[Any]] = []
     verdicts: list[str] = []
     for size in sizes:
-        size_rows, verdict = _image_rows(size, saved, findings)
+        size_rows, verdict = _image_rows(part, size, saved, findings)
         rows += size_rows
         verdicts.append(verdict)
     cap = saved["plan"].get("image_max_steps")
     return [
-        "### EfficientNet-Lite0 on MNIST digits: an imagefolder of N per class and no validation folder",
+        f"### {spec.title}",
         "",
-        f"{data['source']}. Held-out: {data['held_out_used']} images (fixed, drawn at seed {IMAGE_HELD_OUT_SEED}, "
-        "disjoint from every training folder), scored with the saved model loaded by timm alone "
+        f"{_image_sources(part, data)}, scored with the saved model loaded by timm alone "
         '(`timm.create_model("local-dir:OUT", pretrained=True)`, its own data config); nothing is chosen on it. '
-        f"Every run: `--model_name_or_path {IMAGE_MODEL} --train_dir mnist_<n>pc_seed<s> --image_size {IMAGE_SIZE} "
-        "--seed <s>` plus the variant's flags; the run takes its own 15% hold-out only where that leaves ≥ 5 per "
-        'class ("validation": how many it held out; "kept step": the checkpoint it kept per seed, `last` without a '
-        "hold-out). Accuracy: mean ± std over seeds; wall time: whole process, mean per run.",
+        f"Every run: `--model_name_or_path {IMAGE_MODEL} --train_dir {spec.labelled}_<n>pc_seed<s> --image_size "
+        f"{IMAGE_SIZE} --seed <s>` plus the variant's flags; the run takes its own 15% hold-out only where that "
+        'leaves ≥ 5 per class ("validation": how many it held out; "kept step": the checkpoint it kept per seed, '
+        "`last` without a hold-out). Accuracy: mean ± std over seeds; wall time: whole process, mean per run.",
         "",
         *([f"**Smoke check: every image run capped at --max_steps {cap}; not a measurement.**", ""] if cap else []),
         *markdown_table(IMAGE_COLUMNS, rows),
         "",
         *verdicts,
+        "",
+    ]
+
+
+IMAGE_UNLABELED_COLUMNS = (
+    "per class",
+    "seeds",
+    "default",
+    "default + unlabelled",
+    "Δ (with − without)",
+    "rounds kept",
+    "pseudo-labels per class (per seed)",
+    "wall s: with / without",
+    "load (1-min)",
+)
+
+
+def render_image_unlabeled(part: str, saved: dict[str, Any], findings: Findings) -> list[str]:
+    """One image part with vs without its unlabelled folder, per size: the same folders, seeds and held-out set."""
+    results, data, spec = saved["results"], saved["data"][part], IMAGE_PARTS[part]
+    variants = sorted(
+        {r["job"]["variant"] for r in _image_runs(results, part) if r["job"]["variant"].startswith("default + ")}
+    )
+    rows: list[list[Any]] = []
+    per_seed: list[str] = []
+    for variant in variants:
+        for size in sorted({r["job"]["size"] for r in _image_runs(results, part, variant=variant)}):
+            with_ = sorted(_image_runs(results, part, size=size, variant=variant), key=lambda r: r["job"]["seed"])
+            findings.failures += _check_image_runs(part, size, variant, with_, saved)
+            seeds = [r["job"]["seed"] for r in with_]
+            without = {r["job"]["seed"]: r for r in _image_runs(results, part, size=size, variant="default")}
+            paired = [without[s] for s in seeds if s in without]
+            acc_with, acc_without = [r["accuracy"] for r in with_], [r["accuracy"] for r in paired]
+            reports = [r.get("self_training") or {} for r in with_]
+            kept = [rep["per_round"][rep["rounds_kept"]] for rep in reports if rep.get("per_round")]
+            wall = _mean([r["wall_s"] for r in with_]), _mean([r["wall_s"] for r in paired])
+            rows.append(
+                [
+                    size,
+                    len(seeds),
+                    _mean_std(acc_without),
+                    _mean_std(acc_with),
+                    f"{_mean(acc_with) - _mean(acc_without):+.3f}" if acc_without else "–",
+                    ", ".join(str(rep.get("rounds_kept")) for rep in reports),
+                    ", ".join(str(min(entry["added"].values())) for entry in kept) or "–",
+                    f"{_s(wall[0])} / {_s(wall[1])}",
+                    _loads(with_ + paired),
+                ]
+            )
+            pairs = ", ".join(
+                f"seed {r['job']['seed']} {r['accuracy']:.3f} / "
+                + (f"{without[r['job']['seed']]['accuracy']:.3f}" if r["job"]["seed"] in without else "–")
+                for r in with_
+            )
+            per_seed.append(f"- {size}/class (with / without): {pairs}")
+    count = " or ".join(v.split(" + ")[1].removesuffix(" unlabelled") for v in variants)
+    asked, used = data.get("unlabeled_requested"), data.get("unlabeled_count")
+    asked_note = f" (all there are; {asked} asked for)" if asked and used is not None and used < asked else ""
+    source = "load_digits images" if "scored_source" in data else "images of the same source"
+    columns = [
+        variants[0] if c == "default + unlabelled" and len(variants) == 1 else c for c in IMAGE_UNLABELED_COLUMNS
+    ]
+    return [
+        f"#### {spec.title.split(':')[0]}: the default run with and without {count} unlabelled images{asked_note}",
+        "",
+        f"Unlabelled: per seed, {count} {source}, neither held out nor in that seed's training folders, drawn "
+        "regardless of class into one flat folder (`--unlabeled_dir`; the class only in the file name, which no run "
+        "reads). Same training folders, seeds and held-out set as the table above. Rounds kept and pseudo-labels per "
+        "class (the smallest class's count in the round kept) are per seed; the runs do not know the pseudo-labels' "
+        "accuracy.",
+        "",
+        *markdown_table(columns, rows),
+        "",
+        "Per seed, held-out accuracy with / without the unlabelled folder:",
+        "",
+        *per_seed,
         "",
     ]
 
@@ -886,10 +1151,16 @@ UNLABELED_COLUMNS = (
 
 
 def render_unlabeled(saved: dict[str, Any]) -> list[str]:
-    """With vs without the unlabelled pool, per set and size: the same examples, seeds and held-out set."""
+    """Text sets with vs without the unlabelled pool, per set and size: the same examples, seeds and held-out set."""
     results, rows = saved["results"], []
-    variants = sorted({r["job"]["variant"] for r in results.values() if r["job"]["variant"].startswith("default + ")})
-    for part in ("rt", "second", "topics", "image"):
+    variants = sorted(
+        {
+            r["job"]["variant"]
+            for r in results.values()
+            if r["job"]["part"] in TEXT_PARTS and r["job"]["variant"].startswith("default + ")
+        }
+    )
+    for part in TEXT_PARTS:
         for size in sorted({r["job"]["size"] for r in results.values() if r["job"]["part"] == part}):
             for variant in variants:
                 with_ = _runs(results, part=part, size=size, variant=variant)
@@ -920,9 +1191,9 @@ def render_unlabeled(saved: dict[str, Any]) -> list[str]:
         "examples (issue 20)",
         "",
         "Same labelled examples, seeds and held-out set; the unlabelled examples are pool examples in none of the "
-        "seed's training sets (text: the pool; images: digits not held out), drawn regardless of class. Rounds kept "
-        "and pseudo-labels per class (the round kept) are per seed; pseudo-label accuracy is against the pool's own "
-        "labels, which no run trains on.",
+        "seed's training sets, drawn regardless of class. Rounds kept and pseudo-labels per class (the round kept) "
+        "are per seed; pseudo-label accuracy is against the pool's own labels, which no run trains on. (Images: "
+        "each image part's own table.)",
         "",
         *markdown_table(UNLABELED_COLUMNS, rows),
         "",
@@ -942,9 +1213,13 @@ def render(saved: dict[str, Any]) -> tuple[str, Findings]:
     for part in TEXT_PARTS:
         if part in saved.get("data", {}) and _runs(saved["results"], part=part):
             lines += render_text(part, saved, findings)
-    if "image" in saved.get("data", {}) and _image_runs(saved["results"]):
-        lines += render_image(saved, findings)
-    if any(r["job"]["variant"].startswith("default + ") for r in saved["results"].values()):
+    for part in IMAGE_PARTS:
+        if part in saved.get("data", {}) and _image_runs(saved["results"], part):
+            lines += render_image(part, saved, findings)
+            if any(r["job"]["variant"].startswith("default + ") for r in _image_runs(saved["results"], part)):
+                lines += render_image_unlabeled(part, saved, findings)
+    if any(r["job"]["variant"].startswith("default + ") for r in saved["results"].values()
+           if r["job"]["part"] in TEXT_PARTS):  # fmt: skip
         lines += render_unlabeled(saved)
     if any(_runs(saved["results"], part=part) for part in TEXT_PARTS):
         lines += ["### Target: toolkit default ≥ SetFit's mean accuracy at every size, in no more wall time", ""]
@@ -963,7 +1238,13 @@ def main(argv: list[str] | None = None) -> None:
     quick = "one size, one seed, tiny caps: a smoke check"
     out = "default: outputs/benchmarks/small_data[-quick]"
     parser = harness.argument_parser(
-        __doc__, quick=quick, parts="rt,second,topics,image", out=out, threads=1, timeout=3600
+        __doc__,
+        quick=quick,
+        parts="rt,second,topics,image",
+        more_parts="shapes,shift",
+        out=out,
+        threads=1,
+        timeout=3600,
     )
     parser.add_argument("--keep_runs", action="store_true", help="keep every run's output folder (models)")
     parser.add_argument("--resume", action="store_true", help="reuse the finished runs in <out>/results.json")
@@ -984,7 +1265,7 @@ def main(argv: list[str] | None = None) -> None:
     args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
     if args is None:
         return
-    parts = harness.split_choices(parser, "--parts", args.parts, ("rt", "second", "topics", "image"))
+    parts = harness.split_choices(parser, "--parts", args.parts, (*TEXT_PARTS, *IMAGE_PARTS))
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
     if args.sizes:
@@ -1036,13 +1317,28 @@ def main(argv: list[str] | None = None) -> None:
             saved["data"][part] = build_text_data(part, plan, out / "data")
             if plan.unlabeled:
                 build_unlabeled_texts(part, plan, out / "data", saved["data"][part])
-        if "image" in parts:
-            saved["data"]["image"] = build_image_data(plan, Path(bench.folders[IMAGE_DATASET]), out / "data")
+        image_parts = [IMAGE_PARTS[p] for p in parts if p in IMAGE_PARTS]
+        sources = {
+            name: image_source(name, bench, out / "data")
+            for name in dict.fromkeys(n for spec in image_parts for n in (spec.labelled, spec.scored))
+        }
+        for spec in image_parts:
+            saved["data"][spec.part] = build_image_data(spec, plan, sources, out / "data")
             if plan.unlabeled:
-                source = Path(bench.folders[IMAGE_DATASET])
-                build_unlabeled_images(plan, source, out / "data", saved["data"]["image"])
-            for name in [n for n, r in results.items() if r["job"]["part"] == "image" and not _image_runs({n: r})]:
+                build_unlabeled_images(spec, plan, sources, out / "data", saved["data"][spec.part])
+            older = [
+                n for n, r in results.items() if r["job"]["part"] == spec.part and not r["job"].get("held_out_dir")
+            ]
+            for name in older:
                 del results[name]  # an older protocol's image runs (scored on the run's own split): not comparable
+        if "image" in saved["data"] and "shift" in saved["data"]:  # the shift trains on the image part's folders
+            same = all(
+                saved["data"]["shift"]["train"][key]["sha256"] == entry["sha256"]
+                for key, entry in saved["data"]["image"]["train"].items()
+                if key in saved["data"]["shift"]["train"]
+            )
+            if not same:
+                raise AssertionError("shift: its MNIST training folders differ from the image part's")
 
         def save() -> None:
             saved["total_s"] = already + time.perf_counter() - started
@@ -1069,8 +1365,8 @@ def main(argv: list[str] | None = None) -> None:
                     for seed in plan.seeds:
                         run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=False))
                         run(text_jobs(part, size, seed, saved["data"][part], plan, diagnostics=True))
-            if "image" in parts:
-                run(image_jobs(plan, saved["data"]["image"]))
+            for spec in image_parts:
+                run(image_jobs(spec, plan, saved["data"][spec.part]))
             for diagnostics in (False, True):  # the largest size: every seed's SetFit comparison before any diagnostic
                 for size in large:
                     for seed in plan.seeds:

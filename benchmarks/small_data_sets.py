@@ -23,9 +23,11 @@ from __future__ import annotations
 import bz2
 import csv
 import hashlib
+import importlib.metadata
 import importlib.util
 import random
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,3 +233,128 @@ def describe(text_set: TextSet) -> dict[str, object]:
         "median_words": words[len(words) // 2],
         "max_words": words[-1],
     }
+
+
+# -------------------------------------------------------------------------------------------- the image sets' sources
+
+# small_data.py's image parts read their labelled images from a source: label -> (id, PNG file), in a fixed order.
+ImageItems = dict[str, list[tuple[str, Path]]]
+
+EASY_VQA_SHAPES = ("circle", "rectangle", "triangle")
+EASY_VQA_COLOURS = ("black", "blue", "brown", "gray", "green", "red", "teal", "yellow")
+_EASY_VQA_WORD = "|".join(EASY_VQA_SHAPES + EASY_VQA_COLOURS)
+
+
+def _easy_vqa_statements(question: str, answer: str) -> list[tuple[str, str, bool]]:
+    """What one question and its answer say about the image: ``(kind, value, holds)``, kind ``colour`` or ``shape``.
+    "what is the blue shape?" → rectangle says (colour, blue, True) and (shape, rectangle, True); "is there not a red
+    shape?" → yes says (colour, red, False). A question of no known form is an error, not a silent guess."""
+
+    def kind(word: str) -> str:
+        if word in EASY_VQA_COLOURS:
+            return "colour"
+        if word in EASY_VQA_SHAPES:
+            return "shape"
+        raise ValueError(f"easy-vqa: {question!r} → {answer!r}: {word!r} is no known colour or shape")
+
+    if m := re.fullmatch(rf"what is the ({_EASY_VQA_WORD}) shape\?", question):
+        return [("colour", m[1], True), ("shape", answer, True)] if kind(answer) == "shape" else []
+    if m := re.fullmatch(rf"what (?:is the )?colou?r (?:is|of) the ({_EASY_VQA_WORD}|shape)\?", question):
+        said = [("colour", answer, True)] if kind(answer) == "colour" else []
+        return said + ([("shape", m[1], True)] if m[1] != "shape" else [])
+    if re.fullmatch(r"what shape (?:is in the image|does the image contain|is present)\?", question):
+        return [("shape", answer, True)] if kind(answer) == "shape" else []
+    words = re.findall(rf"\b({_EASY_VQA_WORD})\b", question)
+    if len(words) == 1 and answer in ("yes", "no"):
+        negated = " not " in question or question.startswith("is no ")
+        return [(kind(words[0]), words[0], (answer == "yes") != negated)]
+    raise ValueError(f"easy-vqa: no known form: {question!r} → {answer!r}")
+
+
+def easy_vqa_shapes() -> tuple[ImageItems, dict[str, object]]:
+    """Every easy-vqa image (train and test splits pooled: 5,000 64x64 RGB PNGs, one coloured shape each) labelled
+    ``<colour>_<shape>`` from its questions' answers, and how many were kept. An image is kept when exactly one colour
+    and exactly one shape are affirmed by its answers (an open "what ...?" answer or a yes/no one) and none of its
+    answers denies them; an image whose answers only deny values (e.g. two of three shapes) is dropped, not inferred.
+    Ids: ``tr0123`` / ``te0042`` (the split and its image number; not ``train…``/``test…``: ``datasets``' imagefolder
+    reads a file named ``test…`` as a test-split file and leaves it out of the folder's training split)."""
+    import easy_vqa  # its data files ship inside the package (importing it also installs a stray ``test`` package)
+
+    spec = importlib.util.find_spec("easy_vqa")
+    splits = {
+        "train": (easy_vqa.get_train_questions(), easy_vqa.get_train_image_paths()),
+        "test": (easy_vqa.get_test_questions(), easy_vqa.get_test_image_paths()),
+    }
+    items: ImageItems = {}
+    dropped = {"colour not affirmed": 0, "shape not affirmed": 0, "contradictory answers": 0}
+    total = 0
+    for split, ((questions, answers, image_ids), paths) in splits.items():
+        said: dict[int, list[tuple[str, str, bool]]] = {i: [] for i in paths}
+        for question, answer, image in zip(questions, answers, image_ids, strict=True):
+            said[image] += _easy_vqa_statements(question, answer)
+        total += len(said)
+        for image, statements in sorted(said.items()):
+            found: dict[str, str] = {}
+            for what in ("colour", "shape"):
+                affirmed = {v for k, v, holds in statements if k == what and holds}
+                denied = {v for k, v, holds in statements if k == what and not holds}
+                if len(affirmed) > 1 or affirmed & denied:
+                    dropped["contradictory answers"] += 1
+                    break
+                if not affirmed:
+                    dropped[f"{what} not affirmed"] += 1
+                    break
+                found[what] = affirmed.pop()
+            else:
+                label = f"{found['colour']}_{found['shape']}"
+                items.setdefault(label, []).append((f"{split[:2]}{image:04d}", Path(paths[image])))
+    items = {label: sorted(items[label]) for label in sorted(items)}
+    kept = sum(map(len, items.values()))
+    where = next(iter(spec.submodule_search_locations)) if spec and spec.submodule_search_locations else "?"
+    info: dict[str, object] = {
+        "images": total,
+        "kept": kept,
+        "dropped": dropped,
+        "package": f"easy-vqa {_package_version('easy-vqa')} ({where})",
+    }
+    return items, info
+
+
+DIGITS_SIDE, DIGITS_FRAME = 20, 28  # load_digits' 8x8 → a 20x20 box centred in 28x28, MNIST's own framing
+
+
+def load_digits_images(folder: Path) -> tuple[ImageItems, str]:
+    """scikit-learn's ``load_digits()`` (1,797 8x8 digits, values 0-16, ink high) written once as greyscale PNGs like
+    the MNIST ones (white ink on black, 28x28): each value scaled to 0-255 (``round(v * 255 / 16)``), the 8x8 image
+    resized to 20x20 with PIL's bilinear filter and pasted at (4, 4) on a black 28x28 canvas (MNIST centres its
+    digits in a 20x20 box of a 28x28 frame). ``<folder>/<digit>/digits<row>.png``, ids ``digits0000`` (the row)."""
+    import numpy as np
+    import sklearn
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    shutil.rmtree(folder, ignore_errors=True)
+    items: ImageItems = {}
+    offset = (DIGITS_FRAME - DIGITS_SIDE) // 2
+    for index, (pixels, target) in enumerate(zip(digits.images, digits.target, strict=True)):
+        small = Image.fromarray(np.rint(pixels * 255 / 16).astype(np.uint8))
+        frame = Image.new("L", (DIGITS_FRAME, DIGITS_FRAME), 0)
+        frame.paste(small.resize((DIGITS_SIDE, DIGITS_SIDE), Image.Resampling.BILINEAR), (offset, offset))
+        path = folder / str(target) / f"digits{index:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.save(path)
+        items.setdefault(str(target), []).append((path.stem, path))
+    items = {label: sorted(items[label]) for label in sorted(items)}
+    return items, (
+        f"scikit-learn {sklearn.__version__} `load_digits()`: {len(digits.images)} 8x8 digits (values 0-16) written "
+        f"as 28x28 grey PNGs (value × 255/16, bilinear to {DIGITS_SIDE}x{DIGITS_SIDE}, centred on a black 28x28 "
+        "canvas as MNIST frames its digits)"
+    )
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
