@@ -100,6 +100,7 @@ def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, t
     card = (out / "README.md").read_text()
     assert "Validation examples: none: a 15% hold-out" in card and "Not measured" in card
     assert "Strategy chosen automatically: --strategy contrastive" in card and "contrastive phase:" in card
+    assert "after a contrastive phase that trained the body" in card  # the trainable count is the head's alone
     reports: list[str] = []  # transformers' own handler does not propagate: listen on its logger
     listener = logging.Handler()
     listener.emit = lambda record: reports.append(record.getMessage())

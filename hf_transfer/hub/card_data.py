@@ -75,6 +75,9 @@ __all__ = [
 ]
 
 
+BODY_PHASE_NOTE = "; in the head's fit, after a contrastive phase that trained the body"
+
+
 @dataclass
 class TransferCardData(ModelCardData):
     """Everything a run's model card shows: the Hub metadata, then (``repr=False``) the body the templates render."""
@@ -103,6 +106,7 @@ class TransferCardData(ModelCardData):
     trainable_parameters: int | None = field(repr=False)
     total_parameters: int | None = field(repr=False)
     trainable_share: float | None = field(repr=False)
+    trainable_note: str = field(repr=False)  # what the count leaves out (a body phase before the head's fit)
     label_names: list[str] = field(repr=False)
     data: DataDescription = field(repr=False)
     train_samples: int | None = field(repr=False)
@@ -190,6 +194,7 @@ class TransferCardData(ModelCardData):
             trainable_parameters=trainable,
             total_parameters=total,
             trainable_share=trainable / total if trainable and total else None,
+            trainable_note=BODY_PHASE_NOTE if record.body_phase else "",
             label_names=list(record.label_names or []),
             data=describe_data(data, record, problem_type),
             train_samples=record.train_samples or results.get("train_samples"),
