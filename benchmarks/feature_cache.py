@@ -504,6 +504,14 @@ def _runs_section(results: dict[str, Any], mode: str) -> list[str]:
     return _section("### Every configuration", mode, intro, RUN_COLUMNS, rows)
 
 
+def _beside_cold(results: dict[str, Any], modalities: list[str], variant: str):
+    """(modality, its cold cached probe run, its ``variant`` probe run) for each modality that has both."""
+    for key in modalities:
+        cold, other = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-{variant}")
+        if cold is not None and other is not None:
+            yield key, cold, other
+
+
 ENCODE_COLUMNS = (
     "model, data",
     "examples encoded",
@@ -517,10 +525,7 @@ ENCODE_COLUMNS = (
 def _encode_section(results: dict[str, Any], modalities: list[str], mode: str, checks: Checks) -> list[str]:
     """Issue 19's target: a cached probe's whole process costs at most 1.2× the same process that only encodes."""
     rows = []
-    for key in modalities:
-        cold, encode = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-encode")
-        if cold is None or encode is None:
-            continue
+    for key, cold, encode in _beside_cold(results, modalities, "encode"):
         checks.expect(
             encode.get("frozen_features_encoded") == cold.get("frozen_features_encoded"),
             f"{key}: the encode-only process encoded {encode.get('frozen_features_encoded')} examples, the cold probe "
@@ -546,10 +551,7 @@ def _encode_section(results: dict[str, Any], modalities: list[str], mode: str, c
 def _warm_section(results: dict[str, Any], modalities: list[str], mode: str, checks: Checks) -> list[str]:
     """The warm run must encode nothing and reuse every example the cold run encoded (checks, not targets)."""
     rows = []
-    for key in modalities:
-        cold, warm = results.get(f"{key}-probe-cold"), results.get(f"{key}-probe-warm")
-        if cold is None or warm is None:
-            continue
+    for key, cold, warm in _beside_cold(results, modalities, "warm"):
         none_encoded = checks.expect(
             warm.get("frozen_features_encoded") == 0,
             f"{key}-probe-warm encoded {warm.get('frozen_features_encoded')} examples (expected 0)",

@@ -68,6 +68,14 @@ def text_study_config(tmp_path: Path, model: Path, pooling: str | None = None, *
     )
 
 
+def finished_study(tmp_path: Path, config, settings) -> tuple[Path, dict[str, dict]]:
+    """Run a study in ``tmp_path / "study"`` (the configs' output dir), check no cell failed; its folder and cells."""
+    summary = ht.study(config, settings)
+    assert not summary.failed_cells
+    study_dir = tmp_path / "study"
+    return study_dir, cell_files(study_dir)
+
+
 def cell_files(study_dir: Path) -> dict[str, dict]:
     return {
         str(path.parent.relative_to(study_dir)): {
@@ -82,10 +90,8 @@ def cell_files(study_dir: Path) -> dict[str, dict]:
 def test_study_cells_report_and_resume(tmp_path, colours, pretrained):
     # two cells at a time, one thread each: the cells' interpreter starts, not their few steps, are most of the time
     settings = ht.StudySettings(strategies=["linear_probe"], train_sizes=[3, None], seeds=[0, 1], max_parallel=2)
-    summary = ht.study(study_config(tmp_path, colours, pretrained), settings)
-    study_dir = tmp_path / "study"
-    cells = cell_files(study_dir)
-    assert len(cells) == 8 and not summary.failed_cells  # 2 sizes × 2 seeds × (linear_probe + scratch)
+    study_dir, cells = finished_study(tmp_path, study_config(tmp_path, colours, pretrained), settings)
+    assert len(cells) == 8  # 2 sizes × 2 seeds × (linear_probe + scratch)
     assert sum("/scratch/" in name for name in cells) == 4
     assert len({cell["provenance"]["eval_set"] for cell in cells.values()}) == 1  # one evaluation set for all
     assert {cell["results"]["train_samples"] for name, cell in cells.items() if "/n3-" in name} == {9}
@@ -265,10 +271,7 @@ def test_size_zero_is_one_zero_shot_cell_per_model(tmp_path, sentiment_csv, tiny
         tmp_path, tiny_bert_dir, train_file=str(sentiment_csv), label_descriptions=str(descriptions)
     )
     settings = ht.StudySettings(strategies=["linear_probe", "full"], train_sizes=[0, 4], seeds=[0, 1], scratch=False)
-    summary = ht.study(config, settings)
-    study_dir = tmp_path / "study"
-    cells = cell_files(study_dir)
-    assert not summary.failed_cells
+    study_dir, cells = finished_study(tmp_path, config, settings)
     assert sorted(cells) == [
         "runs/tiny-bert0/full/n4-s0",
         "runs/tiny-bert0/full/n4-s1",
@@ -299,10 +302,7 @@ def test_a_study_with_unlabelled_examples_shows_each_strategy_with_and_without(
         tmp_path, tiny_bert_dir, "mean", train_file=str(sentiment_csv), unlabeled_file=str(pool)
     )
     settings = ht.StudySettings(strategies=["linear_probe", "full"], train_sizes=[4], seeds=[0], scratch=True)
-    summary = ht.study(config, settings)
-    study_dir = tmp_path / "study"
-    cells = cell_files(study_dir)
-    assert not summary.failed_cells
+    study_dir, cells = finished_study(tmp_path, config, settings)
     assert sorted(cells) == [
         "runs/tiny-bert0/full/n4-s0",
         "runs/tiny-bert0/linear_probe+unlabelled/n4-s0",

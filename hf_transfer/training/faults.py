@@ -33,9 +33,14 @@ class RunProgress:
     start_step: int = 0  # the step resumed from: checkpoints above it were written by this run
     trainer: Trainer | None = None
 
+    @property
+    def self_training(self) -> bool:
+        """In a self-training round through the Trainer: its steps write no checkpoint (the round is redone)."""
+        return self.stage.startswith("self-training")
+
     def step(self) -> str:
         state = self.trainer.state if self.trainer is not None else None
-        if self.stage.startswith("self-training"):  # a round's steps are not checkpointed: the round is what counts
+        if self.self_training:  # a round's steps are not checkpointed: the round is what counts
             return f"in {self.stage}"
         if state is None or not state.max_steps:
             return "before training started"
@@ -60,7 +65,7 @@ class RunProgress:
             return "no checkpoint was kept; run the same command again to start over"
         rounds = " (the end of training on the labelled examples; the self-training rounds run again)"
         return (
-            f"the last complete checkpoint is {last}{rounds if self.stage.startswith('self-training') else ''}; to "
+            f"the last complete checkpoint is {last}{rounds if self.self_training else ''}; to "
             "continue from it, run the same command with --resume_from_checkpoint latest"
         )
 

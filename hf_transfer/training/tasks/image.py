@@ -42,10 +42,11 @@ def prepare_image_task(config: RecipeConfig, training: TrainingArguments) -> Pre
     labels = {name: list(split[data.label_column]) for name, split in data.splits()}
     unlabeled, with_pseudo_labels = None, None
     if data.unlabeled is not None:
-        unlabeled = data.unlabeled.remove_columns(TRUE_LABEL).with_transform(image_transform_fn(eval_tf, *columns))
+        images = data.unlabeled.remove_columns(TRUE_LABEL)  # its labels are for reporting, never for training
+        unlabeled = images.with_transform(image_transform_fn(eval_tf, *columns))
 
         def with_pseudo_labels(indices: list[int], labels: list[int]):
-            pseudo = data.unlabeled.select(indices).remove_columns(TRUE_LABEL).add_column(data.label_column, labels)
+            pseudo = images.select(indices).add_column(data.label_column, labels)
             pseudo = pseudo.cast(data.train.features)
             return concatenate_datasets([data.train, pseudo]).with_transform(image_transform_fn(train_tf, *columns))
 
