@@ -66,8 +66,10 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _balanced_held_out(candidates: list[Example], labels: tuple[str, ...], per_class: int) -> list[Example]:
-    rng = random.Random(HELD_OUT_SEED)
+def _balanced_held_out(
+    candidates: list[Example], labels: tuple[str, ...], per_class: int, seed: int | str = HELD_OUT_SEED
+) -> list[Example]:
+    rng = random.Random(seed)
     chosen: list[Example] = []
     for label in labels:
         rows = sorted((e for e in candidates if e.label == label), key=lambda e: e.id)
@@ -190,6 +192,20 @@ def _id(example: Example) -> str:
 
 
 TEXT_SETS: dict[str, Callable[[], TextSet]] = {"rt": rotten_tomatoes, "second": conventions_2012, "topics": reuters_r8}
+
+
+DEVELOPMENT_PER_CLASS = 300  # --development: the development set drawn from the pool (RT: 600 reviews, as before)
+
+
+def development(text_set: TextSet, per_class: int = DEVELOPMENT_PER_CLASS) -> TextSet:
+    """``text_set`` with its held-out set replaced by ``per_class`` pool examples per class (seeded, the rest the
+    pool): where a default is chosen, so that the held-out set scores examples that chose nothing."""
+    dev = _balanced_held_out(list(text_set.pool), text_set.labels, per_class, seed="development")
+    taken = {e.id for e in dev}
+    pool = tuple(e for e in text_set.pool if e.id not in taken)
+    source = f"{text_set.source}; development set: {per_class}/class of the pool, drawn at seed 'development'"
+    title = f"{text_set.title} (development)"
+    return TextSet(f"{text_set.name}_dev", title, pool, tuple(dev), text_set.labels, source)
 
 
 def sample_per_class(text_set: TextSet, per_class: int, seed: int) -> list[Example]:
