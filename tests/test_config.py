@@ -55,7 +55,6 @@ def test_missing_yaml_file():
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
-        (["--strategy", "freeze"], "--freeze_blocks"),
         (["--strategy", "full", "--freeze_blocks", "2"], "--freeze_blocks"),
         (["--strategy", "freeze", "--freeze_blocks", "-1"], "--freeze_blocks"),
         (["--train_val_split", "1.5"], "--train_val_split"),

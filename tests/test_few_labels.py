@@ -129,8 +129,8 @@ def test_a_given_strategy_or_validation_is_always_used(tmp_path, tiny_bert_dir, 
 
 def test_the_text_default_holds_nothing_out_where_it_would_choose_nothing(tmp_path, tiny_bert_dir):
     """40 texts per class: a 15 % hold-out would leave 6 per class, enough to choose a checkpoint, but the text
-    default there (contrastive, a closed-form head) chooses nothing on it, so every example trains; a strategy the
-    user names still gets its hold-out."""
+    default there (contrastive, a closed-form head) chooses nothing on it, so every example trains, as it does when
+    the user names contrastive; a strategy that chooses on it (``full``, named) still gets its hold-out."""
     from hf_transfer.data.labels import too_few_to_hold_out
     from hf_transfer.data.text import load_text_data
     from hf_transfer.recipe import parse_config
@@ -141,9 +141,14 @@ def test_the_text_default_holds_nothing_out_where_it_would_choose_nothing(tmp_pa
     data = write_text_csv(tmp_path / "forty.csv", rows, ("text", "label"))
     default = parse_config(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data),
                             "--output_dir", str(tmp_path / "a")], task="text-classification")  # fmt: skip
-    named = parse_config(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--strategy",
-                          "contrastive", "--output_dir", str(tmp_path / "b")], task="text-classification")  # fmt: skip
-    assert closed_form_default_up_to(default) == CONTRASTIVE_UP_TO and closed_form_default_up_to(named) == 0
+
+    def named_config(strategy: str):
+        argv = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--strategy", strategy]
+        return parse_config([*argv, "--output_dir", str(tmp_path / strategy)], task="text-classification")
+
+    named, contrastive = named_config("full"), named_config("contrastive")
+    assert closed_form_default_up_to(default) == CONTRASTIVE_UP_TO == closed_form_default_up_to(contrastive)
+    assert closed_form_default_up_to(named) == 0
     kept = load_text_data(default.data, 0, chooses_nothing_up_to=closed_form_default_up_to(default))
     assert (len(kept.train), len(kept.validation)) == (80, 0)
     assert "chooses nothing on a validation split" in kept.no_validation
@@ -154,7 +159,8 @@ def test_the_text_default_holds_nothing_out_where_it_would_choose_nothing(tmp_pa
 
 def test_tiny_image_data_trains_without_a_validation_folder(tmp_path, monkeypatch):
     """5 images per class and no validation folder: the image default used to refuse (a stratified 15 % of 5 per
-    class is impossible); now every image trains, with the image default (full) and no evaluation."""
+    class is impossible); now every image trains, with the few-image default (half the blocks frozen), no
+    evaluation."""
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
     data = write_imagefolder(tmp_path / "colours", per_class=5)
     out = tmp_path / "out"
@@ -162,19 +168,26 @@ def test_tiny_image_data_trains_without_a_validation_folder(tmp_path, monkeypatc
                    "--train_dir", str(data), "--max_steps", "3", "--output_dir", str(out)],
                   task="image-classification")  # fmt: skip
     record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
-    assert record["train_samples"] == 15 and record["eval_samples"] == 0 and record["strategy"] == "full"
+    assert record["train_samples"] == 15 and record["eval_samples"] == 0 and record["strategy"] == "freeze"
+    saved = json.loads((out / "hf_transfer_config.json").read_text())
+    assert saved["strategy"]["freeze_blocks"] >= 1 and "images in the smallest class" in record["strategy_chosen"]
+    card = (out / "README.md").read_text()
+    assert card.count("images in the smallest class") == 1 and "`freeze_blocks=" in card  # said once; the count
     assert result.trainer.state.global_step == 3 and "eval_accuracy" not in result.metrics
     assert (out / "model.safetensors").is_file() and not (out / "eval_predictions.json").exists()
 
 
 def test_the_default_strategy_by_size():
-    from hf_transfer.training.size_defaults import CONTRASTIVE_UP_TO, default_strategy
+    from hf_transfer.training.size_defaults import CONTRASTIVE_UP_TO, FREEZE_HALF_UP_TO, default_strategy
 
     assert default_strategy("text-classification", 8)[0] == "contrastive"
     assert default_strategy("text-classification", CONTRASTIVE_UP_TO)[0] == "contrastive"
     assert default_strategy("text-classification", CONTRASTIVE_UP_TO + 1) is None  # the task's default (full)
+    assert default_strategy("image-classification", 5)[0] == "freeze"
+    assert default_strategy("image-classification", FREEZE_HALF_UP_TO)[0] == "freeze"
+    assert default_strategy("image-classification", FREEZE_HALF_UP_TO + 1) is None
+    assert default_strategy("image-classification", None) is None  # multi-label: the task's default
     assert default_strategy("text-classification", None) is None  # multi-label, regression
-    assert default_strategy("image-classification", 5) is None
     assert default_strategy("text-classification", 0)[0] == "linear_probe"  # zero-shot
 
 

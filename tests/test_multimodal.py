@@ -131,7 +131,6 @@ def test_recipe_defaults_are_frozen_towers_on_easy_vqa():
         (["--modalities", "image,sound"], "--modalities"),
         (["--modalities", "text", "--image_strategy", "full"], "no image tower"),
         (["--lora_r", "4"], "does not apply to the towers"),
-        (["--text_strategy", "freeze"], "--freeze_blocks"),
         (["--image_learning_rate", "-1"], "must be > 0"),
     ],
 )

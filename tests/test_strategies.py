@@ -74,6 +74,21 @@ def test_freeze_first_blocks(arch):
     assert changed <= everything - frozen
 
 
+def test_freeze_without_a_count_freezes_half_the_blocks_and_says_how_many():
+    from hf_transfer.strategies import StrategyArguments
+    from hf_transfer.strategies.base import StrategyContext
+    from hf_transfer.strategies.freezing import FreezeFirstBlocks
+
+    model, view = build_image_model(ModelArguments(model_name_or_path="test_vit", from_scratch=True), LABELS)
+    args = StrategyArguments(strategy="freeze")
+    FreezeFirstBlocks(args).apply(StrategyContext(view=view, task="image-classification"))
+    half = view.num_blocks // 2
+    assert half >= 1 and args.freeze_blocks == half  # kept as if given: the saved config and the card name it
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not trainable & {n for block in view.blocks[:half] for n in block} and not trainable & set(view.stem)
+    assert all(set(block) <= trainable for block in view.blocks[half:])
+
+
 def test_freeze_keeps_frozen_blocks_batchnorm_statistics_only():
     model, view = build("test_efficientnet", "freeze", freeze_blocks=1)
     model.train()

@@ -195,5 +195,5 @@ def test_unlabelled_images_from_a_nested_folder(tmp_path, monkeypatch):
           str(data), "--unlabeled_dir", str(tmp_path / "pool"), "--pseudo_labels_per_class", "1", "--max_steps",
           "2", "--output_dir", str(out)], task="image-classification")  # fmt: skip
     record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
-    assert record["strategy"] == "full" and record["self_training"]["rounds"] == 1
+    assert record["strategy"] == "freeze" and record["self_training"]["rounds"] == 1  # the default at 4 per class
     assert record["self_training"]["unlabeled_examples"] == 9  # the copy of a training image is not one of them

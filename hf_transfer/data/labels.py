@@ -354,7 +354,7 @@ def too_few_to_hold_out(train: Dataset, column: str, fraction: float, chooses_no
         )
     if smallest <= chooses_nothing_up_to:
         return (
-            f"the smallest class has {smallest} examples (≤ {chooses_nothing_up_to}), where the default strategy "
+            f"the smallest class has {smallest} examples (≤ {chooses_nothing_up_to}), where the run's strategy "
             f"chooses nothing on a validation split, so all {len(train)} examples train and no validation metric is "
             f"reported {measure}"
         )

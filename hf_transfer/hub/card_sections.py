@@ -363,7 +363,11 @@ def training_notes(record: RunRecord) -> list[str]:
             "SGD steps, so no learning rate, schedule or training length applied."
         )
     elif record.chosen_automatically_line:
-        notes.append(f"Chosen automatically from the data size and the strategy: {record.chosen_automatically_line}.")
+        line = record.chosen_automatically_line  # it opens with the strategy's reason, said just above
+        if record.strategy_chosen and line.startswith(record.strategy_chosen):
+            line = line[len(record.strategy_chosen) :].lstrip("; ")
+        if line:
+            notes.append(f"Chosen automatically from the data size and the strategy: {line}.")
     if record.self_training:
         notes.append(self_training_note(record.self_training, record.unlabeled_source or "unlabelled data"))
     balance = record.class_balance

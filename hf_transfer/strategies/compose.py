@@ -27,8 +27,8 @@ def given_settings(args: StrategyArgumentsBase) -> dict[str, object]:
 
 
 def check_strategy_arguments(args: StrategyArgumentsBase, read_elsewhere: set[str] = frozenset()) -> None:
-    """Raise :class:`ConfigError` for a setting no chosen strategy reads, a required one missing, a value its
-    ``Setting`` rejects, or a combination a strategy rejects. Changes nothing.
+    """Raise :class:`ConfigError` for a setting no chosen strategy reads, a value its ``Setting`` rejects, or a
+    combination a strategy rejects. Changes nothing.
 
     ``read_elsewhere``: settings another part of the run reads (another tower's strategy), so not unread.
     """
@@ -41,10 +41,7 @@ def check_strategy_arguments(args: StrategyArgumentsBase, read_elsewhere: set[st
         raise ConfigError(f"--{name} does not apply to --strategy {args.strategy}; it is read by {readers}.")
     for cls in classes:
         for setting in cls.settings:
-            value = getattr(args, setting.name, None)
-            if setting.required and value is None:
-                raise ConfigError(f"--strategy {cls.name} needs {setting.flag} ({setting.help}).")
-            problem = setting.problem(value)
+            problem = setting.problem(getattr(args, setting.name, None))
             if problem:
                 raise ConfigError(problem)
         cls.validate_args(args)

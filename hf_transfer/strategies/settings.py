@@ -22,7 +22,8 @@ class StrategyArgumentsBase:
         metadata={
             "help": "Transfer strategy, or several joined with '+' (e.g. 'freeze+llrd', 'full+l2sp+wise_ft'); "
             "`hf-transfer strategies` lists them. Default: chosen from the task and the labelled examples per class "
-            "(text: contrastive up to 64 per class, full above; images: full), as measured (README: Defaults)."
+            "(text: contrastive up to 64 per class, full above; images: freeze of half the blocks up to 20 per "
+            "class, full above), as measured (README: Defaults)."
         },
     )
 
@@ -31,9 +32,8 @@ class StrategyArgumentsBase:
 class Setting:
     """One strategy setting, e.g. ``Setting("lora_r", int, 8, "adapter rank", check=positive)``.
 
-    ``default`` None with ``default_text`` describes a default computed at run time ("2 * r"); ``required`` settings
-    have no default at all (``--freeze_blocks``). A setting several strategies read (``--train_bn``) is one shared
-    ``Setting`` object.
+    ``default`` None with ``default_text`` describes a default computed at run time ("2 * r"). A setting several
+    strategies read (``--train_bn``) is one shared ``Setting`` object.
     """
 
     name: str
@@ -41,7 +41,6 @@ class Setting:
     default: Any
     help: str
     check: Check | None = None
-    required: bool = False
     default_text: str | None = None
 
     @property
@@ -50,8 +49,6 @@ class Setting:
 
     def describe_default(self) -> str:
         """The default as the help text and the README show it."""
-        if self.required:
-            return "required"
         if self.default_text is not None:
             return self.default_text
         if isinstance(self.default, bool):
