@@ -270,6 +270,36 @@ def test_a_full_disk_at_the_end_names_what_did_not_fit(tmp_path, stage):
     assert not checkpoint.exists()
 
 
+def test_a_signal_that_library_code_swallows_still_stops_the_run():
+    """``datasets`` hashes a transform under a bare ``except:``: a Ctrl-C raised there is swallowed (a self-training
+    round then ran to its end, exit 0). The request is kept, and the Trainer's next train begins by raising it; a
+    signal after the last step's end (training, so it only asked for a checkpoint) is raised as training ends."""
+    from hf_transfer.training.interrupts import StopAtNextStep, StopRequested, stop_on_signals
+
+    def hash_a_transform() -> None:  # the shape of datasets.fingerprint.update_fingerprint
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here, in the main thread
+        except:  # noqa: E722
+            pass
+
+    stopper = StopAtNextStep()
+    with stop_on_signals(stopper, graceful=True):
+        hash_a_transform()  # swallowed: nothing reaches here
+        with pytest.raises(StopRequested, match="SIGINT"):
+            stopper.on_train_begin(None, None, None)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+
+    late = StopAtNextStep()
+    with stop_on_signals(late, graceful=True):
+        late.on_train_begin(None, None, None)
+        os.kill(os.getpid(), signal.SIGTERM)  # during training: asks for a checkpoint after this step
+        time.sleep(0.5)
+        assert late.requested == signal.SIGTERM
+        with pytest.raises(StopRequested, match="SIGTERM"):
+            late.on_train_end(None, None, None)  # the step it waited for was the last: stop as training ends
+
+
 def test_interrupted_is_a_run_error_and_a_keyboard_interrupt():
     err = Interrupted("Stopped by SIGTERM", exit_status=143)
     assert isinstance(err, RunError) and isinstance(err, KeyboardInterrupt) and err.exit_status == 143

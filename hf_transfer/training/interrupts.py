@@ -9,6 +9,11 @@ The first signal during training asks the Trainer to save a checkpoint after the
 ``accelerate launch``, which kills its child 5 s after passing SIGTERM on) is respected. A second signal, the alarm,
 or a signal outside the training loop (loading data, evaluating at the end, saving the final model) stops at once.
 With several processes every one must stop at the same step, which no signal guarantees: they stop at once.
+
+A request is kept, not only raised: library code that catches everything can swallow the exception (``datasets``
+hashes a transform for its fingerprint under a bare ``except:``, and a Ctrl-C that lands there was lost: the
+self-training round ran to its end, exit 0). The Trainer's next ``on_train_begin`` or ``on_train_end`` raises it
+again, so a run asked to stop never finishes as if it had not been.
 """
 
 from __future__ import annotations
@@ -52,10 +57,17 @@ class StopAtNextStep(TrainerCallback):
         self.checkpoint = True  # False: stop at the end of the step without one (self-training rounds write none)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.raise_if_requested()  # a stop raised before training and swallowed on its way up
         self.training = True
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.raise_if_requested()  # a signal after the last step's end: the run was asked to stop, so it stops
         self.training = False
+
+    def raise_if_requested(self) -> None:
+        if self.requested is not None:
+            self.training = False
+            raise StopRequested(self.requested)
 
     def on_step_end(self, args, state, control, **kwargs):
         self._stop_or_save(control)
@@ -67,14 +79,11 @@ class StopAtNextStep(TrainerCallback):
         if self.requested is None:
             return
         if not self.checkpoint:
-            self.training = False
-            raise StopRequested(self.requested)
+            self.raise_if_requested()
         control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
-        if self.requested is not None:
-            self.training = False
-            raise StopRequested(self.requested)
+        self.raise_if_requested()
 
 
 def grace_seconds() -> float:
@@ -96,7 +105,8 @@ def stop_on_signals(stopper: StopAtNextStep, graceful: bool) -> Iterator[None]:
         return
 
     def stop_now(signum: int, frame) -> None:
-        raise StopRequested(stopper.requested or signum)
+        stopper.requested = stopper.requested or signum  # kept: raised again if this one is swallowed
+        raise StopRequested(stopper.requested)
 
     def handle(signum: int, frame) -> None:
         if graceful and stopper.training and stopper.requested is None:
