@@ -161,6 +161,7 @@ class Plan:
     image_max_steps: int | None = None  # --max_steps: a smoke check's cap, never in a measurement
     diagnostics: tuple[str, ...] = ("closed-form probe", "contrastive at SetFit's pairs")  # names in DIAGNOSTICS
     unlabeled: int = 0  # --unlabeled N: also the default run given N unlabelled pool examples (issue 20)
+    unlabeled_pairs: bool = False  # text: also that run with --contrastive_pseudo_labels (pseudo-labels feed pairs)
     development: bool = False  # --development: score on a development set drawn from the pool, never the held-out set
 
 
@@ -453,6 +454,10 @@ def text_jobs(part: str, size: int, seed: int, data: dict[str, Any], plan: Plan,
         pool = ("--unlabeled_file", data["unlabeled"][str(seed)]["csv"])
         variant = unlabeled_variant(plan.unlabeled)
         pair.append(Job(f"{base}-toolkit-{_slug(variant)}", tool="toolkit", variant=variant, flags=pool, **common))
+        if plan.unlabeled_pairs:
+            paired = f"{variant}, pseudo-labelled pairs"
+            flags = (*pool, "--contrastive_pseudo_labels")
+            pair.append(Job(f"{base}-toolkit-{_slug(paired)}", tool="toolkit", variant=paired, flags=flags, **common))
     return pair if (plan.seeds.index(seed) + plan.text_sizes.index(size)) % 2 == 0 else pair[::-1]
 
 
@@ -1278,6 +1283,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--unlabeled", type=int, default=0, help="also run the default with this many unlabelled pool examples"
     )
+    parser.add_argument(
+        "--unlabeled_pairs",
+        action="store_true",
+        help="text: also run the default with the unlabelled examples and --contrastive_pseudo_labels",
+    )
     parser.add_argument("--image_variants", help="comma-separated image variants to run (default: the plan's)")
     parser.add_argument(
         "--diagnostics",
@@ -1306,6 +1316,8 @@ def main(argv: list[str] | None = None) -> None:
         plan = replace(plan, image_max_steps=args.max_steps)
     if args.unlabeled:
         plan = replace(plan, unlabeled=args.unlabeled)
+    if args.unlabeled_pairs:
+        plan = replace(plan, unlabeled_pairs=True)
     if args.development:
         plan = replace(plan, development=True)
     if args.image_variants:

@@ -118,6 +118,36 @@ def test_text_self_training_end_to_end_keeps_evaluation_rows_out(tmp_path, tiny_
     assert "Self-trained on 12 unlabelled examples" in card and "reinforce a bias" in card
 
 
+def test_pseudo_labels_feed_the_contrastive_pairs(tmp_path, tiny_bert_dir, monkeypatch):
+    """With --contrastive_pseudo_labels the body trains a second phase on the pairs of the labelled and the
+    pseudo-labelled examples: as many steps as the first phase, the pseudo-labels those of the self-training rounds
+    cross-validation kept on the tuned body's features (here its one round: the labelled folds score the same
+    with it, and ties keep more rounds); the body then differs from the run without it, and the record says what
+    the phase did."""
+    import torch
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    train = _sentiment(tmp_path)
+    texts = [(f"{word} film number {i}",) for i in range(8) for word in ("great", "awful")]
+    pool = write_text_csv(tmp_path / "pool.csv", texts, ("text",))
+    common = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(train), "--unlabeled_file", str(pool),
+              "--strategy", "contrastive", "--contrastive_epochs", "3", "--contrastive_batch_size", "8",
+              "--pseudo_label_threshold", "0", "--pseudo_labels_per_class", "2",
+              "--self_training_rounds", "1"]  # fmt: skip
+    _run([*common, "--output_dir", str(tmp_path / "without")])
+    _run([*common, "--contrastive_pseudo_labels", "--output_dir", str(tmp_path / "with")])
+    phase = json.loads((tmp_path / "with" / "hf_transfer_config.json").read_text())["provenance"]["body_phase"]
+    first, _, second = phase.partition("; then ")
+    assert "(6 steps" in first  # 3 epochs of 16 labelled examples in batches of 8
+    kept = json.loads((tmp_path / "with" / "hf_transfer_config.json").read_text())["provenance"]["self_training"]
+    assert second.startswith("6 steps on the pairs of the labelled and 4 pseudo-labelled examples"), second
+    assert kept is not None  # the usual rounds run again on the features the cache encodes after the phase
+    weights = [load_file(tmp_path / run / "model.safetensors") for run in ("without", "with")]
+    name = next(k for k in weights[0] if "layer.0.attention.self.query.weight" in k)
+    assert not torch.equal(weights[0][name], weights[1][name])  # the second phase moved the body
+
+
 def test_empty_labels_become_unlabelled_only_when_asked(tmp_path, tiny_bert_dir, monkeypatch):
     from hf_transfer.exceptions import DataError
 

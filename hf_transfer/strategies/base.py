@@ -80,6 +80,7 @@ class ContrastivePhase:
     epochs: int  # passes over the labelled examples, each a batch of ``batch_size`` giving all its pairs
     batch_size: int
     learning_rate: float
+    pseudo_labels: bool = False  # with unlabelled examples: a second phase on their pseudo-labels' pairs too
 
 
 @dataclass

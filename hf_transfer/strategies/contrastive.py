@@ -60,6 +60,13 @@ class Contrastive(LinearProbe):
             "learning rate of the body in the contrastive phase",
             check=positive,
         ),
+        Setting(
+            "contrastive_pseudo_labels",
+            bool,
+            False,
+            "with unlabelled examples (--unlabeled_*): a second contrastive phase on the pairs of the labelled and "
+            "the pseudo-labelled examples, as many steps as the first (the pseudo-labels feed the pairs)",
+        ),
         HEAD_C,
     )
 
@@ -73,7 +80,12 @@ class Contrastive(LinearProbe):
             steps_per_epoch = -(-train_examples // batch)
             steps = min(max(DEFAULT_EPOCHS * steps_per_epoch, MIN_STEPS), MAX_STEPS)
             epochs = max(1, round(steps / steps_per_epoch))
-        return ContrastivePhase(int(epochs), batch, float(self.setting("contrastive_learning_rate")))
+        return ContrastivePhase(
+            int(epochs),
+            batch,
+            float(self.setting("contrastive_learning_rate")),
+            bool(self.setting("contrastive_pseudo_labels")),
+        )
 
     def apply(self, context: StrategyContext) -> None:
         if context.task != TEXT_CLASSIFICATION:

@@ -89,6 +89,7 @@ class SelfTrainingReport:
     kept: int = 0  # the rounds whose head is the model's
     why: str = ""
     seconds: float = 0.0
+    pseudo_labels: tuple[np.ndarray, np.ndarray] | None = None  # the kept round's (indices, class ids); not recorded
 
     def to_dict(self) -> dict:
         return {
@@ -228,6 +229,7 @@ def self_train(
             f"against {means[0]:.3f} without pseudo-labels"
         )
     report.seconds = time.perf_counter() - started
+    report.pseudo_labels = sequence[report.kept][1], sequence[report.kept][2]
     return sequence[report.kept][0], report
 
 
