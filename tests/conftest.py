@@ -23,6 +23,22 @@ from PIL import Image  # noqa: E402
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 
 
+@pytest.fixture(autouse=True)
+def _signal_dispositions_put_back(request):
+    """Every test leaves SIGINT and SIGTERM as it found them. A disposition left ignored in an xdist worker is
+    inherited by every process a later test starts (an ignored signal stays ignored across exec): a Ctrl-C test then
+    never stops its run. Put back, and named in a warning, so the test that leaked it can be found."""
+    import signal
+    import warnings
+
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in before.items():
+        if signal.getsignal(signum) is not handler:
+            warnings.warn(f"{request.node.nodeid} left {signal.Signals(signum).name} changed; put back", stacklevel=1)
+            signal.signal(signum, handler)
+
+
 def make_image(colour: tuple[int, int, int], seed: int, size: int = 24, mode: str = "RGB") -> Image.Image:
     """A solid-colour square with a little noise: trivially learnable, so tiny runs show real learning."""
     rng = np.random.default_rng(seed)

@@ -120,10 +120,10 @@ def test_text_self_training_end_to_end_keeps_evaluation_rows_out(tmp_path, tiny_
 
 def test_pseudo_labels_feed_the_contrastive_pairs(tmp_path, tiny_bert_dir, monkeypatch):
     """With --contrastive_pseudo_labels the body trains a second phase on the pairs of the labelled and the
-    pseudo-labelled examples: as many steps as the first phase, the pseudo-labels those of the self-training rounds
-    cross-validation kept on the tuned body's features (here its one round: the labelled folds score the same
-    with it, and ties keep more rounds); the body then differs from the run without it, and the record says what
-    the phase did."""
+    pseudo-labelled examples: about as many steps as the first phase, the pseudo-labels those of the self-training
+    rounds cross-validation kept on the tuned body's features (here its one round: the labelled folds score the
+    same with it, and ties keep more rounds); the body then differs from the run without it, and the record says
+    what the phase did."""
     import torch
     from safetensors.torch import load_file
 

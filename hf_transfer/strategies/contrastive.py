@@ -65,7 +65,7 @@ class Contrastive(LinearProbe):
             bool,
             False,
             "with unlabelled examples (--unlabeled_*): a second contrastive phase on the pairs of the labelled and "
-            "the pseudo-labelled examples, as many steps as the first (the pseudo-labels feed the pairs)",
+            "the pseudo-labelled examples, about as many steps as the first (the pseudo-labels feed the pairs)",
         ),
         HEAD_C,
     )
