@@ -42,6 +42,7 @@ from .strategies import (
     StrategyArguments,
     StrategySpec,
     check_strategy_arguments,
+    get_strategy_class,
     restricted_to,
     strategy_arguments_class,
 )
@@ -281,6 +282,17 @@ def strategy_is_automatic(config: RecipeConfig) -> bool:
     return STRATEGY_KEY in config.automatic
 
 
+def _settings_the_size_may_choose(config: RecipeConfig) -> frozenset[str]:
+    """With no ``--strategy``, the settings of the strategies the data size may still choose: checked once it has
+    (:mod:`hf_transfer.training.size_defaults`), not refused before the data is read."""
+    if not strategy_is_automatic(config):
+        return frozenset()
+    from .training.size_defaults import CHOSEN_BY_SIZE
+
+    strategies = CHOSEN_BY_SIZE.get(config.task, ())
+    return frozenset(name for strategy in strategies for name in get_strategy_class(strategy).setting_names())
+
+
 def _snapshot(config: RecipeConfig) -> str:
     return json.dumps(config.to_dict(), sort_keys=True, default=str)
 
@@ -305,7 +317,7 @@ def validate_config(config: RecipeConfig) -> None:
     if config.task == MULTIMODAL_CLASSIFICATION:
         _validate_fusion(config)
     else:
-        check_strategy_arguments(config.strategy)
+        check_strategy_arguments(config.strategy, read_elsewhere=_settings_the_size_may_choose(config))
     training = config.training
     if config.data.train_samples_per_class == 0 and not strategy_is_automatic(config):
         if config.strategy.strategy != "linear_probe":

@@ -83,9 +83,10 @@ def test_contrastive_is_refused_for_images(tmp_path):
 
 def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, tiny_bert_dir, monkeypatch, caplog):
     """8 labelled texts per class and no validation file: every example trains (no 15 % hold-out of 1 per class),
-    the strategy is contrastive (chosen, said and recorded), its phase changes the body, the head is fitted in closed
-    form (the log's choices name no Trainer steps), and the card says there is no validation metric. The saved model
-    is an ordinary pipeline model, which loads without a report of missing weights."""
+    the strategy is contrastive (chosen, said and recorded; its setting given without --strategy is used), its phase
+    changes the body, the head is fitted in closed form (the log's choices name no Trainer steps), and the card says
+    there is no validation metric. The saved model is an ordinary pipeline model, which loads without a report of
+    missing weights."""
     from transformers import AutoModel, pipeline
 
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
@@ -94,7 +95,7 @@ def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, t
     out = tmp_path / "out"
     with caplog.at_level(logging.INFO, logger="hf_transfer"):
         result = _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data),
-                       "--output_dir", str(out)])  # fmt: skip
+                       "--contrastive_epochs", "3", "--output_dir", str(out)])  # fmt: skip
     chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Chosen automatically")]
     assert len(chosen) == 1 and "closed form" in chosen[0] and "no validation split" in chosen[0]
     assert "steps of" not in chosen[0] and "lr " not in chosen[0]
@@ -104,7 +105,7 @@ def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, t
     assert record["strategy"] == "contrastive" and record["train_samples"] == 16 and record["eval_samples"] == 0
     assert "fewer than 5 per class" in record["no_validation"]
     assert record["strategy_chosen"].startswith("--strategy contrastive (8 examples in the smallest class")
-    assert "contrastive phase" in record["body_phase"] and "optimistic" in record["head_fit"]
+    assert "contrastive phase: 3 epochs" in record["body_phase"] and "optimistic" in record["head_fit"]
     assert saved["chosen_automatically"]["strategy.strategy"] == "contrastive"
     assert saved["model"]["pooling"] == "mean"
     # the phase changed the body: its weights differ from the checkpoint's
@@ -126,6 +127,23 @@ def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, t
         logging.getLogger("transformers").removeHandler(listener)
     assert not [m for m in reports if "MISSING" in m]  # the load report: the unused pooler is not built
     assert {p["label"] for p in classifier(["a wonderful film", "a dull mess"])} <= {"pos", "neg"}
+
+
+def test_a_setting_for_a_strategy_the_size_did_not_choose_is_refused_in_one_line(tmp_path, tiny_bert_dir):
+    """With no --strategy the data size chooses it, so a contrastive setting waits for the data: on 100 examples per
+    class (85 train after the hold-out, above the contrastive default's 64) the default is full, which reads no such
+    setting: refused before the model is built, saying why."""
+    from hf_transfer.exceptions import ConfigError
+
+    rows = [(f"{word} film {i}", label) for i in range(100) for word, label in (("great", "pos"), ("awful", "neg"))]
+    data = write_text_csv(tmp_path / "many.csv", rows, ("text", "label"))
+    with pytest.raises(ConfigError) as refused:
+        _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--contrastive_epochs", "3",
+              "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    message = str(refused.value)
+    assert "--contrastive_epochs does not apply to --strategy full" in message
+    assert "No --strategy was given, and for 85 examples in the smallest class the default is full" in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
 
 
 def test_a_given_strategy_or_validation_is_always_used(tmp_path, tiny_bert_dir, monkeypatch):

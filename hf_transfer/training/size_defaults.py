@@ -21,12 +21,19 @@ from collections import Counter
 
 from ..config import IMAGE_CLASSIFICATION, SINGLE_LABEL, TEXT_CLASSIFICATION
 from ..data.splits import LabelledData
+from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, resolve_config, strategy_is_automatic, unresolved_copy
+from ..strategies import check_strategy_arguments
 
 logger = logging.getLogger(__name__)
 
 CONTRASTIVE_UP_TO = 64  # labelled examples per class (smallest class) up to which text gets `contrastive`
 FREEZE_HALF_UP_TO = 20  # labelled images per class (smallest class) up to which images get `freeze` of half the blocks
+# What default_strategy can give each task: their settings wait for the data (the size decides) before being refused
+CHOSEN_BY_SIZE = {
+    TEXT_CLASSIFICATION: ("linear_probe", "contrastive"),
+    IMAGE_CLASSIFICATION: ("linear_probe", "freeze"),
+}
 
 
 def default_strategy(task: str, per_class: int | None) -> tuple[str, str] | None:
@@ -67,6 +74,7 @@ def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeCo
     per_class = None if counts is None else min(counts.values(), default=0)
     chosen = default_strategy(config.task, per_class)
     if chosen is None or chosen[0] == config.strategy.strategy:
+        _check_settings_are_read(config, per_class)
         return config
     strategy, why = chosen
     resolved = unresolved_copy(config)
@@ -75,6 +83,19 @@ def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeCo
     resolved.automatic[("strategy", "strategy")] = strategy  # still chosen, not given
     logger.info("Strategy %s (%s).", strategy, why)
     return resolved
+
+
+def _check_settings_are_read(config: RecipeConfig, per_class: int | None) -> None:
+    """A strategy setting given for a strategy the data size did not choose (``--contrastive_epochs`` on 500
+    reviews a class) is refused now, when the choice is known, saying why the strategy is not the one it is for."""
+    try:
+        check_strategy_arguments(config.strategy)
+    except ConfigError as err:
+        size = f"{per_class} examples in the smallest class" if per_class is not None else "this data"
+        raise ConfigError(
+            f"{err} No --strategy was given, and for {size} the default is {config.strategy.strategy}: pass "
+            "--strategy to use the one the setting is for."
+        ) from None
 
 
 def strategy_choice(config: RecipeConfig, per_class: int | None) -> str | None:
