@@ -1199,8 +1199,10 @@ def render_unlabeled(saved: dict[str, Any]) -> list[str]:
                 per_class = [min(entry["added"].values()) for entry in last]
                 accuracy = [e["pseudo_label_accuracy"] for e in last if e.get("pseudo_label_accuracy") is not None]
                 wall = _mean([r["wall_s"] for r in with_]), _mean([r["wall_s"] for r in without])
+                how = variant.partition(", ")[2]  # e.g. "pseudo-labelled pairs": a variant beyond the default
                 rows.append([
-                    part, size, len(seeds), _mean_std(acc["setfit"]) if acc["setfit"] else "–",
+                    f"{part} ({how})" if how else part, size, len(seeds),
+                    _mean_std(acc["setfit"]) if acc["setfit"] else "–",
                     _mean_std(acc["without"]), _mean_std(acc["with"]),
                     f"{_mean(acc['with']) - _mean(acc['without']):+.3f}" if acc["without"] else "–",
                     f"{_mean(acc['with']) - _mean(acc['setfit']):+.3f}" if acc["setfit"] else "–",
@@ -1209,8 +1211,8 @@ def render_unlabeled(saved: dict[str, Any]) -> list[str]:
                     f"{wall[0]:.0f} s / {wall[1]:.0f} s" if wall[1] else "–",
                 ])  # fmt: skip
     return [
-        f"### Unlabelled data: the default run with and without {', '.join(v.split(' + ')[1] for v in variants)} "
-        "examples (issue 20)",
+        "### Unlabelled data: the default run with and without "
+        f"{', '.join(sorted({v.split(' + ')[1].partition(', ')[0] for v in variants}))} examples (issue 20)",
         "",
         "Same labelled examples, seeds and held-out set; the unlabelled examples are pool examples in none of the "
         "seed's training sets, drawn regardless of class. Rounds kept and pseudo-labels per class (the round kept) "
