@@ -24,6 +24,12 @@ MULTI_LABEL = "multi_label_classification"
 REGRESSION = "regression"
 PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
 POOLING = ("cls", "mean")
+# The strategies a run with no --strategy may get from its data size (training/size_defaults.py chooses among them):
+# their settings wait for the data before a setting no strategy reads is refused
+STRATEGIES_CHOSEN_BY_SIZE = {
+    TEXT_CLASSIFICATION: ("linear_probe", "contrastive"),
+    IMAGE_CLASSIFICATION: ("linear_probe", "freeze"),
+}
 FUSION_METHODS = ("concat", "gated")
 MODALITIES = ("image", "text")
 FUSION_MODEL_TYPE = "hf_transfer_fusion"  # FusionConfig.model_type: readable without importing the model code

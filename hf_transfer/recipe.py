@@ -26,6 +26,7 @@ from .config import (
     FUSION_METHODS,
     IMAGE_CLASSIFICATION,
     MULTIMODAL_CLASSIFICATION,
+    STRATEGIES_CHOSEN_BY_SIZE,
     TASKS,
     TEXT_CLASSIFICATION,
     TRAINING_ARGUMENT_NAMES,
@@ -287,9 +288,7 @@ def _settings_the_size_may_choose(config: RecipeConfig) -> frozenset[str]:
     (:mod:`hf_transfer.training.size_defaults`), not refused before the data is read."""
     if not strategy_is_automatic(config):
         return frozenset()
-    from .training.size_defaults import CHOSEN_BY_SIZE
-
-    strategies = CHOSEN_BY_SIZE.get(config.task, ())
+    strategies = STRATEGIES_CHOSEN_BY_SIZE.get(config.task, ())
     return frozenset(name for strategy in strategies for name in get_strategy_class(strategy).setting_names())
 
 

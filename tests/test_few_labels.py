@@ -222,6 +222,11 @@ def test_the_default_strategy_by_size():
     assert default_strategy("image-classification", None) is None  # multi-label: the task's default
     assert default_strategy("text-classification", None) is None  # multi-label, regression
     assert default_strategy("text-classification", 0)[0] == "linear_probe"  # zero-shot
+    from hf_transfer.config import STRATEGIES_CHOSEN_BY_SIZE  # what validation lets wait for the data
+
+    for task, strategies in STRATEGIES_CHOSEN_BY_SIZE.items():
+        chosen = {default_strategy(task, n) for n in range(0, 200)} - {None}
+        assert {strategy for strategy, _ in chosen} == set(strategies)
 
 
 # ------------------------------------------------------------------------------------------------- zero-shot

@@ -29,11 +29,6 @@ logger = logging.getLogger(__name__)
 
 CONTRASTIVE_UP_TO = 64  # labelled examples per class (smallest class) up to which text gets `contrastive`
 FREEZE_HALF_UP_TO = 20  # labelled images per class (smallest class) up to which images get `freeze` of half the blocks
-# What default_strategy can give each task: their settings wait for the data (the size decides) before being refused
-CHOSEN_BY_SIZE = {
-    TEXT_CLASSIFICATION: ("linear_probe", "contrastive"),
-    IMAGE_CLASSIFICATION: ("linear_probe", "freeze"),
-}
 
 
 def default_strategy(task: str, per_class: int | None) -> tuple[str, str] | None:
