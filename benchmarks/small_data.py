@@ -294,6 +294,7 @@ def toolkit_run(spec: dict[str, Any]) -> dict[str, Any]:
         "evaluations": evaluations,
         "validation_accuracy": result.metrics.get("eval_accuracy"),
         "self_training": provenance.get("self_training"),
+        "body_phase": provenance.get("body_phase"),  # what the contrastive phase(s) did, pseudo-labels' accuracy too
         "train_runtime_s": result.metrics.get("train_runtime"),
     }
     phases = {"imports": imported - started, "fine_tune": trained - imported}
