@@ -332,13 +332,23 @@ def _signals_as_one_line(command: str):
         yield
         return
 
-    def stop(signum: int, frame) -> None:
+    received: list[int] = []
+
+    def interrupted(signum: int) -> Interrupted:
         after = _AFTER_A_STOP.get(command, "nothing was saved: run the same command again")
-        raise Interrupted(f"hf-transfer {command} stopped by {signal.Signals(signum).name}; {after}.", 128 + signum)
+        return Interrupted(f"hf-transfer {command} stopped by {signal.Signals(signum).name}; {after}.", 128 + signum)
+
+    def stop(signum: int, frame) -> None:
+        received.append(signum)
+        raise interrupted(signum)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+    except KeyboardInterrupt as err:  # Ray's blocking calls turn any signal handler's exception into a bare one
+        if received and not isinstance(err, Interrupted):
+            raise interrupted(received[0]) from None
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

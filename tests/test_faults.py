@@ -300,6 +300,25 @@ def test_a_signal_that_library_code_swallows_still_stops_the_run():
             late.on_train_end(None, None, None)  # the step it waited for was the last: stop as training ends
 
 
+def test_a_signal_that_ray_turns_into_a_bare_keyboard_interrupt_keeps_its_name():
+    """Ray's blocking calls (``ray.wait``) catch the exception a signal handler raises and raise a bare
+    ``KeyboardInterrupt`` instead: ``hf-transfer study --backend ray`` stopped by SIGTERM then said "Stopped by SIGINT
+    before the run started" with 130 (seen by hand). The signal the command received is named, with its status."""
+    from hf_transfer.cli import _signals_as_one_line
+
+    def ray_wait() -> None:  # the shape of ray._raylet's check_signals
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None
+
+    with pytest.raises(Interrupted) as stopped, _signals_as_one_line("study"):
+        ray_wait()
+    assert stopped.value.exit_status == 143 and "hf-transfer study stopped by SIGTERM" in str(stopped.value)
+    assert "its finished cells are kept" in str(stopped.value)
+
+
 def test_interrupted_is_a_run_error_and_a_keyboard_interrupt():
     err = Interrupted("Stopped by SIGTERM", exit_status=143)
     assert isinstance(err, RunError) and isinstance(err, KeyboardInterrupt) and err.exit_status == 143

@@ -173,6 +173,30 @@ def test_ray_backend_runs_cells_on_actors(tmp_path, colours, pretrained):
     assert errors.pop("b").startswith("its Ray worker died") and errors == {"a": None, "c": None, "d": None}
 
 
+def test_connecting_to_ray_keeps_the_studys_sigterm_handler():
+    """``ray.init`` sets a SIGTERM handler of its own in the driver (``sys.exit(15)``: no line, status 15); connecting
+    puts back the one the process had (``hf-transfer study``'s: one line, 143). A stand-in for Ray does what
+    ``ray._private.worker.init`` does to the signal, without starting a cluster."""
+    import signal
+    import sys
+
+    from hf_transfer.study.ray_backend import connect
+
+    class RayLike:
+        def init(self, **kwargs):
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+    def the_studys(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, the_studys)
+    try:
+        connect(RayLike(), None)
+        assert signal.getsignal(signal.SIGTERM) is the_studys
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_second_study_on_the_same_directory_is_refused_in_one_line(tmp_path, colours, pretrained):
     from hf_transfer.exceptions import ConfigError
     from hf_transfer.training.output_dir import OutputDirLock

@@ -12,6 +12,8 @@ kill the next one too), and is replaced by a new actor for the cells still to ru
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable
 
@@ -46,7 +48,7 @@ def run_on_ray(
     if not jobs:
         return []
     if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        connect(ray, address)
     resources = ray.cluster_resources()
     threads = jobs[0].threads
     gpus = 1 if resources.get("GPU", 0) >= 1 else 0
@@ -79,6 +81,16 @@ def run_on_ray(
         for actor in [*idle, *(actor for actor, _ in running.values())]:
             ray.kill(actor)
     return outcomes
+
+
+def connect(ray, address: str | None) -> None:
+    """``ray.init``, keeping this process's SIGTERM handler: Ray's own (set for the driver) exits with status 15
+    and no word, where ``hf-transfer study`` says in one line where the study stopped and exits 143. Ray's shutdown
+    still runs, from its ``atexit`` hook, as the process ends either way."""
+    previous = signal.getsignal(signal.SIGTERM)
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _first_line(err: BaseException) -> str:
