@@ -144,6 +144,15 @@ def test_a_setting_for_a_strategy_the_size_did_not_choose_is_refused_in_one_line
     assert "--contrastive_epochs does not apply to --strategy full" in message
     assert "No --strategy was given, and for 85 examples in the smallest class the default is full" in message
     assert "\n" not in message and not (tmp_path / "out").exists()
+    # the same when the size chooses another strategy than the task's: freeze on 5 images a class, --head_c unread
+    images = write_imagefolder(tmp_path / "colours", per_class=5)
+    argv = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32", "--train_dir",
+            str(images), "--head_c", "1", "--output_dir", str(tmp_path / "images")]  # fmt: skip
+    with pytest.raises(ConfigError) as refused:
+        _run(argv, task="image-classification")
+    message = str(refused.value)
+    assert "--head_c does not apply to --strategy freeze" in message
+    assert "No --strategy was given, and for 5 examples in the smallest class the default is freeze" in message
 
 
 def test_a_given_strategy_or_validation_is_always_used(tmp_path, tiny_bert_dir, monkeypatch):

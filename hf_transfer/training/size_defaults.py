@@ -16,6 +16,7 @@ strategy used.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 
@@ -24,6 +25,7 @@ from ..data.splits import LabelledData
 from ..exceptions import ConfigError
 from ..recipe import RecipeConfig, resolve_config, strategy_is_automatic, unresolved_copy
 from ..strategies import check_strategy_arguments
+from ..strategies.settings import StrategyArgumentsBase
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +70,11 @@ def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeCo
     counts = Counter(data.train[data.label_column]) if data.problem_type == SINGLE_LABEL else None
     per_class = None if counts is None else min(counts.values(), default=0)
     chosen = default_strategy(config.task, per_class)
-    if chosen is None or chosen[0] == config.strategy.strategy:
-        _check_settings_are_read(config, per_class)
+    strategy = config.strategy.strategy if chosen is None else chosen[0]
+    _check_settings_are_read(dataclasses.replace(config.strategy, strategy=strategy), per_class)
+    if strategy == config.strategy.strategy:
         return config
-    strategy, why = chosen
+    why = chosen[1]
     resolved = unresolved_copy(config)
     resolved.strategy.strategy = strategy
     resolved = resolve_config(resolved)
@@ -80,15 +83,16 @@ def with_strategy_for_data(config: RecipeConfig, data: LabelledData) -> RecipeCo
     return resolved
 
 
-def _check_settings_are_read(config: RecipeConfig, per_class: int | None) -> None:
+def _check_settings_are_read(args: StrategyArgumentsBase, per_class: int | None) -> None:
     """A strategy setting given for a strategy the data size did not choose (``--contrastive_epochs`` on 500
-    reviews a class) is refused now, when the choice is known, saying why the strategy is not the one it is for."""
+    reviews a class, ``--head_c`` on 5 images a class) is refused once the choice is known, whichever it is, saying
+    why the strategy is not the one the setting is for."""
     try:
-        check_strategy_arguments(config.strategy)
+        check_strategy_arguments(args)
     except ConfigError as err:
         size = f"{per_class} examples in the smallest class" if per_class is not None else "this data"
         raise ConfigError(
-            f"{err} No --strategy was given, and for {size} the default is {config.strategy.strategy}: pass "
+            f"{err} No --strategy was given, and for {size} the default is {args.strategy}: pass "
             "--strategy to use the one the setting is for."
         ) from None
 
