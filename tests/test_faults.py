@@ -346,6 +346,31 @@ def test_a_folder_of_ones_own_is_refused_and_with_overwrite_its_readme_is_kept(d
     assert (out / "model.safetensors").exists()
 
 
+def test_another_rank_checking_the_folder_during_the_main_process_write_probe_goes_on(tmp_path, monkeypatch):
+    """In a distributed run every rank checks the output folder while the main process creates it and probes it with
+    a temporary file: a rank that listed the probe refused the run as "not empty" (exit 2, the main process left at
+    its first barrier: a flaky two-process test). Replayed here at the moment the probe exists."""
+    import contextlib
+    import tempfile
+
+    from hf_transfer.training import output_dir
+
+    out, real, listed = tmp_path / "run", tempfile.NamedTemporaryFile, []
+
+    @contextlib.contextmanager
+    def probe_while_rank_one_checks(**kwargs):
+        with real(**kwargs) as probe:
+            listed.extend(p.name for p in out.iterdir())
+            output_dir.check_previous_run(out, overwrite=False, resume=None)  # rank 1, at this very moment
+            yield probe
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", probe_while_rank_one_checks)
+    with output_dir.OutputDirLock(out):  # the main process
+        pass
+    assert len(listed) == 1 and listed[0].startswith(output_dir.WRITE_TEST_PREFIX)  # rank 1 saw the probe, went on
+    assert not out.exists()  # and the main process, which wrote nothing, left no folder behind
+
+
 # --- the evaluation schedule follows the user's save schedule ------------------------------------------------------
 
 

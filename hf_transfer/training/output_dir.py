@@ -28,8 +28,16 @@ LOCK_FILENAME = ".hf_transfer.lock"
 OWNER_FILENAME = ".hf_transfer.owner.json"
 # Files that mark a directory as holding a finished or interrupted run.
 RUN_MARKERS = ("all_results.json", "trainer_state.json", "config.json", "model.safetensors", CONFIG_FILENAME)
+WRITE_TEST_PREFIX = ".write-test-"  # the probe file of check_writable_directory, there for a moment
 # Left by a run (or the system) without making a folder anyone's: an empty run's lock, a desktop's index file.
 _IGNORED = frozenset({LOCK_FILENAME, OWNER_FILENAME, ".DS_Store"})
+
+
+def _ignored(name: str) -> bool:
+    """Not a file that makes the folder anyone's. The write probe counts as ignored because in a distributed run
+    every rank checks the folder while the main process is probing it: a rank that listed the probe refused the run
+    (exit 2) while the main process waited at its first barrier."""
+    return name in _IGNORED or name.startswith(WRITE_TEST_PREFIX)
 
 
 def check_writable_directory(path: str | os.PathLike, flag: str) -> Path:
@@ -42,7 +50,7 @@ def check_writable_directory(path: str | os.PathLike, flag: str) -> Path:
         raise ConfigError(f"{flag} {str(path)!r}: {str(blocker)!r} is a file, not a directory.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=WRITE_TEST_PREFIX):
             pass
     except OSError as err:
         raise ConfigError(f"{flag} {str(path)!r} is not writable ({err.strerror or err}).") from None
@@ -57,7 +65,7 @@ def check_previous_run(output_dir: str | os.PathLike, overwrite: bool, resume: o
     path = Path(output_dir)
     if not path.is_dir() or resume:
         return
-    present = sorted(p.name for p in path.iterdir() if p.name not in _IGNORED)
+    present = sorted(p.name for p in path.iterdir() if not _ignored(p.name))
     previous = [name for name in present if name in RUN_MARKERS or name.startswith("checkpoint-")]
     if previous and not overwrite:
         raise ConfigError(
