@@ -74,12 +74,33 @@ def test_self_training_grows_class_balanced_and_reports_pseudo_label_accuracy():
     head, report = self_train(features, labels, pool, truth, ["a", "b"], 1.0, settings)
     assert [r.added for r in report.rounds] == [{"a": n, "b": n} for n in (0, 20, 40, 60)]
     assert all(r.pseudo_label_accuracy == 1.0 for r in report.rounds[1:])  # the most confident are far from 0
-    assert report.kept == 3 and "cross-validated" in report.why
+    assert report.kept == 3 and "cross-validat" in report.why
+    # the labelled examples are right in every fold after every round: the check is blind, and says so
+    assert [r.labelled_cv_accuracy for r in report.rounds] == [1.0] * 4
+    assert "every round scored 1.000 in 3-fold cross-validation" in report.why and "could not tell" in report.why
     predicted = (pool @ head.weight.T + head.bias).argmax(axis=1)
     assert (predicted == truth).mean() > 0.95
     # the unknown labels (-1) are not compared with
     _, report = self_train(features, labels, pool, np.full(len(pool), -1), ["a", "b"], 1.0, settings)
     assert report.rounds[1].pseudo_label_accuracy is None
+
+
+def test_the_rounds_kept_are_the_last_the_labelled_folds_score_best():
+    """Overlapping classes (means ±0.6, unit spread), 5 labelled a class: rounds 2 and 3 make the held-out labelled
+    examples worse to predict, so the run keeps round 1 (tied with round 0: ties go to more rounds) and says why."""
+    from hf_transfer.training.self_training import SelfTrainingSettings, self_train
+
+    rng = np.random.default_rng(2)
+
+    def draw(n: int, label: int) -> np.ndarray:
+        return np.column_stack([rng.normal(1.2 * label - 0.6, 1.0, n), rng.normal(0, 3, n)])
+
+    features, labels = np.concatenate([draw(5, 0), draw(5, 1)]), np.repeat([0, 1], 5)
+    truth = rng.integers(0, 2, 200)
+    pool = np.concatenate([draw(1, int(k)) for k in truth])
+    _, report = self_train(features, labels, pool, truth, ["a", "b"], 1.0, SelfTrainingSettings(3, 0.0, 10))
+    assert [r.labelled_cv_accuracy for r in report.rounds] == [0.7, 0.7, 0.6, 0.5] and report.kept == 1
+    assert report.why.startswith("the best 5-fold cross-validated accuracy on the labelled examples, 0.700")
 
 
 # ----------------------------------------------------------------------------------------------- the data side

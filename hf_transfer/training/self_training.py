@@ -12,7 +12,9 @@ Pseudo-labels can reinforce the head's own errors. The number of rounds kept is 
 on the labelled examples alone: for each fold, the whole procedure runs without that fold's examples (its own
 pseudo-labels included), and scores them after every round; the rounds kept are those with the best mean fold
 accuracy (ties go to more rounds, so a strict loss is needed to stop). When a round makes the labelled examples worse
-to predict, the run stops before it and keeps the head before it.
+to predict, the run stops before it and keeps the head before it. When every round scores the same (after the
+contrastive phase the tuned body predicts its own labelled examples perfectly in every fold), the check is blind,
+and the record and the card say so rather than call the rounds kept "the best".
 """
 
 from __future__ import annotations
@@ -228,6 +230,12 @@ def self_train(
             f"the best {folds}-fold cross-validated accuracy on the labelled examples, {means[report.kept]:.3f}, "
             f"against {means[0]:.3f} without pseudo-labels"
         )
+        if len(means) > 1 and np.allclose(means, means[0]):  # the check saw no difference: say so, not "the best"
+            report.why = (
+                f"every round scored {means[0]:.3f} in {folds}-fold cross-validation on the labelled examples, so the "
+                "check could not tell the rounds apart and kept them as they ran"
+                + (" (a body tuned on these examples predicts them all)" if means[0] == 1.0 else "")
+            )
     report.seconds = time.perf_counter() - started
     report.pseudo_labels = sequence[report.kept][1], sequence[report.kept][2]
     return sequence[report.kept][0], report
