@@ -169,6 +169,40 @@ def test_a_given_strategy_or_validation_is_always_used(tmp_path, tiny_bert_dir, 
     assert "eval_accuracy" in result.metrics
 
 
+def test_a_ctrl_c_swallowed_while_preparing_stops_a_closed_form_run(tmp_path, monkeypatch):
+    """A Ctrl-C that library code swallows while the data and cache are prepared (``datasets`` hashes under a bare
+    ``except:``) was lost on a closed-form run, which fires no Trainer callback: the run saved and exited 0 (seen
+    by pressing Ctrl-C on a few-label text run). It stops before anything is saved."""
+    import os
+    import signal
+    import time
+
+    from hf_transfer.exceptions import Interrupted
+    from hf_transfer.training import run
+
+    real_prepare = run.prepare
+
+    def prepare_and_swallow(config):
+        prepared = real_prepare(config)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here, in the main thread
+        except:  # noqa: E722
+            pass
+        return prepared
+
+    monkeypatch.setattr(run, "prepare", prepare_and_swallow)
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    data = write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted) as stopped:
+        _run(["--model_name_or_path", "builtin:all-MiniLM-L6-v2", "--train_file", str(data), "--strategy",
+              "linear_probe", "--head_solver", "closed_form", "--output_dir", str(out)])  # fmt: skip
+    assert stopped.value.exit_status == 130 and "SIGINT" in str(stopped.value)
+    assert not (out / "model.safetensors").exists() and not (out / "hf_transfer_config.json").exists()
+
+
 def test_the_text_default_holds_nothing_out_where_it_would_choose_nothing(tmp_path, tiny_bert_dir):
     """40 texts per class: a 15 % hold-out would leave 6 per class, enough to choose a checkpoint, but the text
     default there (contrastive, a closed-form head) chooses nothing on it, so every example trains, as it does when

@@ -13,7 +13,8 @@ With several processes every one must stop at the same step, which no signal gua
 A request is kept, not only raised: library code that catches everything can swallow the exception (``datasets``
 hashes a transform for its fingerprint under a bare ``except:``, and a Ctrl-C that lands there was lost: the
 self-training round ran to its end, exit 0). The Trainer's next ``on_train_begin`` or ``on_train_end`` raises it
-again, so a run asked to stop never finishes as if it had not been.
+again, and so does ``fine_tune`` after preparing and before saving (a closed-form head trains without the Trainer),
+so a run asked to stop never finishes as if it had not been.
 """
 
 from __future__ import annotations

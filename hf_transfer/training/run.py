@@ -73,6 +73,7 @@ def fine_tune(config: RecipeConfig, callbacks: list[TrainerCallback] | None = No
             progress.start_step = checkpoint_step(training.resume_from_checkpoint)
             progress.stage = "the prepared data and model (the frozen-feature cache)"
             prepared = prepare(config)
+            stopper.raise_if_requested()  # swallowed while preparing: a closed-form head fires no Trainer callback
             identity = run_identity(prepared)
             if training.resume_from_checkpoint:
                 check_same_run(training.resume_from_checkpoint, identity)
@@ -82,6 +83,7 @@ def fine_tune(config: RecipeConfig, callbacks: list[TrainerCallback] | None = No
             metrics = _train_and_evaluate(prepared, trainer, progress)
             release_cached_forward(prepared.task.model)  # the saved and returned model runs on raw inputs
             prediction = metrics.pop("_prediction")
+            stopper.raise_if_requested()  # swallowed since: a run asked to stop does not save as if finished
             if trainer.is_world_process_zero():
                 progress.stage = "the final model"
                 with _kept_as_it_is(readme, user_readme):  # save_pretrained may write a README.md (peft does)
