@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError, DataError, RunError
@@ -76,9 +77,21 @@ class StrategiesArguments:
 def run_recipe(task: str | None, argv: list[str] | None = None) -> int:
     """Parse flags/YAML, fine-tune, print the final metrics. User errors exit with status 2 and one clear line; a
     failed ``--push_to_hub`` exits with status 1, the run saved (``hf-transfer push`` retries it). ``task`` None:
-    ``hf-transfer train``, whose ``--task`` flag chooses it."""
+    ``hf-transfer train``, whose ``--task`` flag chooses it.
+
+    Ctrl-C and SIGTERM end in one line from the first import on: the libraries' imports and the resolution take
+    seconds before ``fine_tune`` installs its own handlers (a Ctrl-C there printed an import's traceback)."""
     global _AS_PROGRAM
     _AS_PROGRAM = _AS_PROGRAM or argv is None  # a recipe script: the process ends with this call
+    name = "hf-transfer train" if task is None else Path(sys.argv[0]).name if argv is None else f"the {task} run"
+    try:
+        with _signals_as_one_line("train", name=name):
+            return _fine_tune_and_report(task, argv)
+    except (ConfigError, DataError, RunError, KeyboardInterrupt) as err:
+        return _fail(err)
+
+
+def _fine_tune_and_report(task: str | None, argv: list[str] | None) -> int:
     from transformers.utils import logging as hf_logging
 
     from .hub import PushError
@@ -88,14 +101,14 @@ def run_recipe(task: str | None, argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     hf_logging.set_verbosity_warning()
     _quiet_http_request_logs()
+    if task is None:
+        parsed, _ = parse_arguments(argv, task=None, commands=(TaskArguments,), prog="hf-transfer train")
+        config = resolve_config(parsed)
+    else:
+        config = parse_config(argv, task=task)
     try:
-        if task is None:
-            parsed, _ = parse_arguments(argv, task=None, commands=(TaskArguments,), prog="hf-transfer train")
-            config = resolve_config(parsed)
-        else:
-            config = parse_config(argv, task=task)
         result = fine_tune(config)
-    except (ConfigError, DataError, PushError, RunError, KeyboardInterrupt) as err:
+    except PushError as err:
         return _fail(err)
     if result.trainer is None or result.trainer.is_world_process_zero():
         summary = {k: v for k, v in result.metrics.items() if k.startswith("eval_") or k == "train_runtime"}
@@ -319,16 +332,21 @@ def main(argv: list[str] | None = None) -> int:
 _AFTER_A_STOP = {
     "push": "a push commits all its files at once or none of them: run the same command again",
     "study": "its finished cells are kept: run the same command again to resume it",
+    "train": "it had not started training, nothing was saved: run the same command again",
 }
 
 
 @contextlib.contextmanager
-def _signals_as_one_line(command: str):
-    """Ctrl-C and SIGTERM end ``predict``, ``push``, ``rank``, ``study`` and ``cache`` in one line with 130 / 143
-    (Python's own: a traceback, or for SIGTERM no word at all)."""
+def _signals_as_one_line(command: str, name: str | None = None):
+    """Ctrl-C and SIGTERM end every command in one line with 130 / 143 (Python's own: a traceback, or for SIGTERM no
+    word at all). A run (``train``, a recipe) is said as ``name``; ``fine_tune`` handles its own signals while it
+    works, with what it kept."""
     from .exceptions import Interrupted
 
-    if command == "train" or threading.current_thread() is not threading.main_thread():
+    if command == "train" and name is None:  # main(): run_recipe opens its own, which names the run
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -336,7 +354,8 @@ def _signals_as_one_line(command: str):
 
     def interrupted(signum: int) -> Interrupted:
         after = _AFTER_A_STOP.get(command, "nothing was saved: run the same command again")
-        return Interrupted(f"hf-transfer {command} stopped by {signal.Signals(signum).name}; {after}.", 128 + signum)
+        said = name or f"hf-transfer {command}"
+        return Interrupted(f"{said} stopped by {signal.Signals(signum).name}; {after}.", 128 + signum)
 
     def stop(signum: int, frame) -> None:
         received.append(signum)

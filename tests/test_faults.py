@@ -319,6 +319,23 @@ def test_a_signal_that_ray_turns_into_a_bare_keyboard_interrupt_keeps_its_name()
     assert "its finished cells are kept" in str(stopped.value)
 
 
+@pytest.mark.parametrize(("signum", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_while_a_run_starts_ends_in_one_line(signum, status, monkeypatch, in_process, tmp_path):
+    """The imports and the resolution take seconds before ``fine_tune`` installs its handlers: a Ctrl-C there printed
+    an import's traceback (by hand, 2 and 6 s after starting a recipe), and SIGTERM ended it without a word."""
+    from hf_transfer import cli, recipe
+
+    def resolving(*args, **kwargs):  # the run is still resolving when the signal arrives
+        os.kill(os.getpid(), getattr(signal, signum))
+        time.sleep(5)
+
+    monkeypatch.setattr(recipe, "parse_config", resolving)
+    result = in_process(cli.run_recipe, "text-classification", ["--output_dir", str(tmp_path / "run")])
+    line = one_line(result.stderr, result.returncode, status, f"the text-classification run stopped by {signum}")
+    assert "nothing was saved: run the same command again" in line and not (tmp_path / "run").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
 def test_interrupted_is_a_run_error_and_a_keyboard_interrupt():
     err = Interrupted("Stopped by SIGTERM", exit_status=143)
     assert isinstance(err, RunError) and isinstance(err, KeyboardInterrupt) and err.exit_status == 143
