@@ -99,8 +99,10 @@ def test_cli_train_on_an_imagefolder_with_a_tiny_model(tmp_path):
         (["--label_column_name", "digit"], "columns are ['image', 'label']"),
     ],
 )
-def test_bad_input_exits_2_with_one_clear_line(tmp_path, argv, message):
-    result = run_command(["hf-transfer", "train", "--output_dir", str(tmp_path / "o"), *argv, "--max_steps", "1"])
+def test_bad_input_exits_2_with_one_clear_line(tmp_path, argv, message, in_process):
+    from hf_transfer.cli import main  # in-process: `hf-transfer train` without an interpreter start per case
+
+    result = in_process(main, ["train", "--output_dir", str(tmp_path / "o"), *argv, "--max_steps", "1"])
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr

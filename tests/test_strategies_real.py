@@ -62,14 +62,22 @@ def test_image_strategy_on_lite0_and_mnist(tmp_path, strategy):
     assert metrics["eval_accuracy"] > 0.2, metrics  # chance: 0.1
 
 
+# Not on text: lwf (MiniLM has no source head: test_transfer_strategies runs it from a text checkpoint with one), and
+# l2sp and lp_ft, whose code has no modality in it: the body and head they read are the text view full and
+# linear_probe train here, lp_ft's stages are gradual_unfreeze's callback, and both run on real weights above (images).
+# They were the slowest text cases (~70 and ~55 s of the suite's two workers).
+TEXT_STRATEGIES = [s for s in STRATEGIES if s not in ("lwf", "l2sp", "lp_ft")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "lwf"])  # MiniLM has no source head: see below
+@pytest.mark.parametrize("strategy", TEXT_STRATEGIES)
 def test_text_strategy_on_minilm_and_reviews(tmp_path, strategy):
     data = ht.DataArguments(max_train_samples=320, max_eval_samples=300, max_seq_length=48)
     lr = {"ia3": 1e-2}.get(strategy, 3e-3 if strategy in HEAD_OR_ADAPTER else 2e-4)
     # mean pooling: MiniLM's [CLS] pooler is untrained, and 40 steps are too few to train it *and* show transfer
     metrics = short_run(tmp_path, "text-classification", strategy, data, TEXT_SETTINGS, lr, epochs=2, pooling="mean")
-    # Measured (one torch thread): lp_ft 0.660, lora 0.687, llrd 0.700, freeze 0.703, gradual_unfreeze 0.730. The bar
-    # is 3.4 standard deviations above chance, and the lowest of these clears it by 18 reviews: at these gentle rates
-    # (2e-4 for the body) rounding moves a score by a review or two, not by 18.
+    # Measured (one torch thread, 7 Dec): linear_probe 0.663, bitfit 0.677, lora 0.687, llrd 0.700, freeze 0.703, ia3
+    # 0.710, full 0.717, gradual_unfreeze 0.730. The bar is 3.4 standard deviations above chance, and the lowest of
+    # these clears it by 19 reviews: at these gentle rates (2e-4 for the body) rounding moves a score by a review or
+    # two, not by 19.
     assert metrics["eval_accuracy"] > 0.6, metrics  # chance: 0.5 (300 examples: ±0.03)
