@@ -195,3 +195,32 @@ def test_cache_list_and_clear(tmp_path, colours, in_process):
     assert not any((tmp_path / "cache" / "features").glob("*/*.safetensors"))
     again = in_process(main, ["cache", "list"])
     assert "0 entries" in again.stdout
+
+
+def test_text_is_encoded_longest_first_without_padding_columns_and_every_row_keeps_its_features(
+    tmp_path, reviews, tiny_bert_dir
+):
+    """The cache encodes texts sorted by length, each batch cut to its longest text (padding to --max_seq_length was
+    most of the work); every row still gets its own features, the ones the uncached model pools for it."""
+    from hf_transfer.models.prefix import without_padding_columns
+
+    ids = torch.tensor([[101, 7, 8, 102, 0, 0], [101, 9, 102, 0, 0, 0]])
+    right = {"input_ids": ids, "attention_mask": (ids > 0).long(), "token_type_ids": torch.zeros_like(ids)}
+    cut = without_padding_columns(right)
+    assert {k: v.shape for k, v in cut.items()} == {k: (2, 4) for k in right} and cut["input_ids"][1].tolist() == [
+        101, 9, 102, 0,
+    ]  # fmt: skip
+    left = {k: v.flip(1) for k, v in right.items()}
+    assert without_padding_columns(left) is left  # left padding: a real token in the last column, kept as it is
+
+    cached = ht.prepare(text_config(tmp_path, reviews, tiny_bert_dir))
+    uncached = ht.prepare(text_config(tmp_path, reviews, tiny_bert_dir, cache=False))
+    features = cached.task.train_dataset.tensors["features"]
+    model = uncached.model.eval()
+    with torch.no_grad():
+        for i in range(len(uncached.task.train_dataset)):
+            row = uncached.task.data_collator([{**uncached.task.train_dataset[i]}])
+            row.pop("labels")
+            hidden = model.encoder(**row).last_hidden_state
+            pooled = (hidden * row["attention_mask"].unsqueeze(-1)).sum(1) / row["attention_mask"].sum()
+            assert torch.allclose(features[i], pooled[0], atol=1e-5), i

@@ -174,6 +174,20 @@ def _aligned(m: nn.Module, view: BlockView, steps: list[_Step], prefix: str) -> 
 # ------------------------------------------------------------------------------------------------------------- text
 
 
+def without_padding_columns(inputs: Tensors) -> Tensors:
+    """``inputs`` cut to the batch's longest text: the columns right of it are padding in every row. A pooled output
+    does not depend on them (the mean and the [CLS] state read only real tokens), but every layer computes them: the
+    cache's batches are padded to ``--max_seq_length`` (128), about four times a review's length. Left-padded inputs
+    (a real token in the last column) are returned as they are."""
+    mask = inputs.get("attention_mask")
+    if mask is None or mask.dim() != 2 or bool(mask[:, -1].any()):
+        return inputs
+    length = max(int(mask.sum(dim=1).max()), 1)
+    if not bool(mask[:, :length].sum(dim=1).eq(mask.sum(dim=1)).all()):  # padding inside a row: not right-padded
+        return inputs
+    return {k: v[:, :length] if v.dim() >= 2 and v.shape[:2] == mask.shape else v for k, v in inputs.items()}
+
+
 def _text_encoder(model: nn.Module) -> nn.Module | None:
     """The BERT-style encoder (``embeddings`` + ``encoder.layer``) of a sequence classifier we know how to cut."""
     if isinstance(model, MeanPooledClassifier):
@@ -218,7 +232,7 @@ def _text_split(model: nn.Module, view: BlockView, depth: int | None) -> PrefixS
     if depth is None:  # the pooled vector the head reads: the masked mean, or the [CLS] state the pooler takes
 
         def encode(inputs: Tensors) -> Tensors:
-            hidden = encode_hidden(inputs)
+            hidden = encode_hidden(without_padding_columns(inputs))
             sequence, mask = hidden["hidden"], hidden["attention_mask"]
             return {"features": masked_mean(sequence, mask) if mean_pooled else sequence[:, 0]}
 

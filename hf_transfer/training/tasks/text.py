@@ -86,6 +86,7 @@ def prepare_text_task(config: RecipeConfig, training: TrainingArguments) -> Prep
                 "max_seq_length": max_length,
             },
             augmented=False,
+            lengths=lambda name: [len(ids) for ids in tokenized[name]["input_ids"]],
         ),
     )
 
