@@ -130,19 +130,21 @@ def test_tiny_text_data_gets_the_contrastive_default_and_no_hold_out(tmp_path, t
 
 
 def test_a_setting_for_a_strategy_the_size_did_not_choose_is_refused_in_one_line(tmp_path, tiny_bert_dir):
-    """With no --strategy the data size chooses it, so a contrastive setting waits for the data: on 100 examples per
-    class (above the contrastive default's 64; 85 train after the hold-out taken for it) the default is full, which
-    reads no such setting: refused before the model is built, saying why."""
+    """With no --strategy the data size chooses it, so a contrastive setting waits for the data: on 36 examples per
+    class more than the contrastive default's boundary (the hold-out taken for it leaves fewer) the default is full,
+    which reads no such setting: refused before the model is built, saying why."""
     from hf_transfer.exceptions import ConfigError
+    from hf_transfer.training.size_defaults import CONTRASTIVE_UP_TO
 
-    rows = [(f"{word} film {i}", label) for i in range(100) for word, label in (("great", "pos"), ("awful", "neg"))]
+    n = CONTRASTIVE_UP_TO + 36
+    rows = [(f"{word} film {i}", label) for i in range(n) for word, label in (("great", "pos"), ("awful", "neg"))]
     data = write_text_csv(tmp_path / "many.csv", rows, ("text", "label"))
     with pytest.raises(ConfigError) as refused:
         _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--contrastive_epochs", "3",
               "--output_dir", str(tmp_path / "out")])  # fmt: skip
     message = str(refused.value)
     assert "--contrastive_epochs does not apply to --strategy full" in message
-    assert "No --strategy was given, and for 100 examples in the smallest class the default is full" in message
+    assert f"No --strategy was given, and for {n} examples in the smallest class the default is full" in message
     assert "\n" not in message and not (tmp_path / "out").exists()
     # the same when the size chooses another strategy than the task's: freeze on 5 images a class, --head_c unread
     images = write_imagefolder(tmp_path / "colours", per_class=5)
@@ -234,20 +236,20 @@ def test_the_text_default_holds_nothing_out_where_it_would_choose_nothing(tmp_pa
 
 
 def test_the_text_default_above_its_boundary_keeps_the_strategy_its_hold_out_was_taken_for(tmp_path, tiny_bert_dir):
-    """72 texts per class, above the text default's 64: 15 % is held out for ``full`` to choose its checkpoint on.
-    The strategy is chosen on the 72 labelled, not on the 61 the hold-out left (that chose ``contrastive``, which
-    chooses nothing on the 11 held out: labels spent for nothing)."""
+    """8 texts per class above the text default's boundary (264 at 256): 15 % is held out for ``full`` to choose its
+    checkpoint on. The strategy is chosen on the labelled count, not on what the hold-out left (224 of 264, which
+    chose ``contrastive``: it chooses nothing on the 40 held out, labels spent for nothing)."""
     from hf_transfer.data.text import load_text_data
     from hf_transfer.recipe import parse_config
     from hf_transfer.training.size_defaults import CONTRASTIVE_UP_TO, closed_form_default_up_to, with_strategy_for_data
 
-    rows = [(f"{t} {i}", "pos") for i in range(18) for t in POSITIVE[:4]]
-    rows += [(f"{t} {i}", "neg") for i in range(18) for t in NEGATIVE[:4]]
-    data = write_text_csv(tmp_path / "seventy-two.csv", rows, ("text", "label"))
+    n = CONTRASTIVE_UP_TO + 8
+    rows = [(f"{say[i % 4]} {i}", label) for i in range(n) for say, label in ((POSITIVE, "pos"), (NEGATIVE, "neg"))]
+    data = write_text_csv(tmp_path / "above.csv", rows, ("text", "label"))
     argv = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--output_dir", str(tmp_path / "a")]
     default = parse_config(argv, task="text-classification")
     held = load_text_data(default.data, 0, chooses_nothing_up_to=closed_form_default_up_to(default))
-    assert held.no_validation is None and len(held.train) / 2 <= CONTRASTIVE_UP_TO < 72
+    assert held.no_validation is None and len(held.train) / 2 <= CONTRASTIVE_UP_TO < n
     assert with_strategy_for_data(default, held).strategy.strategy == "full"
     sampled = parse_config([*argv, "--train_samples_per_class", "40"], task="text-classification")
     few = load_text_data(sampled.data, 0, chooses_nothing_up_to=closed_form_default_up_to(sampled))

@@ -22,7 +22,7 @@ class StrategyArgumentsBase:
         metadata={
             "help": "Transfer strategy, or several joined with '+' (e.g. 'freeze+llrd', 'full+l2sp+wise_ft'); "
             "`hf-transfer strategies` lists them. Default: chosen from the task and the labelled examples per class "
-            "(text: contrastive up to 64 per class, full above; images: freeze of half the blocks up to 20 per "
+            "(text: contrastive up to 256 per class, full above; images: freeze of half the blocks up to 20 per "
             "class, full above), as measured (README: Defaults)."
         },
     )
