@@ -109,8 +109,10 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path, argv, message, in_proce
     assert not (Path(tmp_path / "o") / "model.safetensors").exists()
 
 
-def test_predict_with_a_missing_model_dir(tmp_path):
-    result = run_command(["hf-transfer", "predict", "--model", str(tmp_path), "x.png"])
+def test_predict_with_a_missing_model_dir(tmp_path, in_process):
+    from hf_transfer.cli import main
+
+    result = in_process(main, ["predict", "--model", str(tmp_path), "x.png"])
     assert result.returncode == 2 and "no config.json" in result.stderr
 
 
