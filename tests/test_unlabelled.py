@@ -169,6 +169,30 @@ def test_pseudo_labels_feed_the_contrastive_pairs(tmp_path, tiny_bert_dir, monke
     assert not torch.equal(weights[0][name], weights[1][name])  # the second phase moved the body
 
 
+def test_the_pseudo_labelled_phase_encodes_longest_first_and_every_row_keeps_its_features(tmp_path, tiny_bert_dir):
+    """The phase encodes the labelled and the unlabelled texts in batches sorted by length (each pads to about its own
+    texts' length); the features come back in the dataset's order, each the one the text gets when encoded alone."""
+    import torch
+
+    import hf_transfer as ht
+    from hf_transfer.models.prefix import split_model
+    from hf_transfer.recipe import parse_config
+    from hf_transfer.training.contrastive import _encode
+
+    argv = ["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(_sentiment(tmp_path)), "--strategy",
+            "linear_probe", "--cache_frozen_features", "False", "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    task = ht.prepare(parse_config(argv, task="text-classification")).task
+    split = split_model(task.model.eval(), task.view, None)
+    dataset = task.train_dataset
+    assert len({len(ids) for ids in dataset["input_ids"]}) > 2  # lengths to sort
+    features = _encode(split, dataset, task.data_collator, "cpu", batch_size=3)
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            alone = task.data_collator([dataset[i]])
+            alone.pop("labels")
+            assert np.allclose(features[i], split.encode(alone)["features"][0].numpy(), atol=1e-5), i
+
+
 def test_empty_labels_become_unlabelled_only_when_asked(tmp_path, tiny_bert_dir, monkeypatch):
     from hf_transfer.exceptions import DataError
 

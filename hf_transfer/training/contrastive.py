@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from transformers import Trainer, get_linear_schedule_with_warmup
 
 from ..data.unlabeled import UNLABELED
@@ -28,6 +28,7 @@ from ..models.pooled_text import MeanPooledClassifier
 from ..models.prefix import PrefixSplit, split_model
 from ..strategies.base import ContrastivePhase
 from .linear_head import fit_linear_head
+from .prefix_cache import in_order_of, longest_first
 from .run_types import PreparedRun
 from .self_training import self_train, settings_for
 
@@ -149,12 +150,15 @@ def _train_on_pairs(
 
 @torch.no_grad()
 def _encode(split: PrefixSplit, dataset, collate, device, batch_size: int = 64) -> np.ndarray:
-    """The pooled features of every example of ``dataset`` (labels, if any, dropped), in order."""
+    """The pooled features of every example of ``dataset`` (labels, if any, dropped), in order; encoded longest first,
+    so that each batch pads to about its own texts' length (as the frozen-feature cache encodes)."""
+    positions = list(range(len(dataset)))
+    order = longest_first(positions, [len(ids) for ids in dataset["input_ids"]])
     out = []
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+    for batch in DataLoader(Subset(dataset, order), batch_size=batch_size, collate_fn=collate):
         batch.pop("labels", None)
         out.append(split.encode({name: value.to(device) for name, value in batch.items()})["features"].float().cpu())
-    return torch.cat(out).numpy()
+    return in_order_of(torch.cat(out), order, positions).numpy()
 
 
 def phase_optimizer(parameters: list[torch.nn.Parameter], training, learning_rate: float) -> torch.optim.Optimizer:
