@@ -292,7 +292,10 @@ def longest_first(positions: list[int], lengths: list[int]) -> list[int]:
 
 
 def in_order_of(rows: torch.Tensor, order: list[int], positions: list[int]) -> torch.Tensor:
-    """``rows``, one for each of ``order``'s positions, put in the order of ``positions`` (the same set)."""
+    """``rows``, one for each of ``order``'s positions, put in the order of ``positions`` (the same set). Already in
+    it (images are not sorted), they are returned as they are: no copy of a split's features."""
+    if order == positions:
+        return rows
     rank = {position: i for i, position in enumerate(order)}
     return rows[torch.tensor([rank[position] for position in positions], dtype=torch.long)]
 

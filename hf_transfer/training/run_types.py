@@ -34,7 +34,8 @@ class FeatureInputs:
     row_sources: dict[str, str]
     preprocessing: dict[str, Any]  # everything else the features depend on (transform config, tokenizer, length)
     augmented: bool  # the training split is augmented: its frozen features would change every epoch
-    # split -> each position's input length (text: its tokens), or None: encoding then batches texts of similar length
+    # split -> each position's input length (text: its tokens), so that encoding batches inputs of about one length;
+    # None (images): encoded in the split's order
     lengths: Callable[[str], list[int]] | None = None
 
 
