@@ -74,12 +74,24 @@ def test_save_and_load_round_trip_in_one_safetensors_file(tmp_path, tiny_bert_di
         assert loaded.config.id2label == {0: "a", 1: "b", 2: "c"}
 
 
-def test_cached_embeddings_give_the_same_logits_and_frozen_towers_stay_in_eval(tiny_bert_dir):
+def test_cached_embeddings_give_the_same_logits_and_frozen_towers_stay_in_eval(tiny_bert_dir, monkeypatch):
+    from torch import nn
+    from transformers import PreTrainedModel
+
     model = FusionForClassification(tiny_config(tiny_bert_dir))
     for param in [*model.image_tower.parameters(), *model.text_tower.parameters()]:
         param.requires_grad_(False)
+    switches = []  # transformers' own train(False) re-kernelises a model loaded with hub kernels: not every step
+
+    def train(self, mode=True):
+        switches.append(mode)
+        return nn.Module.train(self, mode)
+
+    monkeypatch.setattr(PreTrainedModel, "train", train)
     model.train()  # what the Trainer does every step
+    model.train()
     assert model.fusion_head.training and not model.image_tower.training and not model.text_tower.training
+    assert False not in switches, switches
     model.fusion_head.eval()  # head dropout aside, the training-mode forward must equal the cached one
     batch = tiny_batch()
     with torch.no_grad():
@@ -308,12 +320,14 @@ def test_pretrained_towers_beat_a_random_image_tower_on_easy_vqa(tmp_path):
     def run(name: str, *extra: str) -> dict:
         argv = [
             "--max_train_samples", "5000", "--max_eval_samples", "1000", "--num_train_epochs", "10",
-            "--learning_rate", "3e-3",
+            "--per_device_train_batch_size", "128", "--learning_rate", "4e-3",
             "--output_dir", str(tmp_path / name), "--save_strategy", "no", "--eval_strategy", "no",
             "--load_best_model_at_end", "False", "--ablations", "False", *extra,
         ]  # fmt: skip
         return ht.fine_tune(parse_config(argv, task=MULTIMODAL_CLASSIFICATION)).metrics
 
+    # batches of 128 at 4e-3 (the default 64 at 3e-3, scaled by the square root): 400 steps instead of 1,580, about
+    # 25 s less; measured (7 Dec) pretrained 0.874, random-init image tower 0.717 (at 64: 0.890 and 0.720)
     pretrained = run("pretrained")
     random_image = run("random-image", "--image_from_scratch")
     print(f"pretrained {pretrained['eval_accuracy']:.3f}, random-init image tower {random_image['eval_accuracy']:.3f}")
