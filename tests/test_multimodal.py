@@ -13,7 +13,7 @@ from hf_transfer.config import MULTIMODAL_CLASSIFICATION
 from hf_transfer.models.fusion import FusionConfig, FusionForClassification
 from hf_transfer.recipe import parse_config
 
-from .conftest import run_command, write_text_csv
+from .conftest import write_text_csv
 
 TEST_IMAGE_TOWER = "test_efficientnet"  # timm's tiny test network: random weights, ~0.1 M parameters
 
@@ -296,8 +296,10 @@ def test_ablations_on_cached_towers_are_reported(tmp_path, tiny_bert_dir):
     assert "eval_text_only_accuracy" in results
 
 
-def test_a_row_with_empty_text_fails_the_recipe_with_its_row(tmp_path):
+def test_a_row_with_empty_text_fails_the_recipe_with_its_row(tmp_path, in_process):
     from PIL import Image
+
+    from hf_transfer.cli import run_recipe
 
     (tmp_path / "img").mkdir()
     rows = []
@@ -305,8 +307,8 @@ def test_a_row_with_empty_text_fails_the_recipe_with_its_row(tmp_path):
         Image.new("RGB", (16, 16), (40 * i, 0, 0)).save(tmp_path / "img" / f"{i}.png")
         rows.append((f"img/{i}.png", "" if i == 4 else f"question {i}", "yes" if i % 2 else "no"))
     data = write_text_csv(tmp_path / "train.csv", rows, ("image", "text", "label"))
-    result = run_command(["python", "recipes/multimodal_cls.py", "--train_file", str(data), "--output_dir",
-                          str(tmp_path / "out")])  # fmt: skip
+    argv = ["--train_file", str(data), "--output_dir", str(tmp_path / "out")]
+    result = in_process(run_recipe, MULTIMODAL_CLASSIFICATION, argv)  # what recipes/multimodal_cls.py calls
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Row 4" in result.stderr and "'text'" in result.stderr and "empty" in result.stderr
     assert not (tmp_path / "out").exists()
