@@ -42,11 +42,18 @@ def test_the_pair_loss_matches_a_hand_computed_case():
 
 def test_the_phase_is_sized_by_the_data():
     from hf_transfer.strategies import StrategyArguments
-    from hf_transfer.strategies.contrastive import DEFAULT_EPOCHS, MAX_STEPS, Contrastive
+    from hf_transfer.strategies.contrastive import (
+        DEFAULT_EPOCHS,
+        MAX_STEPS,
+        SMALL_RUN_EPOCHS,
+        SMALL_RUN_EXAMPLES,
+        Contrastive,
+    )
 
     strategy = Contrastive(StrategyArguments(strategy="contrastive"))
-    small = strategy.body_phase(16)
-    assert (small.epochs, small.batch_size) == (DEFAULT_EPOCHS, 16)
+    small = strategy.body_phase(SMALL_RUN_EXAMPLES)
+    assert (small.epochs, small.batch_size) == (SMALL_RUN_EPOCHS, 16)
+    assert strategy.body_phase(SMALL_RUN_EXAMPLES + 1).epochs == DEFAULT_EPOCHS  # 2 batches an epoch
     large = strategy.body_phase(10_000)  # 625 batches an epoch: capped near MAX_STEPS
     assert large.epochs * math.ceil(10_000 / 16) <= 1.5 * MAX_STEPS and large.epochs >= 1
     given = Contrastive(StrategyArguments(strategy="contrastive", contrastive_epochs=3, contrastive_batch_size=8))
