@@ -46,7 +46,9 @@ def test_recipe_smoke_under_accelerate_launch(tmp_path, in_process):
     from hf_transfer.data import builtin_dataset_dir
 
     digit = next((builtin_dataset_dir("builtin:mnist") / "7").glob("*.png"))
-    predicted = run_command(["hf-transfer", "predict", "--model", str(out), "--top_k", "3", str(digit)])
+    from hf_transfer.cli import main  # `hf-transfer predict`, in-process (the console script: test_cli.py)
+
+    predicted = in_process(main, ["predict", "--model", str(out), "--top_k", "3", str(digit)])
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     lines = predicted.stdout.strip().splitlines()
     assert lines[0] == str(digit) and len(lines) == 4

@@ -153,11 +153,15 @@ def test_ray_backend_runs_cells_on_actors(tmp_path, colours, pretrained):
     """Real cells on a local Ray instance; then, on the same instance, an actor killed outright fails only its cell
     and the study's other cells still run (on a new actor)."""
     ray = pytest.importorskip("ray")
+    import signal
+
     from hf_transfer.study.ray_backend import run_on_ray
 
     from .test_study_workers import Job, sleep_or_die
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # sets a SIGTERM handler of its own
+    signal.signal(signal.SIGTERM, sigterm)  # as the study's connect() does (tested below)
     try:
         settings = ht.StudySettings(
             strategies=["linear_probe"], train_sizes=[3], seeds=[0], scratch=False, backend="ray"
