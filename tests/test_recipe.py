@@ -46,7 +46,9 @@ def test_recipe_smoke_under_accelerate_launch(tmp_path, in_process):
     from hf_transfer.data import builtin_dataset_dir
 
     digit = next((builtin_dataset_dir("builtin:mnist") / "7").glob("*.png"))
-    from hf_transfer.cli import main  # `hf-transfer predict`, in-process (the console script: test_cli.py)
+    # `hf-transfer predict` and the second run in-process (main, run_recipe): their launchers' own exit paths are
+    # tested in test_cli.py and test_bad_inputs.py
+    from hf_transfer.cli import main, run_recipe
 
     predicted = in_process(main, ["predict", "--model", str(out), "--top_k", "3", str(digit)])
     assert predicted.returncode == 0, predicted.stderr[-2000:]
@@ -54,10 +56,7 @@ def test_recipe_smoke_under_accelerate_launch(tmp_path, in_process):
     assert lines[0] == str(digit) and len(lines) == 4
     assert all(line.split()[-1] in [str(d) for d in range(10)] for line in lines[1:])
 
-    # a second run into the same directory is refused, and nothing already saved is touched (in-process: what
-    # `python recipes/image_cls.py` calls; that launcher's exit path is tested in test_bad_inputs.py)
-    from hf_transfer.cli import run_recipe
-
+    # a second run into the same directory is refused, and nothing already saved is touched
     before = (out / "model.safetensors").read_bytes()
     again = in_process(run_recipe, "image-classification", ["--output_dir", str(out), *SMOKE])
     assert again.returncode == 2 and "--overwrite_output_dir" in again.stderr

@@ -80,8 +80,12 @@ ARGS = [
 ]  # fmt: skip
 
 
+def recipe_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    return [*ARGS, "--train_dir", str(data), "--output_dir", str(out), *extra]
+
+
 def recipe(data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "recipes/image_cls.py", *ARGS, "--train_dir", str(data), "--output_dir", str(out), *extra]
+    return [sys.executable, "recipes/image_cls.py", *recipe_argv(data, out, *extra)]
 
 
 @pytest.mark.slow
@@ -93,7 +97,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, in_process):
     data = write_imagefolder(tmp_path / "colours", per_class=16)
     # the uninterrupted reference in this process (what the script calls: one interpreter start fewer); the killed
     # and the resumed run are real processes
-    whole = in_process(run_recipe, "image-classification", recipe(data, tmp_path / "whole")[2:])
+    whole = in_process(run_recipe, "image-classification", recipe_argv(data, tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     killed = tmp_path / "killed"
