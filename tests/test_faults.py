@@ -25,7 +25,7 @@ from hf_transfer.exceptions import Interrupted, RunError
 from hf_transfer.training.output_dir import OWNER_FILENAME
 from hf_transfer.training.resume import RUN_IDENTITY_FILENAME, checkpoint_problem, last_valid_checkpoint
 
-from .conftest import COLOURS, REPO, make_image, write_imagefolder
+from .conftest import COLOURS, NEGATIVE, POSITIVE, REPO, make_image, write_imagefolder, write_text_csv
 
 TINY = ["--model_name_or_path", "test_efficientnet", "--from_scratch", "--image_size", "32"]
 LONG = [*TINY, "--num_train_epochs", "200", "--per_device_train_batch_size", "4", "--logging_steps", "1"]
@@ -337,6 +337,58 @@ def test_a_signal_while_a_run_starts_ends_in_one_line(signum, status, monkeypatc
     line = one_line(result.stderr, result.returncode, status, f"the text-classification run stopped by {signum}")
     assert "nothing was saved: run the same command again" in line and not (tmp_path / "run").exists()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+@pytest.mark.parametrize(
+    ("argv", "where"),
+    [
+        (["--contrastive_epochs", "3"], r"in the contrastive phase, at step 2 of 3"),
+        (["--strategy", "linear_probe", "--head_solver", "closed_form", "--per_device_eval_batch_size", "4"],
+         r"while encoding the frozen train features \(4 of 1\d done\)"),
+    ],
+    ids=["contrastive-phase", "feature-cache"],
+)  # fmt: skip
+def test_ctrl_c_before_the_trainer_names_the_phase_it_stopped(argv, where, tmp_path, tiny_bert_dir, monkeypatch):
+    """The body trains (the contrastive phase) and the cache encodes before the Trainer exists: a Ctrl-C there said
+    "before training started" (pressed 40 s into a few-label text run). It names the phase and how far it got."""
+    import re
+
+    from hf_transfer import fine_tune, parse_config
+    from hf_transfer.training import contrastive, prefix_cache
+
+    calls = {"loss": 0, "batch": 0}
+
+    def ctrl_c_at_the_second(what: str) -> None:
+        calls[what] += 1
+        if calls[what] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here, in the main thread
+
+    real_loss, real_tqdm = contrastive.pairwise_cosine_loss, prefix_cache.tqdm
+
+    def loss(*args):
+        ctrl_c_at_the_second("loss")
+        return real_loss(*args)
+
+    def batches(iterable, **kwargs):
+        for batch in real_tqdm(iterable, **kwargs):
+            ctrl_c_at_the_second("batch")
+            yield batch
+
+    monkeypatch.setattr(contrastive, "pairwise_cosine_loss", loss)
+    monkeypatch.setattr(prefix_cache, "tqdm", batches)
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    data = write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
+    out = tmp_path / "out"
+    config = parse_config(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), *argv,
+                           "--output_dir", str(out)], task="text-classification")  # fmt: skip
+    with pytest.raises(Interrupted) as stopped:
+        fine_tune(config)
+    assert stopped.value.exit_status == 130
+    assert re.fullmatch(f"Stopped by SIGINT {where}: no checkpoint was kept; run the same command again to start "
+                        "over.", str(stopped.value)), str(stopped.value)  # fmt: skip
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_interrupted_is_a_run_error_and_a_keyboard_interrupt():

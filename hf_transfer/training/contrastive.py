@@ -27,6 +27,7 @@ from ..exceptions import ConfigError
 from ..models.pooled_text import MeanPooledClassifier
 from ..models.prefix import PrefixSplit, split_model
 from ..strategies.base import ContrastivePhase
+from .interrupts import stopping_in
 from .linear_head import fit_linear_head
 from .prefix_cache import in_order_of, longest_first
 from .run_types import PreparedRun
@@ -129,18 +130,19 @@ def _train_on_pairs(
         param.requires_grad_(True)
     losses: list[float] = []
     try:
-        for _ in range(epochs):
-            for batch in loader:
-                labels = batch.pop("labels").to(device)
-                if len(labels) < 2:  # a last batch of one example has no pair
-                    continue
-                embeddings = split.encode({name: value.to(device) for name, value in batch.items()})["features"]
-                loss = pairwise_cosine_loss(embeddings, labels)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(float(loss.detach()))
+        with stopping_in(lambda: f"in the contrastive phase, at step {len(losses) + 1} of {steps}"):
+            for _ in range(epochs):
+                for batch in loader:
+                    labels = batch.pop("labels").to(device)
+                    if len(labels) < 2:  # a last batch of one example has no pair
+                        continue
+                    embeddings = split.encode({name: value.to(device) for name, value in batch.items()})["features"]
+                    loss = pairwise_cosine_loss(embeddings, labels)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    losses.append(float(loss.detach()))
     finally:
         for param in body:
             param.requires_grad_(False)

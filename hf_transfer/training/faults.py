@@ -79,8 +79,9 @@ def faults_as_one_line(progress: RunProgress):
     except StopRequested as stop:
         progress.close_progress_bars()
         name = signal.Signals(stop.signum).name
+        where = stop.where or progress.step()
         raise Interrupted(
-            f"Stopped by {name} {progress.step()}: {progress.last_checkpoint()}.", exit_status=128 + stop.signum
+            f"Stopped by {name} {where}: {progress.last_checkpoint()}.", exit_status=128 + stop.signum
         ) from None
     except Exception as err:
         if not is_disk_full(err):

@@ -24,7 +24,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from transformers import TrainerCallback
 
@@ -43,6 +43,18 @@ class StopRequested(BaseException):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.where: str | None = None  # a phase outside the Trainer, said by :func:`stopping_in`
+
+
+@contextlib.contextmanager
+def stopping_in(where: Callable[[], str]) -> Iterator[None]:
+    """A stop raised inside says ``where()`` it came (e.g. "in the contrastive phase, step 9 of 15"): before the
+    Trainer exists the run's progress knows only that training has not started, which is not what the user saw."""
+    try:
+        yield
+    except StopRequested as stop:
+        stop.where = stop.where or where()
+        raise
 
 
 class StopAtNextStep(TrainerCallback):

@@ -33,6 +33,7 @@ from ..models.prefix import PrefixSplit, split_model
 from ..run_record import FrozenFeatures
 from ..strategies.base import keep_in_eval
 from .feature_store import FeatureStore, feature_key, tensor_content_hash
+from .interrupts import stopping_in
 from .run_types import FeatureInputs, PreparedRun
 
 logger = logging.getLogger(__name__)
@@ -273,12 +274,15 @@ def _encode(
     batch_size = training.per_device_eval_batch_size
     order = longest_first(positions, inputs.lengths(name)) if inputs.lengths is not None else positions
     chunks: dict[str, list[torch.Tensor]] = {}
+    done = 0
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc=f"encoding frozen features ({desc})"):
-            batch = inputs.model_inputs(name, order[start : start + batch_size])
-            batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-            for key, value in split.encode(batch).items():
-                chunks.setdefault(key, []).append(value.detach().cpu())
+        with stopping_in(lambda: f"while encoding the frozen {desc} features ({done:,} of {len(order):,} done)"):
+            for start in tqdm(range(0, len(order), batch_size), desc=f"encoding frozen features ({desc})"):
+                batch = inputs.model_inputs(name, order[start : start + batch_size])
+                batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+                for key, value in split.encode(batch).items():
+                    chunks.setdefault(key, []).append(value.detach().cpu())
+                done = min(start + batch_size, len(order))
     finally:
         model.train(was_training)
     return {key: in_order_of(torch.cat(values), order, positions) for key, values in chunks.items()}
