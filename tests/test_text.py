@@ -237,3 +237,20 @@ def test_saved_tokenizer_truncates_where_training_did(tmp_path, sentiment_csv, t
     classifier = pipeline("text-classification", model=result.output_dir)
     long_review = " ".join(["a wonderful, moving film"] * 3000)  # ~15,000 tokens, far past 128 positions
     assert classifier(long_review, truncation=True)[0]["label"] in {"neg", "pos"}
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_building_the_model_logs_no_warning(tiny_bert_dir, pooling):
+    """The head swap's LOAD REPORT is expected, so it is not shown; and hiding it by the logger's level made
+    transformers 5 print that no layer "was sharded" (its tensor-parallel check), a line in every text run."""
+    import logging
+
+    warnings: list[str] = []
+    listener = logging.Handler(logging.WARNING)  # transformers' loggers do not propagate to the root: listen on them
+    listener.emit = lambda record: warnings.append(f"{record.name}: {record.getMessage()}")
+    logging.getLogger("transformers").addHandler(listener)
+    try:
+        build(tiny_bert_dir, "full", pooling=pooling)
+    finally:
+        logging.getLogger("transformers").removeHandler(listener)
+    assert warnings == []

@@ -111,16 +111,23 @@ def build_text_model(
 _HEAD_WEIGHTS = ("classifier.", "pooler.", "score.", "pre_classifier.")
 
 
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 def load_pretrained_quietly(auto_class, source: TextModelSource, args: ModelArguments, **kwargs) -> PreTrainedModel:
     """``from_pretrained`` with transformers' multi-line LOAD REPORT for the expected head swap folded into one log
-    line; a checkpoint missing encoder weights is refused (``--allow_partial_checkpoint`` lets it train anyway)."""
+    line; a checkpoint missing encoder weights is refused (``--allow_partial_checkpoint`` lets it train anyway).
+
+    The report is filtered, not the logger's level raised: transformers 5 checks a tensor-parallel plan whenever that
+    level is WARNING or above, and says on another logger that every layer of a model with no plan "was not sharded"
+    (a line of 20 parameter names in every text run)."""
     reporter = logging.getLogger("transformers.modeling_utils")
-    level = reporter.level
-    reporter.setLevel(logging.ERROR)
+    reporter.addFilter(_errors_only)
     try:
         model, info = auto_class.from_pretrained(source.path, output_loading_info=True, **kwargs)
     finally:
-        reporter.setLevel(level)
+        reporter.removeFilter(_errors_only)
     missing = [k for k in info.get("missing_keys", []) if not k.startswith(_HEAD_WEIGHTS)]
     if missing and not args.allow_partial_checkpoint:
         raise ConfigError(
