@@ -132,22 +132,24 @@ def contrastive_epochs_at_setfit_pairs(per_class: int, classes: int, batch: int 
     return max(1, round(setfit_pairs(per_class, classes) / per_epoch))
 
 
-def _contrastive_epochs(epochs: int, size: int, classes: int) -> tuple[str, ...]:
+def _contrastive_epochs(epochs: int, size: int, classes: int, data: dict[str, Any]) -> tuple[str, ...]:
     return ("--strategy", "contrastive", "--contrastive_epochs", str(epochs))
 
 
-# Non-default toolkit runs: (per class, classes) -> flags
+# Non-default toolkit runs: (per class, classes, the set's written data) -> flags
 DIAGNOSTICS = {
-    "closed-form probe": lambda size, classes: ("--strategy", "linear_probe", "--head_solver", "closed_form"),
-    "contrastive at SetFit's pairs": lambda size, classes: (
+    "closed-form probe": lambda size, classes, data: ("--strategy", "linear_probe", "--head_solver", "closed_form"),
+    "contrastive at SetFit's pairs": lambda size, classes, data: (
         *("--strategy", "contrastive", "--contrastive_epochs"),
         str(contrastive_epochs_at_setfit_pairs(size, classes)),
     ),
-    "full": lambda size, classes: ("--strategy", "full"),  # the text default before issue 19, for the curves
-    "contrastive": lambda size, classes: ("--strategy", "contrastive"),  # above 64 per class (not the default)
+    "full": lambda size, classes, data: ("--strategy", "full"),  # the text default before issue 19, for the curves
+    "contrastive": lambda size, classes, data: ("--strategy", "contrastive"),  # above 64 per class (not the default)
     **{  # the phase's length, for the development split's curve of epochs
         f"contrastive, {n} epochs": partial(_contrastive_epochs, n) for n in (15, 20, 30)
     },
+    # the default given the set's label descriptions (sets.LABEL_DESCRIPTIONS), one more example of each class
+    "label descriptions": lambda size, classes, data: ("--label_descriptions", data["label_descriptions_json"]),
 }
 IMAGE_DATASET = "builtin:mnist"
 IMAGE_HELD_OUT_SEED = 0  # fixed: every size, seed and variant is scored on the same held-out images
@@ -414,6 +416,9 @@ def build_text_data(part: str, plan: Plan, data_dir: Path) -> dict[str, Any]:
         "held_out_used": len(held_out),
         "train": {},
     }
+    descriptions = data_dir / f"{text_set.name}_label_descriptions.json"
+    descriptions.write_text(json.dumps(sets.LABEL_DESCRIPTIONS[part], indent=2))
+    info["label_descriptions_json"] = str(descriptions)
     for seed in plan.seeds:
         previous: set[str] = set()
         for size in sorted(plan.text_sizes):
@@ -451,7 +456,13 @@ def text_jobs(part: str, size: int, seed: int, data: dict[str, Any], plan: Plan,
     if diagnostics:
         classes = len(data["held_out"])
         return [
-            Job(f"{base}-toolkit-{_slug(name)}", tool="toolkit", variant=name, flags=flags(size, classes), **common)
+            Job(
+                f"{base}-toolkit-{_slug(name)}",
+                tool="toolkit",
+                variant=name,
+                flags=flags(size, classes, data),
+                **common,
+            )
             for name, flags in DIAGNOSTICS.items()
             if name in plan.diagnostics
         ]

@@ -193,6 +193,21 @@ def _id(example: Example) -> str:
 
 TEXT_SETS: dict[str, Callable[[], TextSet]] = {"rt": rotten_tomatoes, "second": conventions_2012, "topics": reuters_r8}
 
+# Each set's label descriptions (``--label_descriptions``): written once for the zero-shot table, before any score
+# was seen, and not revised since.
+LABEL_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "rt": {"fresh": "a good, positive review", "rotten": "a bad, negative review"},
+    "second": {"democrat": "the Democratic party", "republican": "the Republican party"},
+    "topics": {
+        "earn": "company earnings and profits",
+        "acq": "acquisitions and mergers of companies",
+        "crude": "crude oil",
+        "trade": "international trade",
+        "money-fx": "money markets and foreign exchange",
+        "interest": "interest rates",
+    },
+}
+
 
 DEVELOPMENT_PER_CLASS = 300  # --development: the development set drawn from the pool (RT: 600 reviews, as before)
 

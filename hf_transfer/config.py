@@ -154,16 +154,18 @@ class DataArguments:
     label_descriptions: str | None = field(
         default=None,
         metadata={
-            "help": "Text, zero-shot (--train_samples_per_class 0): a JSON file mapping each label to a description "
-            '(e.g. {"earn": "company earnings"}); the head is built from the descriptions\' embeddings. '
-            "Default: the label names."
+            "help": 'Text: a JSON file mapping each label to a description (e.g. {"earn": "company earnings"}). '
+            "Zero-shot (--train_samples_per_class 0): the head is built from the descriptions' embeddings (default: "
+            "the label names). With labelled examples: each description is 2 more examples of its class, in every "
+            "batch of the contrastive phase and in the closed-form head's fit (default: not used)."
         },
     )
     label_template: str | None = field(
         default=None,
         metadata={
-            "help": "Text, zero-shot: a template each description is put into, with {} for it (e.g. 'This text is "
-            "about {}.'). Default: the description alone."
+            "help": "Text: a template each description (or label name) is put into, with {} for it (e.g. 'This text "
+            "is about {}.'); given with labelled examples, the label names in it are used as --label_descriptions "
+            "are. Default: the description alone."
         },
     )
     sampling_seed: int | None = field(

@@ -373,8 +373,10 @@ def _validate_data(data: DataArguments, task: str) -> None:
             "text-classification only (an image needs an image-text model such as CLIP, which the toolkit lacks)."
         )
     for flag in ("label_descriptions", "label_template"):
-        if getattr(data, flag) is not None and not zero_shot:
-            raise ConfigError(f"--{flag} builds a zero-shot head: it needs --train_samples_per_class 0.")
+        if getattr(data, flag) is not None and task != TEXT_CLASSIFICATION:
+            raise ConfigError(
+                f"--{flag} describes each label in text for a text encoder: it is for text-classification only."
+            )
     if data.label_template is not None and data.label_template.count("{}") != 1:
         raise ConfigError(f"--label_template needs exactly one {{}} for the description, got {data.label_template!r}.")
     for flag in ("max_train_samples", "max_eval_samples", "image_size", "max_seq_length"):

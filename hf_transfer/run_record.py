@@ -66,6 +66,7 @@ class RunRecord:
     strategy_chosen: str | None = None  # the strategy and why, when the user named none
     body_phase: str | None = None  # what a phase before the features were encoded did to the body (contrastive)
     head_fit: str | None = None  # how a closed-form head was fitted (no SGD steps), in words
+    label_anchors: str | None = None  # the label descriptions trained on as examples (few-shot text), in words
     unlabeled_source: str | None = None  # where the unlabelled examples came from (self-training)
     self_training: dict[str, Any] | None = None  # settings, rounds kept and why, and each round's counts per class
     wall_time_s: float | None = None

@@ -7,6 +7,7 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -363,14 +364,59 @@ def test_zero_shot_refuses_what_it_cannot_do(tmp_path):
                      task="text-classification")  # fmt: skip
     with pytest.raises(ConfigError, match="text-classification only"):
         parse_config(["--train_samples_per_class", "0"], task="image-classification")
-    with pytest.raises(ConfigError, match="needs --train_samples_per_class 0"):
-        parse_config(["--train_file", str(data), "--label_template", "about {}"], task="text-classification")
+    with pytest.raises(ConfigError, match="--label_template describes each label in text"):
+        parse_config(["--label_template", "about {}"], task="image-classification")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"sport": "sports", "cooking": "food"}))
     with pytest.raises(ConfigError, match=r"no description for \['weather'\]"):
         _run(["--model_name_or_path", "builtin:all-MiniLM-L6-v2", "--train_file", str(data),
               "--train_samples_per_class", "0", "--label_descriptions", str(bad), "--train_val_split", "0.25",
               "--output_dir", str(tmp_path / "out")])  # fmt: skip
+
+
+def test_label_descriptions_join_a_few_shot_runs_examples(tmp_path, tiny_bert_dir, monkeypatch):
+    """With labelled examples, each class's description is 2 more examples of it (SetFit's templated examples):
+    in every batch of the contrastive phase and in the closed-form head's fit, never counted as labelled, said in
+    the record, the log line and the card; where the head is trained by SGD the flag is refused, not ignored."""
+    from hf_transfer.exceptions import ConfigError
+    from hf_transfer.training import cached_head, contrastive
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    batches, fits = [], []
+    real_loss, real_fit = contrastive.pairwise_cosine_loss, cached_head.fit_linear_head
+
+    def loss(embeddings, labels):
+        batches.append(labels.tolist())
+        return real_loss(embeddings, labels)
+
+    def fit(features, labels, *args, **kwargs):
+        fits.append((features, labels))
+        return real_fit(features, labels, *args, **kwargs)
+
+    monkeypatch.setattr(contrastive, "pairwise_cosine_loss", loss)
+    monkeypatch.setattr(cached_head, "fit_linear_head", fit)
+    rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    data = write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
+    descriptions = tmp_path / "descriptions.json"
+    descriptions.write_text(json.dumps({"pos": "a good film", "neg": "a bad film"}))
+    out = tmp_path / "out"
+    _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--label_descriptions",
+          str(descriptions), "--contrastive_epochs", "2", "--output_dir", str(out)])  # fmt: skip
+    anchors = [0, 0, 1, 1]  # two of each class, in label order
+    assert len(batches) == 2 and all(len(b) == 20 and b[-4:] == anchors for b in batches)
+    features, labels = fits[0]
+    assert len(labels) == 20 and list(labels[-4:]) == anchors and np.abs(features[-4:]).sum() > 0
+    assert np.allclose(features[-4], features[-3]) and not np.allclose(features[-3], features[-2])
+    saved = json.loads((out / "hf_transfer_config.json").read_text())
+    record = saved["provenance"]
+    assert record["train_samples"] == 16 and "(2 steps, 380 pairs)" in record["body_phase"]  # 20 × 19 / 2 a step
+    assert "'pos': 'a good film'" in record["label_anchors"] and "every batch" in record["label_anchors"]
+    assert "on 16 examples and 4 of the label descriptions (2 of each)" in record["chosen_automatically_line"]
+    assert "Besides the labelled examples, it trained on the label descriptions" in (out / "README.md").read_text()
+    with pytest.raises(ConfigError) as refused:
+        _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--label_template",
+              "a {} film", "--strategy", "full", "--output_dir", str(tmp_path / "full")])  # fmt: skip
+    assert "--strategy full trains its head by SGD" in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_a_strategy_that_chooses_on_validation_is_refused_without_one(tmp_path, monkeypatch):

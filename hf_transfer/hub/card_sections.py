@@ -353,6 +353,8 @@ def training_notes(record: RunRecord) -> list[str]:
         )
     if record.strategy_chosen:
         notes.append(f"Strategy chosen automatically: {record.strategy_chosen}.")
+    if record.label_anchors:
+        notes.append(f"Besides the labelled examples, it trained on {record.label_anchors}.")
     if record.body_phase:
         notes.append(f"Before the features were encoded, a {record.body_phase}.")
     if record.head_fit and not record.train_samples:

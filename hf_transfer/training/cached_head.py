@@ -12,6 +12,7 @@ import torch
 from ..config import SINGLE_LABEL
 from ..run_record import RunRecord
 from ..strategies.base import ClosedFormHead
+from .label_anchors import anchor_features
 from .linear_head import LinearHead, fit_linear_head
 from .run_types import PreparedRun
 from .self_training import record, self_train, settings_for
@@ -46,8 +47,12 @@ def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
     started = time.perf_counter()
     features = task.train_dataset.tensors["features"].float().numpy()
     labels = np.asarray(task.train_dataset.labels)
+    if prepared.anchors is not None:  # each class's description, one example more (label anchors)
+        features = np.concatenate([features, anchor_features(prepared, prepared.anchors)])
+        labels = np.concatenate([labels, prepared.anchors.labels])
     head = fit_linear_head(features, labels, split.head.out_features, wanted.c, prepared.training.seed)
-    lines = [f"head fitted in closed form on {len(labels)} examples: {head.describe()}"]
+    anchors = f" and {prepared.anchors.examples_line()}" if prepared.anchors is not None else ""
+    lines = [f"head fitted in closed form on {len(task.train_dataset)} examples{anchors}: {head.describe()}"]
     if prepared.unlabeled is not None:  # self-training: more closed-form fits, with pseudo-labelled examples
         head, report = self_train_head(prepared, features, labels, head)
         lines.append(report.line())

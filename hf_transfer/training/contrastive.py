@@ -66,7 +66,9 @@ def run_contrastive_phase(prepared: PreparedRun) -> None:
     split = split_model(task.model, task.view, None)
     started = time.perf_counter()
     losses, per_epoch = _train_on_pairs(prepared, split, task.train_dataset, phase.epochs, phase)
-    pairs = sum(n * (n - 1) // 2 for n in _batch_sizes(len(task.train_dataset), phase.batch_size)) * phase.epochs
+    anchors = len(prepared.anchors.rows) if prepared.anchors is not None else 0
+    batches = _batch_sizes(len(task.train_dataset), phase.batch_size)
+    pairs = sum((n + anchors) * (n + anchors - 1) // 2 for n in batches) * phase.epochs
     task.record.body_phase = (
         f"contrastive phase: {phase.epochs} epochs of {len(task.train_dataset)} labelled examples in batches of "
         f"{phase.batch_size} ({len(losses)} steps, {pairs:,} pairs), body learning rate {phase.learning_rate:g}, "
@@ -117,9 +119,12 @@ def _train_on_pairs(
     task, training = prepared.task, prepared.training
     body = list(task.view.parameters(task.view.body()))
     generator = torch.Generator().manual_seed(training.seed)
-    loader = DataLoader(
-        dataset, batch_size=phase.batch_size, shuffle=True, generator=generator, collate_fn=task.data_collator
-    )
+    anchors = prepared.anchors.rows if prepared.anchors is not None else []
+
+    def collate(rows: list[dict]) -> dict:  # each batch's examples and every class's description (label anchors)
+        return task.data_collator([*rows, *(dict(anchor) for anchor in anchors)])
+
+    loader = DataLoader(dataset, batch_size=phase.batch_size, shuffle=True, generator=generator, collate_fn=collate)
     steps = epochs * len(loader)
     optimizer = phase_optimizer(body, training, phase.learning_rate)
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP * steps), steps)
@@ -134,7 +139,7 @@ def _train_on_pairs(
             for _ in range(epochs):
                 for batch in loader:
                     labels = batch.pop("labels").to(device)
-                    if len(labels) < 2:  # a last batch of one example has no pair
+                    if len(labels) < 2:  # a last batch of one example (and no anchor) has no pair
                         continue
                     embeddings = split.encode({name: value.to(device) for name, value in batch.items()})["features"]
                     loss = pairwise_cosine_loss(embeddings, labels)

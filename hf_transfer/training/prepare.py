@@ -18,6 +18,7 @@ from ..recipe import RecipeConfig, resolve_config
 from ..strategies import ComposedStrategy, StrategyContext, TransferStrategy
 from .cached_head import closed_form_choices, closed_form_head_wanted
 from .contrastive import run_contrastive_phase
+from .label_anchors import ANCHORS_NEED, build_label_anchors
 from .prefix_cache import CannotCache, cache_frozen_prefix, find_frozen_prefix, keep_prefix_in_eval, why_not_cached
 from .resolve import resolve_run
 from .run_types import PreparedRun
@@ -50,8 +51,13 @@ def prepare(config: RecipeConfig) -> PreparedRun:
     resolved = resolve_run(config, task, strategy, uses_ddp_reducer=strategy.trainable_over_run(context) is not None)
     trainable, total = parameter_counts(model)
     prepared = PreparedRun(resolved, task, strategy, context, model, trainable, total)
+    unlabeled = task.record.unlabeled_source is not None
+    closed_form = (strategy.self_training_head() if unlabeled else strategy.closed_form_head()) is not None
+    prepared.anchors = build_label_anchors(prepared, closed_form)
     run_contrastive_phase(prepared)  # the body it tunes is what the cache then encodes
     use_frozen_feature_cache(prepared)
+    if prepared.anchors is not None and closed_form_head_wanted(prepared) is None:
+        raise ConfigError(f"{ANCHORS_NEED} The frozen-feature cache could not be used here, so it cannot.")
     check_self_training(prepared)
     log_choices(prepared)
     return prepared

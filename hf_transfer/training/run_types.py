@@ -104,6 +104,7 @@ class PreparedRun:
     total_parameters: int
     cached_split: PrefixSplit | None = None  # the cut the run trains past on cached features, when it does
     unlabeled: Any = None  # the unlabelled examples' cached features (``CachedRows``), for self-training
+    anchors: Any = None  # each label's description as more examples of it (``LabelAnchors``, few-shot text)
 
     @property
     def config(self) -> RecipeConfig:
