@@ -136,6 +136,8 @@ def _contrastive_epochs(epochs: int, size: int, classes: int, data: dict[str, An
     return ("--strategy", "contrastive", "--contrastive_epochs", str(epochs))
 
 
+SETFIT_TEMPLATE = "This sentence is {}"  # setfit.get_templated_dataset's default template
+
 # Non-default toolkit runs: (per class, classes, the set's written data) -> flags
 DIAGNOSTICS = {
     "closed-form probe": lambda size, classes, data: ("--strategy", "linear_probe", "--head_solver", "closed_form"),
@@ -148,8 +150,10 @@ DIAGNOSTICS = {
     **{  # the phase's length, for the development split's curve of epochs
         f"contrastive, {n} epochs": partial(_contrastive_epochs, n) for n in (15, 20, 30)
     },
-    # the default given the set's label descriptions (sets.LABEL_DESCRIPTIONS), one more example of each class
+    # the default given the set's label descriptions (sets.LABEL_DESCRIPTIONS) or its label names in SetFit's
+    # template, as examples of each class
     "label descriptions": lambda size, classes, data: ("--label_descriptions", data["label_descriptions_json"]),
+    "label names": lambda size, classes, data: ("--label_template", SETFIT_TEMPLATE),
 }
 IMAGE_DATASET = "builtin:mnist"
 IMAGE_HELD_OUT_SEED = 0  # fixed: every size, seed and variant is scored on the same held-out images
