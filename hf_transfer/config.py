@@ -157,7 +157,7 @@ class DataArguments:
             "help": 'Text: a JSON file mapping each label to a description (e.g. {"earn": "company earnings"}). '
             "Zero-shot (--train_samples_per_class 0): the head is built from the descriptions' embeddings (default: "
             "the label names). With labelled examples: each description is 2 more examples of its class, in every "
-            "batch of the contrastive phase and in the closed-form head's fit (default: not used)."
+            "batch of the contrastive phase and in the closed-form head's fit (see --label_examples)."
         },
     )
     label_template: str | None = field(
@@ -166,6 +166,16 @@ class DataArguments:
             "help": "Text: a template each description (or label name) is put into, with {} for it (e.g. 'This text "
             "is about {}.'); given with labelled examples, the label names in it are used as --label_descriptions "
             "are. Default: the description alone."
+        },
+    )
+    label_examples: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Text with labelled examples: train on each label's description (--label_descriptions, else its "
+            "name in --label_template, else in SetFit's 'This sentence is {}') as 2 more examples of its class, in "
+            "every batch of the contrastive phase and in the closed-form head's fit. Default: on where "
+            "--label_descriptions or --label_template is given, else off (the bare names helped two of three "
+            "measured sets)."
         },
     )
     sampling_seed: int | None = field(

@@ -372,11 +372,17 @@ def _validate_data(data: DataArguments, task: str) -> None:
             "--train_samples_per_class 0 (zero-shot from the label names) needs a text encoder: it is for "
             "text-classification only (an image needs an image-text model such as CLIP, which the toolkit lacks)."
         )
-    for flag in ("label_descriptions", "label_template"):
+    for flag in ("label_descriptions", "label_template", "label_examples"):
         if getattr(data, flag) is not None and task != TEXT_CLASSIFICATION:
             raise ConfigError(
                 f"--{flag} describes each label in text for a text encoder: it is for text-classification only."
             )
+    given = [f"--{flag}" for flag in ("label_descriptions", "label_template") if getattr(data, flag) is not None]
+    if data.label_examples is False and given and not zero_shot:
+        raise ConfigError(
+            f"--label_examples false and {' '.join(given)} contradict each other: with labelled examples the "
+            "descriptions are used only as examples. Drop one of them."
+        )
     if data.label_template is not None and data.label_template.count("{}") != 1:
         raise ConfigError(f"--label_template needs exactly one {{}} for the description, got {data.label_template!r}.")
     for flag in ("max_train_samples", "max_eval_samples", "image_size", "max_seq_length"):

@@ -419,6 +419,27 @@ def test_label_descriptions_join_a_few_shot_runs_examples(tmp_path, tiny_bert_di
     assert "--strategy full trains its head by SGD" in str(refused.value) and "\n" not in str(refused.value)
 
 
+def test_label_examples_switch_the_label_names_on_and_off(tmp_path, tiny_bert_dir, monkeypatch):
+    """``--label_examples true`` with nothing else describing the labels takes their names in SetFit's template;
+    ``false`` beside a description is a contradiction, refused; the flags are for text only."""
+    from hf_transfer.exceptions import ConfigError
+    from hf_transfer.recipe import parse_config
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    rows = [(t, "pos") for t in POSITIVE[:4] * 2] + [(t, "neg") for t in NEGATIVE[:4] * 2]
+    data = write_text_csv(tmp_path / "few.csv", rows, ("text", "label"))
+    out = tmp_path / "names"
+    _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--label_examples", "true",
+          "--contrastive_epochs", "1", "--output_dir", str(out)])  # fmt: skip
+    record = json.loads((out / "hf_transfer_config.json").read_text())["provenance"]
+    assert "'pos': 'This sentence is pos'" in record["label_anchors"]
+    with pytest.raises(ConfigError, match="--label_examples false and --label_template contradict each other"):
+        parse_config(["--train_file", str(data), "--label_examples", "false", "--label_template", "a {}"],
+                     task="text-classification")  # fmt: skip
+    with pytest.raises(ConfigError, match="--label_examples describes each label in text"):
+        parse_config(["--label_examples", "true"], task="image-classification")
+
+
 def test_a_strategy_that_chooses_on_validation_is_refused_without_one(tmp_path, monkeypatch):
     from hf_transfer.exceptions import ConfigError
 

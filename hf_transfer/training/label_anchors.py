@@ -58,15 +58,23 @@ class LabelAnchors:
         )
 
 
+SETFIT_TEMPLATE = "This sentence is {}"  # setfit.get_templated_dataset's: the names' template (--label_examples)
+
+
 def anchors_wanted(prepared: PreparedRun) -> bool:
-    """``--label_descriptions`` or ``--label_template`` given to a run that has labelled examples."""
+    """Whether a run with labelled examples trains on its label descriptions: ``--label_examples``, else where
+    ``--label_descriptions`` or ``--label_template`` is given. Not by default: the bare label names in SetFit's
+    template gained on two text sets' development splits and lost on the third's (six Reuters topics, whose names
+    are abbreviations), benchmarks/RESULTS.md "Label descriptions as examples"."""
     data = prepared.config.data
-    return len(prepared.task.train_dataset) > 0 and (data.label_descriptions or data.label_template) is not None
+    if len(prepared.task.train_dataset) == 0 or data.label_examples is False:
+        return False
+    return bool(data.label_examples) or (data.label_descriptions or data.label_template) is not None
 
 
 ANCHORS_NEED = (
-    "--label_descriptions and --label_template with labelled examples add each label's description to the examples "
-    "of a head fitted in closed form (and of the contrastive phase, where there is one)."
+    "--label_examples (and --label_descriptions or --label_template with labelled examples) add each label's "
+    "description to the examples of a head fitted in closed form (and of the contrastive phase, where there is one)."
 )
 
 
@@ -81,9 +89,13 @@ def build_label_anchors(prepared: PreparedRun, closed_form: bool) -> LabelAnchor
         raise ConfigError(
             f"{ANCHORS_NEED} {what[0].upper() + what[1:]} trains its head by SGD: use --strategy contrastive, or "
             "linear_probe with --head_solver closed_form (or leave --strategy unset on a few examples a class), or "
-            "drop the flag."
+            "drop the flag (--label_examples false)."
         )
-    texts = [text for text in label_descriptions(prepared.config.data, task.label_names) for _ in range(COPIES)]
+    data = prepared.config.data
+    if data.label_descriptions is None and data.label_template is None:  # --label_examples alone: SetFit's way
+        data.label_template = SETFIT_TEMPLATE
+        prepared.config.automatic[("data", "label_template")] = SETFIT_TEMPLATE  # chosen, and saved with the run
+    texts = [text for text in label_descriptions(data, task.label_names) for _ in range(COPIES)]
     encoded = task.processing_class(texts, truncation=True)
     rows = [{**{key: values[i] for key, values in encoded.items()}, "labels": i // COPIES} for i in range(len(texts))]
     inputs = task.processing_class(texts, truncation=True, padding=True, return_tensors="pt")
