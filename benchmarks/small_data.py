@@ -177,6 +177,7 @@ class Plan:
     unlabeled: int = 0  # --unlabeled N: also the default run given N unlabelled pool examples (issue 20)
     unlabeled_pairs: bool = False  # text: also that run with --contrastive_pseudo_labels (pseudo-labels feed pairs)
     development: bool = False  # --development: score on a development set drawn from the pool, never the held-out set
+    development_per_class: int = sets.DEVELOPMENT_PER_CLASS  # text: its size (--development_per_class)
 
 
 # The default first; then single strategies tried as comparisons (never chosen on the held-out set)
@@ -395,7 +396,7 @@ def predict_texts(model_dir: Path, texts: list[str], batch: int = 64) -> list[st
 def text_set_of(part: str, plan: Plan) -> sets.TextSet:
     """The part's text set; under ``--development`` its development set stands in for the held-out set."""
     text_set = sets.TEXT_SETS[part]()
-    return sets.development(text_set) if plan.development else text_set
+    return sets.development(text_set, plan.development_per_class) if plan.development else text_set
 
 
 def build_text_data(part: str, plan: Plan, data_dir: Path) -> dict[str, Any]:
@@ -1326,6 +1327,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="score on a development set drawn from the pool, disjoint from the held-out set (to choose a default)",
     )
+    parser.add_argument(
+        "--development_per_class",
+        type=int,
+        default=sets.DEVELOPMENT_PER_CLASS,
+        help="text parts' development set size per class (the speeches' and topics' pools are too small for the "
+        f"default {sets.DEVELOPMENT_PER_CLASS})",
+    )
     args = harness.parse_args(parser, argv, worker=worker_main, render=lambda saved: render(saved)[0])
     if args is None:
         return
@@ -1345,7 +1353,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.unlabeled_pairs:
         plan = replace(plan, unlabeled_pairs=True)
     if args.development:
-        plan = replace(plan, development=True)
+        plan = replace(plan, development=True, development_per_class=args.development_per_class)
     if args.image_variants:
         names = harness.split_choices(parser, "--image_variants", args.image_variants, [n for n, _ in IMAGE_VARIANTS])
         plan = replace(plan, image_variants=tuple(v for v in IMAGE_VARIANTS if v[0] in names))
