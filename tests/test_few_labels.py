@@ -411,7 +411,8 @@ def test_label_descriptions_join_a_few_shot_runs_examples(tmp_path, tiny_bert_di
     record = saved["provenance"]
     assert record["train_samples"] == 16 and "(2 steps, 380 pairs)" in record["body_phase"]  # 20 × 19 / 2 a step
     assert "'pos': 'a good film'" in record["label_anchors"] and "every batch" in record["label_anchors"]
-    assert "on 16 examples and 4 of the label descriptions (2 of each)" in record["chosen_automatically_line"]
+    assert "on 16 examples and the 2 label descriptions (2 copies of each)" in record["chosen_automatically_line"]
+    assert "in batches of 16 and the 4 label-description examples in each (2 steps" in record["body_phase"]
     assert "Besides the labelled examples, it trained on the label descriptions" in (out / "README.md").read_text()
     with pytest.raises(ConfigError) as refused:
         _run(["--model_name_or_path", str(tiny_bert_dir), "--train_file", str(data), "--label_template",

@@ -69,9 +69,11 @@ def run_contrastive_phase(prepared: PreparedRun) -> None:
     anchors = len(prepared.anchors.rows) if prepared.anchors is not None else 0
     batches = _batch_sizes(len(task.train_dataset), phase.batch_size)
     pairs = sum((n + anchors) * (n + anchors - 1) // 2 for n in batches) * phase.epochs
+    with_anchors = f" and the {anchors} label-description examples in each" if anchors else ""
     task.record.body_phase = (
         f"contrastive phase: {phase.epochs} epochs of {len(task.train_dataset)} labelled examples in batches of "
-        f"{phase.batch_size} ({len(losses)} steps, {pairs:,} pairs), body learning rate {phase.learning_rate:g}, "
+        f"{phase.batch_size}{with_anchors} ({len(losses)} steps, {pairs:,} pairs), body learning rate "
+        f"{phase.learning_rate:g}, "
         f"cosine-similarity loss {_mean(losses[:per_epoch]):.3f} → {_mean(losses[-per_epoch:]):.3f} "
         f"(first → last epoch), {time.perf_counter() - started:.1f} s"
     )

@@ -48,7 +48,7 @@ class LabelAnchors:
         return np.asarray([row["labels"] for row in self.rows], dtype=np.int64)
 
     def examples_line(self) -> str:
-        return f"{len(self.rows)} of the label descriptions ({COPIES} of each)"
+        return f"the {len(self.rows) // COPIES} label descriptions ({COPIES} copies of each)"
 
     def describe(self, label_names: list[str]) -> str:
         shown = ", ".join(f"{name!r}: {text!r}" for name, text in zip(label_names, self.texts[::COPIES]))
@@ -101,7 +101,7 @@ def build_label_anchors(prepared: PreparedRun, closed_form: bool) -> LabelAnchor
     inputs = task.processing_class(texts, truncation=True, padding=True, return_tensors="pt")
     anchors = LabelAnchors(texts, rows, dict(inputs))
     task.record.label_anchors = anchors.describe(task.label_names)
-    logger.info("Label anchors: %s.", task.record.label_anchors)
+    logger.info("Training on %s.", task.record.label_anchors)
     return anchors
 
 
