@@ -89,7 +89,7 @@ def build_label_anchors(prepared: PreparedRun, closed_form: bool) -> LabelAnchor
         raise ConfigError(
             f"{ANCHORS_NEED} {what[0].upper() + what[1:]} trains its head by SGD: use --strategy contrastive, or "
             "linear_probe with --head_solver closed_form (or leave --strategy unset on a few examples a class), or "
-            "drop the flag (--label_examples false)."
+            "drop the flag."
         )
     data = prepared.config.data
     if data.label_descriptions is None and data.label_template is None:  # --label_examples alone: SetFit's way
