@@ -47,7 +47,7 @@ def fit_cached_head(prepared: PreparedRun) -> dict[str, float] | None:
     started = time.perf_counter()
     features = task.train_dataset.tensors["features"].float().numpy()
     labels = np.asarray(task.train_dataset.labels)
-    if prepared.anchors is not None:  # each class's description, one example more (label anchors)
+    if prepared.anchors is not None:  # each class's description, COPIES more examples of it (label anchors)
         features = np.concatenate([features, anchor_features(prepared, prepared.anchors)])
         labels = np.concatenate([labels, prepared.anchors.labels])
     head = fit_linear_head(features, labels, split.head.out_features, wanted.c, prepared.training.seed)

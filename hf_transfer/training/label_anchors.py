@@ -19,13 +19,11 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..config import SINGLE_LABEL
 from ..exceptions import ConfigError
-from ..models.prefix import split_model
 from .run_types import PreparedRun
-from .zero_shot import label_descriptions
+from .zero_shot import embed_texts, label_descriptions
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +35,10 @@ COPIES = 2
 @dataclass(frozen=True)
 class LabelAnchors:
     """Each class's description as a tokenised example: ``rows`` in the collator's format, labels included (for the
-    contrastive phase's batches), and ``inputs``, the same padded into one batch (for the head's features)."""
+    contrastive phase's batches)."""
 
     texts: list[str]
     rows: list[dict]
-    inputs: dict[str, torch.Tensor]
 
     @property
     def labels(self) -> np.ndarray:
@@ -98,23 +95,12 @@ def build_label_anchors(prepared: PreparedRun, closed_form: bool) -> LabelAnchor
     texts = [text for text in label_descriptions(data, task.label_names) for _ in range(COPIES)]
     encoded = task.processing_class(texts, truncation=True)
     rows = [{**{key: values[i] for key, values in encoded.items()}, "labels": i // COPIES} for i in range(len(texts))]
-    inputs = task.processing_class(texts, truncation=True, padding=True, return_tensors="pt")
-    anchors = LabelAnchors(texts, rows, dict(inputs))
+    anchors = LabelAnchors(texts, rows)
     task.record.label_anchors = anchors.describe(task.label_names)
     logger.info("Training on %s.", task.record.label_anchors)
     return anchors
 
 
-@torch.no_grad()
 def anchor_features(prepared: PreparedRun, anchors: LabelAnchors) -> np.ndarray:
     """The anchors' pooled features from the (tuned) body, as the cache holds the labelled examples'."""
-    task = prepared.task
-    split = split_model(task.model, task.view, None)
-    device = next(task.model.parameters()).device
-    was_training = task.model.training
-    task.model.eval()
-    try:
-        features = split.encode({name: value.to(device) for name, value in anchors.inputs.items()})["features"]
-    finally:
-        task.model.train(was_training)
-    return features.float().cpu().numpy()
+    return embed_texts(prepared, anchors.texts).float().cpu().numpy()

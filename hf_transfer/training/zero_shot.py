@@ -58,6 +58,21 @@ def label_descriptions(args: DataArguments, label_names: list[str]) -> list[str]
     return [template.format(described[name]) for name in label_names]
 
 
+@torch.no_grad()
+def embed_texts(prepared: PreparedRun, texts: list[str]) -> torch.Tensor:
+    """The pooled features of ``texts`` from the run's body as it is now (the zero-shot head's weights; the label
+    descriptions' features beside the cached ones of the labelled examples), in evaluation mode."""
+    task = prepared.task
+    device = next(task.model.parameters()).device
+    inputs = task.processing_class(texts, padding=True, truncation=True, return_tensors="pt").to(device)
+    was_training = task.model.training
+    task.model.eval()
+    try:
+        return split_model(task.model, task.view, None).encode(dict(inputs))["features"]
+    finally:
+        task.model.train(was_training)
+
+
 def zero_shot_head(prepared: PreparedRun) -> dict[str, float] | None:
     """Build the head from the label descriptions when the run has no training example; the metrics the Trainer's
     ``train`` would report, or None when there are examples to train on."""
@@ -71,12 +86,9 @@ def zero_shot_head(prepared: PreparedRun) -> dict[str, float] | None:
         )
     started = time.perf_counter()
     texts = label_descriptions(prepared.config.data, task.label_names)
-    device = next(model.parameters()).device
-    inputs = task.processing_class(texts, padding=True, truncation=True, return_tensors="pt").to(device)
-    split = split_model(model, task.view, None)
     model.eval()
+    embeddings = embed_texts(prepared, texts)
     with torch.no_grad():
-        embeddings = split.encode(dict(inputs))["features"]
         model.classifier.weight.copy_(F.normalize(embeddings, dim=-1))
         model.classifier.bias.zero_()
     shown = ", ".join(f"{name!r}: {text!r}" for name, text in zip(task.label_names, texts))
